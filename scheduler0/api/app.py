@@ -1,0 +1,346 @@
+"""
+The REST API (PRODUCT §4): projects, jobs, credentials and the healthcheck.
+
+Every answer is the envelope C{{"success": bool, "data": ...}}. Handlers raise
+L{scheduler0.api.errors.ApiError}s; the error handlers at the bottom are the one place
+they (and routing errors, and anything unexpected) become JSON.
+
+A write is validated here, turned into a L{Command} carrying its ids and timestamp, and
+answered only once the command log has applied it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any, Callable
+
+import attrs
+from klein import Klein
+from twisted.internet.defer import TimeoutError as DeferredTimeout
+from twisted.logger import Logger
+from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
+from werkzeug.exceptions import NotFound as RouteNotFound
+
+from ..consensus.interface import ICommandLog, NotAccepting
+from ..schedule.spec import FireTimeCache, load_zone, parse_spec
+from ..state import commands as C
+from ..state.commands import Command, new_command
+from ..state.ids import IdAllocator
+from ..store.reads import Record, StateReader
+from ..timestamps import format_time, from_seconds, parse_time
+from . import validation as V
+from .auth import Authenticator, Principal, hash_secret, new_api_key, new_api_secret
+from .errors import (ApiError, BadRequest, MethodNotAllowed, NotFound, Unavailable,
+                     error_for_status)
+
+log = Logger()
+
+_JSON = "application/json"
+
+
+def respond(request: Any, status: int, data: Any) -> bytes:
+    """Render the envelope. C{success} follows the status code."""
+    request.setResponseCode(status)
+    request.setHeader("content-type", _JSON)
+    return json.dumps({"success": status < 400, "data": data}, separators=(",", ":")).encode()
+
+
+def no_content(request: Any) -> bytes:
+    request.setResponseCode(204)
+    return b""
+
+
+def requires(scope: str | None) -> Callable:
+    """Authenticate the caller and check C{scope} before the handler runs."""
+
+    def decorate(handler: Callable) -> Callable:
+        @functools.wraps(handler)
+        def wrapper(self: "Api", request: Any, *args: Any, **kwargs: Any) -> Any:
+            if scope is not None:
+                principal = self.authenticator.authenticate(request)
+                principal.require(scope)
+                request.principal = principal
+            return handler(self, request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def read_json(request: Any, *, optional: bool = False) -> Any:
+    body = request.content.read() if request.content is not None else b""
+    if not body.strip():
+        if optional:
+            return None
+        raise BadRequest("a JSON request body is required")
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadRequest(f"the request body is not valid JSON: {e}") from None
+
+
+@attrs.define
+class ApiSettings:
+    node_id: int = 1
+    default_misfire_grace: int = 60
+    apply_timeout: float = 10.0
+
+
+class Api:
+    """
+    @param reader: returns the current L{StateReader}.
+    @param commands: where writes go (L{ICommandLog}).
+    @param clock: an C{IReactorTime}; the only source of "now".
+    """
+
+    app = Klein()
+
+    def __init__(self, reader: Callable[[], StateReader], commands: ICommandLog, clock: Any,
+                 authenticator: Authenticator, settings: ApiSettings | None = None) -> None:
+        self.reader = reader
+        self.commands = commands
+        self.clock = clock
+        self.authenticator = authenticator
+        self.settings = settings or ApiSettings()
+        self.ids = IdAllocator(lambda table: self.reader().sequence(table))
+        self.fire_times = FireTimeCache()
+
+    def resource(self) -> Any:
+        return self.app.resource()
+
+    # -- helpers ------------------------------------------------------------------------
+
+    async def _commit(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        command = new_command(kind, payload, self.clock.seconds())
+        return await self._submit(command)
+
+    async def _submit(self, command: Command) -> dict[str, Any]:
+        d = self.commands.submit(command)
+        d.addTimeout(self.settings.apply_timeout, self.clock)
+        try:
+            result = await d
+        except NotAccepting as e:
+            raise Unavailable(str(e)) from None
+        except DeferredTimeout:
+            raise Unavailable(
+                f"the write was not applied within {self.settings.apply_timeout:g} s; it may "
+                "still be applied, check before retrying"
+            ) from None
+        if not result.get("ok"):
+            raise error_for_status(result.get("status", 500), result.get("error", "rejected"))
+        return result
+
+    def _now(self):  # type: ignore[no-untyped-def]
+        return from_seconds(self.clock.seconds())
+
+    def _with_next_run(self, job: Record, now: Any) -> Record:
+        job["nextRunAt"] = None
+        if not job["paused"]:
+            fire = self.fire_times.next_fire(
+                parse_spec(job["spec"]), load_zone(job["timezone"]), now,
+                parse_time(job["dateCreated"]),
+                parse_time(job["startDate"]) if job["startDate"] else None,
+                parse_time(job["endDate"]) if job["endDate"] else None,
+            )
+            job["nextRunAt"] = format_time(fire) if fire else None
+        return job
+
+    # -- health -------------------------------------------------------------------------
+
+    @app.route("/api/v1/healthcheck", methods=["GET"])
+    def healthcheck(self, request: Any) -> bytes:
+        leader = self.commands.leader()
+        return respond(request, 200, {
+            "leaderAddress": leader[0] if leader else "",
+            "leaderId": leader[1] if leader else "",
+            "raftStats": self.commands.status(),
+        })
+
+    # -- projects -----------------------------------------------------------------------
+
+    @app.route("/api/v1/projects", methods=["POST"])
+    @requires("write")
+    async def create_project(self, request: Any) -> bytes:
+        fields = V.validate_project(read_json(request))
+        (project_id,) = self.ids.allocate("projects")
+        await self._commit(C.PROJECT_CREATE, {"project": {"id": project_id, **fields}})
+        return respond(request, 201, self.reader().project(project_id))
+
+    @app.route("/api/v1/projects", methods=["GET"])
+    @requires("read")
+    def list_projects(self, request: Any) -> bytes:
+        limit, offset = V.page(request.args)
+        projects, total = self.reader().projects(limit, offset)
+        return respond(request, 200, {"total": total, "offset": offset, "limit": limit,
+                                      "projects": projects})
+
+    @app.route("/api/v1/projects/<int:project_id>", methods=["GET"])
+    @requires("read")
+    def get_project(self, request: Any, project_id: int) -> bytes:
+        return respond(request, 200, self._project(project_id))
+
+    def _project(self, project_id: int) -> Record:
+        project = self.reader().project(project_id)
+        if project is None:
+            raise NotFound(f"project {project_id} does not exist")
+        return project
+
+    @app.route("/api/v1/projects/<int:project_id>", methods=["PUT"])
+    @requires("write")
+    async def update_project(self, request: Any, project_id: int) -> bytes:
+        existing = self._project(project_id)
+        changes = V.validate_project(read_json(request), existing)
+        await self._commit(C.PROJECT_UPDATE, {"id": project_id, "changes": changes})
+        return respond(request, 200, self._project(project_id))
+
+    @app.route("/api/v1/projects/<int:project_id>", methods=["DELETE"])
+    @requires("write")
+    async def delete_project(self, request: Any, project_id: int) -> bytes:
+        self._project(project_id)
+        await self._commit(C.PROJECT_DELETE, {"id": project_id})
+        return no_content(request)
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    @app.route("/api/v1/jobs", methods=["POST"])
+    @requires("write")
+    async def create_jobs(self, request: Any) -> bytes:
+        now = self._now()
+        jobs, many = V.validate_jobs(read_json(request), now=now,
+                                     default_grace=self.settings.default_misfire_grace)
+        known = self.reader().existing_project_ids(job["project_id"] for job in jobs)
+        for index, job in enumerate(jobs):
+            if job["project_id"] not in known:
+                where = f"jobs[{index}]." if many else ""
+                raise BadRequest(f"{where}projectId: project {job['project_id']} does not exist")
+        ids = self.ids.allocate("jobs", len(jobs))
+        for job_id, job in zip(ids, jobs):
+            job["id"] = job_id
+        await self._commit(C.JOB_CREATE, {"jobs": jobs})
+        now = self._now()
+        created = [self._with_next_run(job, now) for job in self.reader().jobs_by_ids(list(ids))]
+        return respond(request, 201, created if many else created[0])
+
+    @app.route("/api/v1/jobs", methods=["GET"])
+    @requires("read")
+    def list_jobs(self, request: Any) -> bytes:
+        limit, offset = V.page(request.args)
+        project_id = V.optional_int_arg(request.args, "projectId")
+        if project_id is None:
+            project_id = V.optional_int_arg(request.args, "project_id")
+        jobs, total = self.reader().jobs(project_id, limit, offset)
+        now = self._now()
+        return respond(request, 200, {"total": total, "offset": offset, "limit": limit,
+                                      "jobs": [self._with_next_run(j, now) for j in jobs]})
+
+    def _job(self, job_id: int) -> Record:
+        job = self.reader().job(job_id)
+        if job is None:
+            raise NotFound(f"job {job_id} does not exist")
+        return job
+
+    @app.route("/api/v1/jobs/<int:job_id>", methods=["GET"])
+    @requires("read")
+    def get_job(self, request: Any, job_id: int) -> bytes:
+        return respond(request, 200, self._with_next_run(self._job(job_id), self._now()))
+
+    @app.route("/api/v1/jobs/<int:job_id>", methods=["PUT"])
+    @requires("write")
+    async def update_job(self, request: Any, job_id: int) -> bytes:
+        existing = self._job(job_id)
+        columns = V.validate_job(read_json(request), now=self._now(),
+                                 default_grace=self.settings.default_misfire_grace,
+                                 existing=existing)
+        if columns["project_id"] != existing["projectId"] and not self.reader().project(
+                columns["project_id"]):
+            raise BadRequest(f"projectId: project {columns['project_id']} does not exist")
+        await self._commit(C.JOB_UPDATE, {"id": job_id, "changes": columns})
+        return respond(request, 200, self._with_next_run(self._job(job_id), self._now()))
+
+    @app.route("/api/v1/jobs/<int:job_id>", methods=["DELETE"])
+    @requires("write")
+    async def delete_job(self, request: Any, job_id: int) -> bytes:
+        self._job(job_id)
+        await self._commit(C.JOB_DELETE, {"id": job_id})
+        return no_content(request)
+
+    # -- credentials --------------------------------------------------------------------
+
+    @app.route("/api/v1/credentials", methods=["POST"])
+    @requires("admin")
+    async def create_credential(self, request: Any) -> bytes:
+        fields = V.validate_credential(read_json(request, optional=True), creating=True)
+        (credential_id,) = self.ids.allocate("credentials")
+        api_key, api_secret = new_api_key(), new_api_secret()
+        await self._commit(C.CREDENTIAL_CREATE, {"credential": {
+            "id": credential_id, "api_key": api_key, "secret_hash": hash_secret(api_secret),
+            "scopes": fields["scopes"], "archived": fields.get("archived", 0),
+        }})
+        record = self.reader().credential(credential_id)
+        assert record is not None
+        record["apiSecret"] = api_secret
+        return respond(request, 201, record)
+
+    @app.route("/api/v1/credentials", methods=["GET"])
+    @requires("admin")
+    def list_credentials(self, request: Any) -> bytes:
+        limit, offset = V.page(request.args)
+        credentials, total = self.reader().credentials(limit, offset)
+        return respond(request, 200, {"total": total, "offset": offset, "limit": limit,
+                                      "credentials": credentials})
+
+    def _credential(self, credential_id: int) -> Record:
+        credential = self.reader().credential(credential_id)
+        if credential is None:
+            raise NotFound(f"credential {credential_id} does not exist")
+        return credential
+
+    @app.route("/api/v1/credentials/<int:credential_id>", methods=["GET"])
+    @requires("admin")
+    def get_credential(self, request: Any, credential_id: int) -> bytes:
+        return respond(request, 200, self._credential(credential_id))
+
+    @app.route("/api/v1/credentials/<int:credential_id>", methods=["PUT"])
+    @requires("admin")
+    async def update_credential(self, request: Any, credential_id: int) -> bytes:
+        self._credential(credential_id)
+        changes = V.validate_credential(read_json(request), creating=False)
+        if not changes:
+            raise BadRequest('nothing to change; send e.g. {"archived": true}')
+        await self._commit(C.CREDENTIAL_UPDATE, {"id": credential_id, "changes": changes})
+        return respond(request, 200, self._credential(credential_id))
+
+    @app.route("/api/v1/credentials/<int:credential_id>", methods=["DELETE"])
+    @requires("admin")
+    async def delete_credential(self, request: Any, credential_id: int) -> bytes:
+        self._credential(credential_id)
+        await self._commit(C.CREDENTIAL_DELETE, {"id": credential_id})
+        return no_content(request)
+
+    # -- errors: the one place exceptions become JSON ------------------------------------
+
+    @app.handle_errors(ApiError)
+    def _api_error(self, request: Any, failure: Any) -> bytes:
+        error = failure.value
+        return respond(request, error.status, error.message)
+
+    @app.handle_errors(RouteNotFound)
+    def _no_route(self, request: Any, failure: Any) -> bytes:
+        return respond(request, 404, f"no such endpoint: {request.path.decode('utf-8', 'replace')}")
+
+    @app.handle_errors(RouteMethodNotAllowed)
+    def _wrong_method(self, request: Any, failure: Any) -> bytes:
+        allowed = ", ".join(getattr(failure.value, "valid_methods", None) or [])
+        if allowed:
+            request.setHeader("allow", allowed)
+        error = MethodNotAllowed(
+            f"{request.method.decode()} is not allowed on {request.path.decode('utf-8', 'replace')}"
+            + (f"; use {allowed}" if allowed else ""))
+        return respond(request, error.status, error.message)
+
+    @app.handle_errors(Exception)
+    def _unexpected(self, request: Any, failure: Any) -> bytes:
+        log.failure("unexpected error serving {method} {path}", failure,
+                    method=request.method.decode(), path=request.path.decode("utf-8", "replace"))
+        return respond(request, 500, "internal error; the node logged the details")

@@ -1,0 +1,111 @@
+"""
+Who is calling, and may they.
+
+Clients present an API key and secret (C{x-api-key}/C{x-secret-key}, or
+C{Authorization: Bearer <key>:<secret>}); nodes and the CLI present the node's Basic
+credentials with C{X-Peer: peer|cmd}. Secrets are compared as SHA-256 digests in constant
+time, so timing says nothing about how much of a guess was right.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from typing import Callable
+
+import attrs
+
+from ..store.reads import StateReader
+from .errors import Forbidden, Unauthorized
+
+PEER_KINDS = ("peer", "cmd")
+
+
+def hash_secret(secret: str) -> str:
+    """What is stored for an API secret. The secret is 256 random bits, so a plain hash is
+    as strong as a slow one and keeps every request cheap."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_api_key() -> str:
+    return secrets.token_hex(20)
+
+
+def new_api_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _same(a: bytes, b: bytes) -> bool:
+    return hmac.compare_digest(hashlib.sha256(a).digest(), hashlib.sha256(b).digest())
+
+
+@attrs.frozen
+class Principal:
+    """An authenticated caller: a credential (C{credential_id}) or a peer/operator."""
+
+    scopes: frozenset[str]
+    credential_id: int | None = None
+    peer: str | None = None
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes and "admin" not in self.scopes:
+            raise Forbidden(f"this credential lacks the {scope!r} scope")
+
+
+PEER_SCOPES = frozenset({"read", "write", "execute", "admin"})
+
+
+class Authenticator:
+    """
+    @param reader: returns the current L{StateReader} (credentials are read per request,
+        so archiving or deleting one takes effect at once).
+    """
+
+    def __init__(self, reader: Callable[[], StateReader], username: str, password: str) -> None:
+        self._reader = reader
+        self._username = username.encode()
+        self._password = password.encode()
+
+    def authenticate(self, request) -> Principal:  # type: ignore[no-untyped-def]
+        peer = request.getHeader("x-peer")
+        if peer is not None:
+            return self._peer(request, peer.strip().lower())
+        key = request.getHeader("x-api-key")
+        secret = request.getHeader("x-secret-key")
+        if not (key and secret):
+            bearer = request.getHeader("authorization") or ""
+            if bearer[:7].lower() == "bearer ":
+                key, _, secret = bearer[7:].strip().partition(":")
+        if not (key and secret):
+            raise Unauthorized(
+                "missing credentials: send headers x-api-key and x-secret-key, or "
+                "Authorization: Bearer <apiKey>:<apiSecret>"
+            )
+        found = self._reader().credential_for_key(key)
+        expected = found[1] if found else hash_secret(secrets.token_hex(8))
+        if not hmac.compare_digest(hash_secret(secret), expected) or found is None:
+            raise Unauthorized("invalid API key or secret")
+        record = found[0]
+        if record["archived"]:
+            raise Unauthorized(f"credential {record['id']} is archived")
+        return Principal(scopes=frozenset(record["scopes"]), credential_id=record["id"])
+
+    def _peer(self, request, kind: str) -> Principal:  # type: ignore[no-untyped-def]
+        if kind not in PEER_KINDS:
+            raise Unauthorized("X-Peer must be 'peer' or 'cmd'")
+        header = request.getHeader("authorization") or ""
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            raise Unauthorized("peer requests need HTTP Basic auth with the node's "
+                               "AuthUsername and AuthPassword")
+        try:
+            username, _, password = base64.b64decode(encoded.strip(), validate=True).partition(b":")
+        except ValueError:
+            raise Unauthorized("malformed Basic credentials") from None
+        user_ok = _same(username, self._username)
+        password_ok = _same(password, self._password)
+        if not (user_ok and password_ok):
+            raise Unauthorized("invalid peer credentials")
+        return Principal(scopes=PEER_SCOPES, peer=kind)

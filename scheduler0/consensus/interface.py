@@ -1,0 +1,42 @@
+"""
+The seam between the API and how commands are committed.
+
+A single node applies commands itself (L{scheduler0.consensus.local.LocalCommandLog});
+a cluster replicates them through Raft first. The API and the scheduler see only this
+interface, so adding Raft touches neither.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from zope.interface import Interface
+
+from ..state.commands import Command
+
+Observer = Callable[[Command, dict], None]
+
+
+class NotAccepting(Exception):
+    """The log cannot take commands now (stopping, overloaded, or no leader)."""
+
+
+class ICommandLog(Interface):
+    def submit(command: Command) -> Any:
+        """
+        Commit C{command} and apply it to this node's state.
+
+        @return: a Deferred firing with the command's result dict once it is applied here
+            (C{{"ok": True, ...}} or C{{"ok": False, "status": int, "error": str}}); failing
+            with L{NotAccepting} when the command was not taken. Submitting a command id that
+            was already applied fires with the stored result and changes nothing.
+        """
+
+    def add_observer(observer: Observer) -> None:
+        """Call C{observer(command, result)} in the reactor thread after each apply, in order."""
+
+    def status() -> dict[str, Any]:
+        """Raft-style statistics for the healthcheck, all values strings."""
+
+    def leader() -> tuple[str, str] | None:
+        """C{(leader address, leader node id)}, or None while there is no leader."""

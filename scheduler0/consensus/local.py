@@ -1,0 +1,174 @@
+"""
+The single-node command log: commands are applied by one writer thread, in batches.
+
+Writes never run in the reactor thread. Commands submitted while a batch is being written
+wait and go together in the next transaction, so a burst of API writes costs one commit,
+not one per request.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from ..state.commands import Command
+from ..state.machine import apply_batch
+from ..store.database import connect
+from .interface import ICommandLog, NotAccepting, Observer
+
+log = Logger()
+
+
+@implementer(ICommandLog)
+class LocalCommandLog(Service):
+    """
+    @param path: the sqlite file; its schema must already exist.
+    @param max_batch: most commands committed in one transaction.
+    @param max_pending: commands allowed to wait; past it C{submit} fails with
+        L{NotAccepting} instead of growing memory without end.
+    @param threaded: write in a dedicated thread (the daemon); False writes synchronously
+        in the caller's thread, for deterministic in-process tests.
+    """
+
+    def __init__(self, path: str, reactor: Any, node_id: int = 1, address: str = "",
+                 max_batch: int = 256, max_pending: int = 10_000, threaded: bool = True) -> None:
+        self._threaded = threaded
+        self._path = path
+        self._reactor = reactor
+        self._node_id = node_id
+        self._address = address
+        self._max_batch = max_batch
+        self._max_pending = max_pending
+        self._pending: deque[tuple[Command, Deferred]] = deque()
+        self._observers: list[Observer] = []
+        self._busy = False
+        self._accepting = False
+        self._idle: list[Deferred] = []
+        self._pool: ThreadPool | None = None
+        self._conn: Any = None
+        self._applied = 0
+
+    # -- service ------------------------------------------------------------------------
+
+    def startService(self) -> Deferred:
+        Service.startService(self)
+        if self._threaded:
+            self._pool = ThreadPool(1, 1, name="scheduler0-writer")
+            self._pool.start()
+        d = self._in_writer(self._open)
+
+        def opened(_: object) -> None:
+            self._accepting = True
+            self._kick()
+
+        return d.addCallback(opened)
+
+    def _in_writer(self, f: Any, *args: Any) -> Deferred:
+        if self._pool is None:
+            return maybeDeferred(f, *args)
+        return deferToThreadPool(self._reactor, self._pool, f, *args)
+
+    def _open(self) -> None:
+        self._conn = connect(self._path, check_same_thread=False)
+
+    def stopService(self) -> Deferred:
+        Service.stopService(self)
+        self._accepting = False
+        d = self._when_idle()
+        d.addCallback(lambda _: self._in_writer(self._close))
+        d.addBoth(self._stop_pool)
+        return d
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _stop_pool(self, passthrough: object) -> object:
+        if self._pool is not None:
+            self._pool.stop()
+            self._pool = None
+        return passthrough
+
+    def _when_idle(self) -> Deferred:
+        if not self._busy and not self._pending:
+            return succeed(None)
+        d: Deferred = Deferred()
+        self._idle.append(d)
+        return d
+
+    # -- ICommandLog --------------------------------------------------------------------
+
+    def submit(self, command: Command) -> Deferred:
+        if not self._accepting:
+            return _failed(NotAccepting("the node is not accepting writes (starting or stopping)"))
+        if len(self._pending) >= self._max_pending:
+            return _failed(NotAccepting("too many writes are waiting; retry shortly"))
+        d: Deferred = Deferred()
+        self._pending.append((command, d))
+        self._kick()
+        return d
+
+    def add_observer(self, observer: Observer) -> None:
+        self._observers.append(observer)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "state": "Leader",
+            "term": "1",
+            "num_peers": "0",
+            "applied_index": str(self._applied),
+            "commit_index": str(self._applied),
+            "last_log_index": str(self._applied + len(self._pending)),
+            "fsm_pending": str(len(self._pending)),
+        }
+
+    def leader(self) -> tuple[str, str] | None:
+        return (self._address, str(self._node_id))
+
+    # -- the writer ---------------------------------------------------------------------
+
+    def _kick(self) -> None:
+        if self._busy or not self._pending or self._conn is None:
+            if not self._busy and not self._pending:
+                idle, self._idle = self._idle, []
+                for d in idle:
+                    d.callback(None)
+            return
+        batch = [self._pending.popleft() for _ in range(min(self._max_batch, len(self._pending)))]
+        self._busy = True
+        d = self._in_writer(apply_batch, self._conn, [c for c, _ in batch])
+        d.addBoth(self._written, batch)
+
+    def _written(self, results: list[dict] | Failure,
+                 batch: list[tuple[Command, Deferred]]) -> None:
+        self._busy = False
+        if isinstance(results, Failure):
+            log.failure("writing {count} commands failed", results, count=len(batch))
+            for _, d in batch:
+                d.errback(results)
+        else:
+            self._applied += len(batch)
+            for (command, d), result in zip(batch, results):
+                for observer in self._observers:
+                    try:
+                        observer(command, result)
+                    except Exception:
+                        log.failure("observer failed on command {command_id}",
+                                    command_id=command.id)
+                d.callback(result)
+        self._kick()
+
+
+def _failed(error: Exception) -> Deferred:
+    d: Deferred = Deferred()
+    d.errback(error)
+    return d

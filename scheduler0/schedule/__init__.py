@@ -1,0 +1,1 @@
+"""Schedule specs and fire-time computation (see :mod:`scheduler0.schedule.spec`)."""

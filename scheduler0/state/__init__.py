@@ -1,0 +1,1 @@
+"""The replicated state machine: commands and the one function that applies them."""

@@ -1,0 +1,251 @@
+"""
+The state machine: one function applies every command to sqlite.
+
+Applying is deterministic: it reads nothing but the command and the database (no clock,
+no randomness), so a Raft replica applying the same log reaches the same state. A command
+that cannot be applied (a duplicate name, a missing project) is I{rejected}: the rejection
+is its deterministic result, recorded like a success, so resubmitting it answers the same.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any, Callable, Iterable, Mapping
+
+from . import commands as C
+from .commands import Command
+
+Result = dict[str, Any]
+
+
+class Rejected(Exception):
+    """Raised by an applier: the command is refused, with an HTTP-like status and a message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def apply_command(conn: sqlite3.Connection, command: Command) -> Result:
+    """
+    Apply one command inside the caller's transaction, atomically (a savepoint), once.
+    """
+    row = conn.execute(
+        "SELECT result FROM applied_commands WHERE id = ?", (command.id,)
+    ).fetchone()
+    if row is not None:
+        return json.loads(row[0])
+    applier = _APPLIERS.get((command.kind, command.version))
+    conn.execute("SAVEPOINT command")
+    try:
+        if applier is None:
+            raise Rejected(
+                400, f"unknown command {command.kind!r} version {command.version}"
+            )
+        result: Result = {"ok": True, **(applier(conn, command) or {})}
+    except Rejected as rejected:
+        conn.execute("ROLLBACK TO command")
+        result = {"ok": False, "status": rejected.status, "error": rejected.message}
+    except sqlite3.IntegrityError as error:
+        conn.execute("ROLLBACK TO command")
+        result = {"ok": False, "status": 409, "error": f"conflicts with stored data: {error}"}
+    conn.execute(
+        "INSERT INTO applied_commands (id, kind, issued_at, result) VALUES (?, ?, ?, ?)",
+        (command.id, command.kind, command.issued_at, json.dumps(result)),
+    )
+    conn.execute("RELEASE command")
+    return result
+
+
+def apply_batch(conn: sqlite3.Connection, commands: Iterable[Command]) -> list[Result]:
+    """Apply commands in order in one transaction: one commit for the whole batch."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        results = [apply_command(conn, command) for command in commands]
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return results
+
+
+def _bump_sequence(conn: sqlite3.Connection, name: str, ids: Iterable[int]) -> None:
+    top = max(ids, default=None)
+    if top is None:
+        return
+    conn.execute(
+        "INSERT INTO sequences (name, last) VALUES (?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET last = max(last, excluded.last)",
+        (name, top),
+    )
+
+
+def _require_row(conn: sqlite3.Connection, table: str, row_id: int, what: str) -> sqlite3.Row:
+    row = conn.execute(f"SELECT * FROM {table} WHERE id = ?", (row_id,)).fetchone()
+    if row is None:
+        raise Rejected(404, f"{what} {row_id} does not exist")
+    return row
+
+
+def _update(conn: sqlite3.Connection, table: str, row_id: int, changes: Mapping[str, Any],
+            modified: str) -> None:
+    columns = dict(changes)
+    columns["date_modified"] = modified
+    assignments = ", ".join(f"{column} = ?" for column in columns)
+    conn.execute(
+        f"UPDATE {table} SET {assignments} WHERE id = ?", (*columns.values(), row_id)
+    )
+
+
+# -- projects ---------------------------------------------------------------------------
+
+_PROJECT_FIELDS = ("name", "description")
+
+
+def _project_name_taken(conn: sqlite3.Connection, name: str, except_id: int | None) -> None:
+    row = conn.execute("SELECT id FROM projects WHERE name = ?", (name,)).fetchone()
+    if row is not None and row[0] != except_id:
+        raise Rejected(409, f"a project named {name!r} already exists (id {row[0]})")
+
+
+def _project_create(conn: sqlite3.Connection, command: Command) -> Result:
+    project = command.payload["project"]
+    _project_name_taken(conn, project["name"], None)
+    conn.execute(
+        "INSERT INTO projects (id, name, description, date_created, date_modified) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (project["id"], project["name"], project["description"], command.issued_at,
+         command.issued_at),
+    )
+    _bump_sequence(conn, "projects", [project["id"]])
+    return {"id": project["id"]}
+
+
+def _project_update(conn: sqlite3.Connection, command: Command) -> Result:
+    project_id = command.payload["id"]
+    _require_row(conn, "projects", project_id, "project")
+    changes = {k: v for k, v in command.payload["changes"].items() if k in _PROJECT_FIELDS}
+    if "name" in changes:
+        _project_name_taken(conn, changes["name"], project_id)
+    _update(conn, "projects", project_id, changes, command.issued_at)
+    return {"id": project_id}
+
+
+def _project_delete(conn: sqlite3.Connection, command: Command) -> Result:
+    project_id = command.payload["id"]
+    _require_row(conn, "projects", project_id, "project")
+    (jobs,) = conn.execute(
+        "SELECT count(*) FROM jobs WHERE project_id = ?", (project_id,)
+    ).fetchone()
+    if jobs:
+        raise Rejected(
+            409, f"project {project_id} still has {jobs} job(s); delete them first"
+        )
+    conn.execute("DELETE FROM projects WHERE id = ?", (project_id,))
+    return {"id": project_id}
+
+
+# -- jobs -------------------------------------------------------------------------------
+
+JOB_COLUMNS = (
+    "id", "project_id", "spec", "callback_url", "data", "execution_type", "timezone",
+    "start_date", "end_date", "paused", "misfire_policy", "misfire_grace_seconds",
+)
+_JOB_MUTABLE = frozenset(JOB_COLUMNS) - {"id"}
+
+
+def _missing_projects(conn: sqlite3.Connection, project_ids: set[int]) -> set[int]:
+    found = set()
+    ids = list(project_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        found.update(
+            row[0] for row in conn.execute(f"SELECT id FROM projects WHERE id IN ({marks})", chunk)
+        )
+    return project_ids - found
+
+
+def _job_create(conn: sqlite3.Connection, command: Command) -> Result:
+    jobs = command.payload["jobs"]
+    missing = _missing_projects(conn, {job["project_id"] for job in jobs})
+    if missing:
+        index = next(i for i, job in enumerate(jobs) if job["project_id"] in missing)
+        raise Rejected(
+            400, f"jobs[{index}].projectId: project {jobs[index]['project_id']} does not exist"
+        )
+    stamp = command.issued_at
+    conn.executemany(
+        f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}, date_created, date_modified) "
+        f"VALUES ({', '.join('?' * (len(JOB_COLUMNS) + 2))})",
+        [tuple(job[column] for column in JOB_COLUMNS) + (stamp, stamp) for job in jobs],
+    )
+    _bump_sequence(conn, "jobs", (job["id"] for job in jobs))
+    return {"count": len(jobs)}
+
+
+def _job_update(conn: sqlite3.Connection, command: Command) -> Result:
+    job_id = command.payload["id"]
+    _require_row(conn, "jobs", job_id, "job")
+    changes = {k: v for k, v in command.payload["changes"].items() if k in _JOB_MUTABLE}
+    if "project_id" in changes and _missing_projects(conn, {changes["project_id"]}):
+        raise Rejected(400, f"projectId: project {changes['project_id']} does not exist")
+    _update(conn, "jobs", job_id, changes, command.issued_at)
+    return {"id": job_id}
+
+
+def _job_delete(conn: sqlite3.Connection, command: Command) -> Result:
+    job_id = command.payload["id"]
+    _require_row(conn, "jobs", job_id, "job")
+    conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+    return {"id": job_id}
+
+
+# -- credentials ------------------------------------------------------------------------
+
+_CREDENTIAL_MUTABLE = frozenset({"archived", "scopes"})
+
+
+def _credential_create(conn: sqlite3.Connection, command: Command) -> Result:
+    credential = command.payload["credential"]
+    conn.execute(
+        "INSERT INTO credentials (id, api_key, secret_hash, scopes, archived, date_created, "
+        "date_modified) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (credential["id"], credential["api_key"], credential["secret_hash"],
+         credential["scopes"], int(credential.get("archived", False)), command.issued_at,
+         command.issued_at),
+    )
+    _bump_sequence(conn, "credentials", [credential["id"]])
+    return {"id": credential["id"]}
+
+
+def _credential_update(conn: sqlite3.Connection, command: Command) -> Result:
+    credential_id = command.payload["id"]
+    _require_row(conn, "credentials", credential_id, "credential")
+    changes = {
+        k: v for k, v in command.payload["changes"].items() if k in _CREDENTIAL_MUTABLE
+    }
+    _update(conn, "credentials", credential_id, changes, command.issued_at)
+    return {"id": credential_id}
+
+
+def _credential_delete(conn: sqlite3.Connection, command: Command) -> Result:
+    credential_id = command.payload["id"]
+    _require_row(conn, "credentials", credential_id, "credential")
+    conn.execute("DELETE FROM credentials WHERE id = ?", (credential_id,))
+    return {"id": credential_id}
+
+
+_APPLIERS: dict[tuple[str, int], Callable[[sqlite3.Connection, Command], Result | None]] = {
+    (C.PROJECT_CREATE, 1): _project_create,
+    (C.PROJECT_UPDATE, 1): _project_update,
+    (C.PROJECT_DELETE, 1): _project_delete,
+    (C.JOB_CREATE, 1): _job_create,
+    (C.JOB_UPDATE, 1): _job_update,
+    (C.JOB_DELETE, 1): _job_delete,
+    (C.CREDENTIAL_CREATE, 1): _credential_create,
+    (C.CREDENTIAL_UPDATE, 1): _credential_update,
+    (C.CREDENTIAL_DELETE, 1): _credential_delete,
+}

@@ -1,0 +1,1 @@
+"""The sqlite database: schema, connections and the read side of the state."""

@@ -1,0 +1,148 @@
+"""
+The read side: queries over this node's copy of the state, run in the reactor thread.
+
+Under WAL a read never waits for the writer thread, and every query here is an indexed
+lookup or a bounded page, so running them synchronously keeps the code plain without
+stalling the reactor.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Iterable
+
+Record = dict[str, Any]
+
+
+def project_record(row: sqlite3.Row) -> Record:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "description": row["description"],
+        "dateCreated": row["date_created"],
+        "dateModified": row["date_modified"],
+    }
+
+
+def job_record(row: sqlite3.Row) -> Record:
+    return {
+        "id": row["id"],
+        "projectId": row["project_id"],
+        "spec": row["spec"],
+        "callbackUrl": row["callback_url"],
+        "data": row["data"],
+        "executionType": row["execution_type"],
+        "timezone": row["timezone"],
+        "startDate": row["start_date"],
+        "endDate": row["end_date"],
+        "paused": bool(row["paused"]),
+        "misfirePolicy": row["misfire_policy"],
+        "misfireGraceSeconds": row["misfire_grace_seconds"],
+        "dateCreated": row["date_created"],
+        "dateModified": row["date_modified"],
+    }
+
+
+def credential_record(row: sqlite3.Row) -> Record:
+    """A credential as the API shows it: never the secret, not even its hash."""
+    return {
+        "id": row["id"],
+        "apiKey": row["api_key"],
+        "scopes": row["scopes"].split(",") if row["scopes"] else [],
+        "archived": bool(row["archived"]),
+        "dateCreated": row["date_created"],
+        "dateModified": row["date_modified"],
+    }
+
+
+class StateReader:
+    """Typed queries over one read connection. Rows come back as API-shaped records."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def _one(self, sql: str, args: Iterable[Any]) -> sqlite3.Row | None:
+        return self._conn.execute(sql, tuple(args)).fetchone()
+
+    def _count(self, sql: str, args: Iterable[Any] = ()) -> int:
+        return self._conn.execute(sql, tuple(args)).fetchone()[0]
+
+    def sequence(self, name: str) -> int:
+        """The highest id ever used for C{name}'s rows (0 if none)."""
+        row = self._one("SELECT last FROM sequences WHERE name = ?", (name,))
+        return row[0] if row else 0
+
+    # projects
+
+    def project(self, project_id: int) -> Record | None:
+        row = self._one("SELECT * FROM projects WHERE id = ?", (project_id,))
+        return project_record(row) if row else None
+
+    def project_by_name(self, name: str) -> Record | None:
+        row = self._one("SELECT * FROM projects WHERE name = ?", (name,))
+        return project_record(row) if row else None
+
+    def projects(self, limit: int, offset: int) -> tuple[list[Record], int]:
+        rows = self._conn.execute(
+            "SELECT * FROM projects ORDER BY id LIMIT ? OFFSET ?", (limit, offset)
+        ).fetchall()
+        return [project_record(r) for r in rows], self._count("SELECT count(*) FROM projects")
+
+    def existing_project_ids(self, ids: Iterable[int]) -> set[int]:
+        wanted = list(set(ids))
+        found: set[int] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in self._conn.execute(
+                f"SELECT id FROM projects WHERE id IN ({marks})", chunk))
+        return found
+
+    # jobs
+
+    def job(self, job_id: int) -> Record | None:
+        row = self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return job_record(row) if row else None
+
+    def jobs(self, project_id: int | None, limit: int, offset: int) -> tuple[list[Record], int]:
+        if project_id is None:
+            rows = self._conn.execute(
+                "SELECT * FROM jobs ORDER BY id LIMIT ? OFFSET ?", (limit, offset)
+            ).fetchall()
+            total = self._count("SELECT count(*) FROM jobs")
+        else:
+            rows = self._conn.execute(
+                "SELECT * FROM jobs WHERE project_id = ? ORDER BY id LIMIT ? OFFSET ?",
+                (project_id, limit, offset),
+            ).fetchall()
+            total = self._count("SELECT count(*) FROM jobs WHERE project_id = ?", (project_id,))
+        return [job_record(r) for r in rows], total
+
+    def jobs_by_ids(self, ids: list[int]) -> list[Record]:
+        records: list[Record] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            records.extend(job_record(r) for r in self._conn.execute(
+                f"SELECT * FROM jobs WHERE id IN ({marks}) ORDER BY id", chunk))
+        return records
+
+    def job_count(self, project_id: int) -> int:
+        return self._count("SELECT count(*) FROM jobs WHERE project_id = ?", (project_id,))
+
+    # credentials
+
+    def credential(self, credential_id: int) -> Record | None:
+        row = self._one("SELECT * FROM credentials WHERE id = ?", (credential_id,))
+        return credential_record(row) if row else None
+
+    def credentials(self, limit: int, offset: int) -> tuple[list[Record], int]:
+        rows = self._conn.execute(
+            "SELECT * FROM credentials ORDER BY id LIMIT ? OFFSET ?", (limit, offset)
+        ).fetchall()
+        return [credential_record(r) for r in rows], self._count("SELECT count(*) FROM credentials")
+
+    def credential_for_key(self, api_key: str) -> tuple[Record, str] | None:
+        """The credential with C{api_key} and its stored secret hash, for authentication."""
+        row = self._one("SELECT * FROM credentials WHERE api_key = ?", (api_key,))
+        return (credential_record(row), row["secret_hash"]) if row else None

@@ -1,0 +1,49 @@
+"""The store as a service: opens the database (creating its schema) and the read connection."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+from twisted.application.service import Service
+from twisted.logger import Logger
+
+from .database import connect, database_path, ensure_schema
+from .reads import StateReader
+
+log = Logger()
+
+
+class StoreService(Service):
+    """
+    Owns the reactor thread's read connection. Started before anything that reads or
+    writes, stopped after them.
+    """
+
+    def __init__(self, data_dir: str) -> None:
+        self.data_dir = data_dir
+        self.path = database_path(data_dir)
+        self._conn: sqlite3.Connection | None = None
+        self.reader: StateReader | None = None
+
+    def open(self) -> StateReader:
+        """Open synchronously; idempotent, so C{makeService} can fail early on a bad file."""
+        if self.reader is None:
+            os.makedirs(self.data_dir, mode=0o700, exist_ok=True)
+            self._conn = connect(self.path)
+            ensure_schema(self._conn)
+            self.reader = StateReader(self._conn)
+            log.info("opened database {path}", path=self.path)
+        return self.reader
+
+    def startService(self) -> None:
+        self.open()
+        Service.startService(self)
+
+    def stopService(self) -> None:
+        Service.stopService(self)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+            self.reader = None
+            log.info("closed database {path}", path=self.path)

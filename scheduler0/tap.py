@@ -1,0 +1,90 @@
+"""
+The twistd plugin's options and C{makeService}: C{twistd -n scheduler0 [--config PATH]}.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from twisted.logger import Logger
+from twisted.python import usage
+
+from .config import Config, ConfigError, load_config
+from .logs import DAEMON_OBSERVER, configure
+from .node import build_node
+from .node_secrets import SecretsError, resolve, secrets_path
+
+log = Logger()
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise usage.UsageError(f"--set expects KEY=VALUE, got {text!r}")
+    return key.strip(), value
+
+
+class Options(usage.Options):
+    synopsis = "[--config PATH] [--host H] [--port N] [--data-dir DIR] [--set Key=Value ...]"
+    longdesc = (
+        "Run a Scheduler0 node. With no options at all it serves a single node on "
+        "127.0.0.1:9091 and keeps its data in ./scheduler0-data/. Settings come from "
+        "defaults < the YAML file given with --config < SCHEDULER0_* environment variables "
+        "< these options. See etc/scheduler0.yml for every key."
+    )
+    optParameters = [
+        ["config", "c", None, "YAML configuration file."],
+        ["host", None, None, "Interface to serve the API on (Host)."],
+        ["port", "p", None, "Port to serve the API on (Port)."],
+        ["data-dir", "d", None, "Directory for the database and node secrets (DataDir)."],
+        ["log-level", None, None, "debug, info, warn or error (LogLevel)."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["set"] = []
+
+    def opt_set(self, assignment: str) -> None:
+        """Set any configuration key, e.g. --set JobExecutionTimeout=10 (repeatable)."""
+        self["set"].append(parse_assignment(assignment))
+
+    def overrides(self) -> dict[str, Any]:
+        values: dict[str, Any] = dict(self["set"])
+        for option, key in (("host", "Host"), ("port", "Port"), ("data-dir", "DataDir"),
+                            ("log-level", "LogLevel")):
+            if self[option] is not None:
+                values[key] = self[option]
+        return values
+
+    def postOptions(self) -> None:
+        try:
+            self.config: Config = load_config(self["config"], os.environ, self.overrides())
+        except ConfigError as e:
+            raise SystemExit(f"scheduler0: configuration error: {e}")
+        parent = getattr(self, "parent", None)
+        if parent is not None and not parent.get("logger"):
+            configure(self.config.log_level, parent.get("logfile"), bool(parent.get("nodaemon")))
+            parent["logger"] = DAEMON_OBSERVER
+
+
+def makeService(options: Options) -> Any:
+    from twisted.internet import reactor
+
+    config = options.config
+    try:
+        node_secrets, created = resolve(config, create=True)
+    except SecretsError as e:
+        raise SystemExit(f"scheduler0: {e}")
+    if created:
+        log.info("generated node secrets in {path} (mode 0600)",
+                 path=secrets_path(config.data_dir))
+    node = build_node(config, node_secrets, reactor)
+    config_hint = f" --config {options['config']}" if options["config"] else ""
+    log.info(
+        "Scheduler0 node {node_id} serving {url}/api/v1 with data in {data_dir}. "
+        "Create an API credential with: scheduler0 create credential{config_hint}",
+        node_id=config.node_id, url=config.http_base_url(), data_dir=config.data_dir,
+        config_hint=config_hint,
+    )
+    return node

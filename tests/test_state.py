@@ -1,0 +1,138 @@
+"""The state machine and the command log against real sqlite files."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from twisted.internet import defer, reactor
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from scheduler0.consensus.local import LocalCommandLog
+from scheduler0.state import commands as C
+from scheduler0.state.commands import Command
+from scheduler0.state.machine import apply_batch, apply_command
+from scheduler0.store.database import connect, ensure_schema
+from scheduler0.store.service import StoreService
+
+
+def fresh_db(testcase) -> sqlite3.Connection:  # type: ignore[no-untyped-def]
+    conn = connect(testcase.mktemp() + ".db")
+    ensure_schema(conn)
+    testcase.addCleanup(conn.close)
+    return conn
+
+
+def job(job_id: int, project_id: int = 1) -> dict:
+    return {"id": job_id, "project_id": project_id, "spec": "@every 1m",
+            "callback_url": "http://127.0.0.1:3000/cb", "data": None, "execution_type": "http",
+            "timezone": "UTC", "start_date": None, "end_date": None, "paused": 0,
+            "misfire_policy": "fire_once", "misfire_grace_seconds": 60}
+
+
+def script() -> list[Command]:
+    """A little history touching every kind of command, rejections included."""
+    at = "2026-11-26T16:00:00.000Z"
+    return [
+        Command("c1", C.PROJECT_CREATE, at, {"project": {"id": 1, "name": "a", "description": ""}}),
+        Command("c2", C.PROJECT_CREATE, at, {"project": {"id": 2, "name": "a", "description": ""}}),
+        Command("c3", C.JOB_CREATE, at, {"jobs": [job(1), job(2), job(3)]}),
+        Command("c4", C.JOB_CREATE, at, {"jobs": [job(4), job(5, project_id=9)]}),
+        Command("c5", C.JOB_UPDATE, "2026-11-26T16:00:01.000Z",
+                {"id": 2, "changes": {"spec": "*/5 * * * *", "timezone": "Europe/London"}}),
+        Command("c6", C.JOB_DELETE, at, {"id": 3}),
+        Command("c7", C.PROJECT_DELETE, at, {"id": 1}),
+        Command("c8", C.CREDENTIAL_CREATE, at, {"credential": {
+            "id": 1, "api_key": "k", "secret_hash": "h", "scopes": "read"}}),
+        Command("c9", C.CREDENTIAL_UPDATE, at, {"id": 1, "changes": {"archived": 1}}),
+    ]
+
+
+def dump(conn: sqlite3.Connection) -> list[tuple]:
+    return list(conn.iterdump())
+
+
+class StateMachineTests(SynchronousTestCase):
+    def test_rejections_are_results_and_change_nothing(self) -> None:
+        conn = fresh_db(self)
+        results = apply_batch(conn, script())
+        self.assertEqual([r["ok"] for r in results],
+                         [True, False, True, False, True, True, False, True, True])
+        self.assertEqual(results[1]["status"], 409)
+        self.assertEqual(results[3], {"ok": False, "status": 400, "error":
+                                      "jobs[1].projectId: project 9 does not exist"})
+        self.assertEqual(results[6]["status"], 409)
+        # the rejected batch stored none of its jobs, not even the valid first one
+        ids = [r[0] for r in conn.execute("SELECT id FROM jobs ORDER BY id")]
+        self.assertEqual(ids, [1, 2])
+
+    def test_applying_is_deterministic(self) -> None:
+        one, two = fresh_db(self), fresh_db(self)
+        apply_batch(one, script())
+        for command in script():
+            apply_batch(two, [command])
+        self.assertEqual(dump(one), dump(two))
+        row = one.execute("SELECT spec, timezone, date_modified FROM jobs WHERE id = 2").fetchone()
+        self.assertEqual(tuple(row), ("*/5 * * * *", "Europe/London", "2026-11-26T16:00:01.000Z"))
+
+    def test_same_command_id_twice_changes_nothing(self) -> None:
+        conn = fresh_db(self)
+        apply_batch(conn, script())
+        before = dump(conn)
+        again = apply_batch(conn, script())
+        self.assertEqual(dump(conn), before)
+        self.assertEqual([r["ok"] for r in again],
+                         [True, False, True, False, True, True, False, True, True])
+        # a resubmitted create with the same id answers its original result...
+        self.assertEqual(apply_command(conn, script()[0]), {"ok": True, "id": 1})
+        # ...while a new command reusing an id is a conflict
+        clash = Command("c10", C.JOB_CREATE, "2026-11-26T16:00:00.000Z", {"jobs": [job(1)]})
+        self.assertEqual(apply_batch(conn, [clash])[0]["status"], 409)
+
+    def test_unknown_command_is_rejected(self) -> None:
+        conn = fresh_db(self)
+        (result,) = apply_batch(conn, [Command("x", "job.explode", "2026-11-26T16:00:00Z", {})])
+        self.assertEqual((result["ok"], result["status"]), (False, 400))
+
+    def test_command_round_trips_through_json(self) -> None:
+        for command in script():
+            self.assertEqual(Command.from_json(command.to_json()), command)
+
+
+class LocalCommandLogTests(TestCase):
+    """The writer thread, with the real reactor."""
+
+    def setUp(self) -> None:
+        self.store = StoreService(self.mktemp())
+        self.store.startService()
+        self.addCleanup(self.store.stopService)
+
+    @defer.inlineCallbacks
+    def test_concurrent_submissions_are_applied_in_order_and_observed(self):  # type: ignore[no-untyped-def]
+        log = LocalCommandLog(self.store.path, reactor, max_batch=7)
+        yield log.startService()
+        seen: list[str] = []
+        log.add_observer(lambda command, result: seen.append(command.id))
+        commands = [Command(f"p{i}", C.PROJECT_CREATE, "2026-11-26T16:00:00.000Z",
+                            {"project": {"id": i, "name": f"p{i}", "description": ""}})
+                    for i in range(1, 51)]
+        results = yield defer.gatherResults([log.submit(c) for c in commands])
+        self.assertEqual([r["id"] for r in results], list(range(1, 51)))
+        self.assertEqual(seen, [c.id for c in commands])
+        projects, total = self.store.reader.projects(100, 0)
+        self.assertEqual(total, 50)
+        yield log.stopService()
+
+    @defer.inlineCallbacks
+    def test_stop_drains_pending_writes_then_refuses(self):  # type: ignore[no-untyped-def]
+        from scheduler0.consensus.interface import NotAccepting
+
+        log = LocalCommandLog(self.store.path, reactor)
+        yield log.startService()
+        pending = [log.submit(Command(f"q{i}", C.PROJECT_CREATE, "2026-11-26T16:00:00.000Z",
+                                      {"project": {"id": i, "name": f"q{i}", "description": ""}}))
+                   for i in range(1, 21)]
+        yield log.stopService()
+        results = yield defer.gatherResults(pending)
+        self.assertTrue(all(r["ok"] for r in results))
+        self.assertEqual(self.store.reader.projects(1, 0)[1], 20)
+        yield self.assertFailure(log.submit(script()[0]), NotAccepting)
