@@ -505,6 +505,10 @@ KEYS: tuple[Key, ...] = (
         _int_check(1), "limits"),
     Key("MaxQueue", int, 1000000, "Maximum occurrences waiting for dispatch on this node.",
         _int_check(1), "limits"),
+    Key("CallbackConcurrencyPerTarget", int, 8,
+        "Most callback requests in flight to one target (scheme://host:port), so a slow "
+        "receiver holds only its own share of MaxWorkers.",
+        _int_check(1), "limits"),
     Key("MaxMemory", int, 0,
         "Memory budget in MB; at 70 % the node stops taking new occurrences; 0 = no limit.",
         _int_check(0, note="megabytes, 0 = no limit"), "limits"),
@@ -513,9 +517,9 @@ KEYS: tuple[Key, ...] = (
     Key("HTTPExecutorPayloadMaxSizeMb", float, 2.0,
         "Largest callback body in MB; bigger batches are split into chunks (x-payload-chunk-id).",
         _number_check(gt=0, note="megabytes"), "limits"),
-    Key("ExecutionRetentionDays", int, 30, "Days execution records are kept.",
+    Key("ExecutionRetentionDays", int, 7, "Days finished execution records are kept.",
         _int_check(1, note="days"), "limits"),
-    Key("ExecutionRetentionPerJob", int, 1000, "Most recent execution records kept per job.",
+    Key("ExecutionRetentionPerJob", int, 100, "Most recent execution records kept per job.",
         _int_check(1), "limits"),
 )
 
@@ -601,6 +605,7 @@ class Config:
     # limits
     max_workers: int = _field("MaxWorkers")
     max_queue: int = _field("MaxQueue")
+    callback_concurrency_per_target: int = _field("CallbackConcurrencyPerTarget")
     max_memory: int = _field("MaxMemory")
     max_cpu: int = _field("MaxCPU")
     http_executor_payload_max_size_mb: float = _field("HTTPExecutorPayloadMaxSizeMb")

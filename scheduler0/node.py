@@ -1,27 +1,39 @@
 """
 A node: the service tree that C{twistd scheduler0} runs.
 
-Children start in the order they are added and stop in reverse, one after the other, so
-the HTTP site stops taking requests before the command log drains, and the database is
-closed last.
+Children start in the order they are added and stop in reverse, one after the other:
+the HTTP site stops taking requests first, then the scheduler stops starting occurrences,
+the executor stops, the command log drains, and the database is closed last.
 """
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
+import treq.client
 from twisted.application import strports
-from twisted.application.service import IService, MultiService
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from twisted.logger import Logger
+from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
 
 from .api.app import Api, ApiSettings
 from .api.auth import Authenticator
 from .api.site import make_site
 from .config import Config
 from .consensus.local import LocalCommandLog
+from .execution.breaker import Breakers
+from .execution.executor import Executor, ExecutorSettings
+from .execution.network_policy import NetworkPolicy, PolicyEndpointFactory
+from .execution.recorder import ExecutionRecorder
+from .execution.recovery import RecoveryService
+from .execution.retention import RetentionService
 from .node_secrets import NodeSecrets
+from .schedule.service import SchedulerService
+from .schedule.spec import FireTimeCache
 from .store.service import StoreService
+from .timestamps import format_time, from_seconds
 
 log = Logger()
 
@@ -40,8 +52,24 @@ class SequentialMultiService(MultiService):
                 except Exception:
                     log.failure("stopping {name} failed", name=getattr(child, "name", child))
 
-        from twisted.internet.defer import ensureDeferred
         return ensureDeferred(stop_all())
+
+
+class _QuietClientFactory(_HTTP11ClientFactory):
+    """Callback connections come and go all the time; do not log each one."""
+
+    noisy = False
+
+
+class CallbackPoolService(Service):
+    """Owns the callback connection pool so it is closed when the node stops."""
+
+    def __init__(self, pool: HTTPConnectionPool) -> None:
+        self.pool = pool
+
+    def stopService(self) -> Deferred:
+        Service.stopService(self)
+        return self.pool.closeCachedConnections()
 
 
 def http_endpoint(config: Config) -> str:
@@ -53,23 +81,81 @@ def http_endpoint(config: Config) -> str:
     return f"tcp:port={config.port}:interface={interface}"
 
 
+def callback_client(reactor: Any, config: Config, policy: NetworkPolicy) -> tuple[Any, Any]:
+    """A treq client with its own bounded pool, connecting through the network policy."""
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool.maxPersistentPerHost = config.callback_concurrency_per_target
+    pool.cachedConnectionTimeout = 120
+    pool.retryAutomatically = False
+    pool._factory = _QuietClientFactory
+    endpoints = PolicyEndpointFactory(reactor, policy,
+                                      connect_timeout=min(config.job_execution_timeout, 10))
+    agent = Agent.usingEndpointFactory(reactor, endpoints, pool=pool)
+    return treq.client.HTTPClient(agent), pool
+
+
 def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> SequentialMultiService:
     """Assemble a single node's service tree from validated config."""
     node = SequentialMultiService()
 
+    def add(service: Any, name: str) -> Any:
+        service.setName(name)
+        service.setServiceParent(node)
+        return service
+
     store = StoreService(config.data_dir)
     store.open()
-    store.setName("store")
-    store.setServiceParent(node)
-
-    commands = LocalCommandLog(store.path, reactor, node_id=config.node_id,
-                               address=config.advertised_raft_address())
-    commands.setName("commands")
-    commands.setServiceParent(node)
+    add(store, "store")
 
     def reader():  # type: ignore[no-untyped-def]
         assert store.reader is not None, "the store is not open"
         return store.reader
+
+    def schedule_reader():  # type: ignore[no-untyped-def]
+        assert store.schedule_reader is not None, "the store is not open"
+        return store.schedule_reader
+
+    commands = add(LocalCommandLog(store.path, reactor, node_id=config.node_id,
+                                   address=config.advertised_raft_address()), "commands")
+
+    policy = NetworkPolicy(config.callback_allow_networks, config.callback_deny_networks)
+    http_client, pool = callback_client(reactor, config, policy)
+    add(CallbackPoolService(pool), "callback-pool")
+    rng = random.Random()
+    fire_times = FireTimeCache()
+    breakers = Breakers(reactor, rng, on_change=lambda breaker, old, new:
+                        executor.on_breaker_change(breaker, old, new))
+    executor = Executor(
+        clock=reactor, http=http_client,
+        recorder=ExecutionRecorder(reactor, commands),
+        breakers=breakers,
+        secrets_for=lambda project_id: schedule_reader().signing_secrets(
+            project_id, format_time(from_seconds(reactor.seconds()))),
+        is_live=lambda job_id: scheduler.knows(job_id),
+        settings=ExecutorSettings(
+            timeout=config.job_execution_timeout, retry_delay=config.job_execution_retry_delay,
+            retry_max=config.job_execution_retry_max,
+            max_payload_bytes=int(config.http_executor_payload_max_size_mb * 1_000_000),
+            per_target=config.callback_concurrency_per_target,
+            max_in_flight=config.max_workers, max_queue=config.max_queue,
+            node_id=config.node_id),
+        rng=rng,
+    )
+    add(executor, "executor")
+
+    scheduler = SchedulerService(
+        clock=reactor,
+        load=lambda: (schedule_reader().all_jobs(), schedule_reader().last_scheduled_times()),
+        job_records=lambda ids: reader().jobs_by_ids(ids),
+        dispatch=executor.submit,
+        fire_times=fire_times,
+    )
+    commands.add_observer(scheduler.observe)
+    add(scheduler, "scheduler")
+    add(RecoveryService(reactor, lambda: schedule_reader().unfinished_executions(),
+                        lambda: scheduler.plans, executor), "recovery")
+    add(RetentionService(reactor, commands, config.execution_retention_days,
+                         config.execution_retention_per_job), "retention")
 
     api = Api(
         reader=reader,
@@ -80,11 +166,11 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
         settings=ApiSettings(node_id=config.node_id,
                              default_misfire_grace=config.misfire_grace_seconds,
                              apply_timeout=config.raft_apply_timeout),
+        scheduler=scheduler,
     )
+    api.fire_times = fire_times
     site = make_site(api.resource(), int(config.max_request_body_mb * 1024 * 1024))
-    http = strports.service(http_endpoint(config), site)
-    http.setName("http")
-    http.setServiceParent(node)
+    add(strports.service(http_endpoint(config), site), "http")
     node.api = api  # type: ignore[attr-defined]
     return node
 

@@ -39,7 +39,7 @@ SEED_KEYS = (
 PROJECT_KEYS = (
     "DataDir", "TLSCertFile", "TLSKeyFile", "MaxRequestBodyMb", "RateLimitPerMinute",
     "CallbackAllowNetworks", "CallbackDenyNetworks", "ExecutionRetentionDays",
-    "ExecutionRetentionPerJob", "MisfireGraceSeconds",
+    "ExecutionRetentionPerJob", "MisfireGraceSeconds", "CallbackConcurrencyPerTarget",
 )
 KEY_BY_NAME = {key.name: key for key in KEYS}
 
@@ -151,7 +151,7 @@ class DefaultsTests(_Helpers):
                           config.rate_limit_per_minute), ("", "", 16.0, 500))
         self.assertEqual((config.callback_allow_networks, config.callback_deny_networks), ((), ()))
         self.assertEqual((config.execution_retention_days, config.execution_retention_per_job,
-                          config.misfire_grace_seconds), (30, 1000, 60))
+                          config.misfire_grace_seconds), (7, 100, 60))
 
     def test_direct_construction_uses_defaults(self) -> None:
         self.assertEqual(Config(), load_config(environ={}))
@@ -648,6 +648,7 @@ class DumpYamlTests(_Helpers):
         "CallbackAllowNetworks": ["10.0.0.0/8", "fd00::/8"],
         "CallbackDenyNetworks": ["169.254.0.0/16"], "ExecutionRetentionDays": 7,
         "ExecutionRetentionPerJob": 5, "MisfireGraceSeconds": 0,
+        "CallbackConcurrencyPerTarget": 2,
     }
 
     def test_values_cover_every_key(self) -> None:

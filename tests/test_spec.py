@@ -136,6 +136,13 @@ class ParseCronTests(SynchronousTestCase):
             [utc(2027, 3, 10, 0, 50), utc(2027, 3, 10, 0, 55), utc(2027, 3, 10, 1, 50)],
         )
 
+    def test_open_weekday_step_stops_at_saturday(self) -> None:
+        # "5/2" is 5-6/2 = {fri}; 7 is only an alias of Sunday, not part of the range.
+        self.assertEqual(parse_spec("0 0 * * 5/2").expr, "0 0 * * 5-6/2")
+        self.assertEqual(
+            fires("0 0 * * 5/2", ZUTC, utc(2027, 3, 10), 2), [utc(2027, 3, 12), utc(2027, 3, 19)]
+        )
+
     def test_day_of_month_or_day_of_week(self) -> None:
         # Vixie semantics: both restricted -> either matches. 2027-03-15 is a Monday.
         self.assertEqual(
@@ -628,7 +635,7 @@ class EveryTests(SynchronousTestCase):
         self.assertLess(time.perf_counter() - began, 0.05)
         self.assertEqual(result, utc(2126, 1, 1, 0, 0, 1))
 
-    @settings(max_examples=300, deadline=None)
+    @settings(database=None, max_examples=300, deadline=None)
     @given(
         seconds=st.integers(min_value=1, max_value=400 * 86400),
         anchor=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2040, 1, 1),
@@ -689,7 +696,7 @@ def _instants() -> st.SearchStrategy[datetime]:
 
 
 class CronPropertyTests(SynchronousTestCase):
-    @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(database=None, max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(text=st.sampled_from(PROPERTY_SPECS), zone=st.sampled_from(PROPERTY_ZONES),
            after=_instants())
     def test_result_after_and_matching(self, text: str, zone: ZoneInfo, after: datetime) -> None:
@@ -758,6 +765,14 @@ class FireTimeCacheTests(SynchronousTestCase):
         cache.next_fire(parse_spec("*/10 * * * *"), NY, base, T0)
         self.assertEqual(calls[0], 12)
 
+    def test_keyed_by_zone(self) -> None:
+        cache = FireTimeCache()
+        daily = parse_spec("0 9 * * *")
+        after = utc(2027, 6, 1)
+        self.assertEqual(cache.next_fire(daily, ZUTC, after, T0), utc(2027, 6, 1, 9))
+        self.assertEqual(cache.next_fire(daily, NY, after, T0), utc(2027, 6, 1, 13))
+        self.assertEqual(cache.next_fire(daily, LONDON, after, T0), utc(2027, 6, 1, 8))
+
     def test_lru_bound(self) -> None:
         cache = FireTimeCache(maxsize=3)
         schedule = parse_spec("@daily")
@@ -789,7 +804,7 @@ class FireTimeCacheTests(SynchronousTestCase):
             cache.next_fire(daily, ZUTC, T0, T0, start, start - timedelta(seconds=1))
         )
 
-    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(database=None, max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(text=st.sampled_from(PROPERTY_SPECS), zone=st.sampled_from(PROPERTY_ZONES),
            after=_instants(), start_shift=st.none() | st.integers(-86400, 86400),
            end_shift=st.none() | st.integers(0, 40 * 86400))

@@ -33,8 +33,10 @@ def script() -> list[Command]:
     """A little history touching every kind of command, rejections included."""
     at = "2026-11-26T16:00:00.000Z"
     return [
-        Command("c1", C.PROJECT_CREATE, at, {"project": {"id": 1, "name": "a", "description": ""}}),
-        Command("c2", C.PROJECT_CREATE, at, {"project": {"id": 2, "name": "a", "description": ""}}),
+        Command("c1", C.PROJECT_CREATE, at, {"project": {"id": 1, "name": "a", "description": "",
+                                                       "signing_secret": "s1"}}),
+        Command("c2", C.PROJECT_CREATE, at, {"project": {"id": 2, "name": "a", "description": "",
+                                                       "signing_secret": "s2"}}),
         Command("c3", C.JOB_CREATE, at, {"jobs": [job(1), job(2), job(3)]}),
         Command("c4", C.JOB_CREATE, at, {"jobs": [job(4), job(5, project_id=9)]}),
         Command("c5", C.JOB_UPDATE, "2026-11-26T16:00:01.000Z",
@@ -110,10 +112,12 @@ class LocalCommandLogTests(TestCase):
     def test_concurrent_submissions_are_applied_in_order_and_observed(self):  # type: ignore[no-untyped-def]
         log = LocalCommandLog(self.store.path, reactor, max_batch=7)
         yield log.startService()
+        self.addCleanup(lambda: log.running and log.stopService())
         seen: list[str] = []
         log.add_observer(lambda command, result: seen.append(command.id))
         commands = [Command(f"p{i}", C.PROJECT_CREATE, "2026-11-26T16:00:00.000Z",
-                            {"project": {"id": i, "name": f"p{i}", "description": ""}})
+                            {"project": {"id": i, "name": f"p{i}", "description": "",
+                                         "signing_secret": "s"}})
                     for i in range(1, 51)]
         results = yield defer.gatherResults([log.submit(c) for c in commands])
         self.assertEqual([r["id"] for r in results], list(range(1, 51)))
@@ -128,8 +132,10 @@ class LocalCommandLogTests(TestCase):
 
         log = LocalCommandLog(self.store.path, reactor)
         yield log.startService()
+        self.addCleanup(lambda: log.running and log.stopService())
         pending = [log.submit(Command(f"q{i}", C.PROJECT_CREATE, "2026-11-26T16:00:00.000Z",
-                                      {"project": {"id": i, "name": f"q{i}", "description": ""}}))
+                                      {"project": {"id": i, "name": f"q{i}", "description": "",
+                                                   "signing_secret": "s"}}))
                    for i in range(1, 21)]
         yield log.stopService()
         results = yield defer.gatherResults(pending)

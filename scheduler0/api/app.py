@@ -29,6 +29,7 @@ from ..state.commands import Command, new_command
 from ..state.ids import IdAllocator
 from ..store.reads import Record, StateReader
 from ..timestamps import format_time, from_seconds, parse_time
+from ..execution.signing import new_signing_secret
 from . import validation as V
 from .auth import Authenticator, Principal, hash_secret, new_api_key, new_api_secret
 from .errors import (ApiError, BadRequest, MethodNotAllowed, NotFound, Unavailable,
@@ -97,8 +98,10 @@ class Api:
     app = Klein()
 
     def __init__(self, reader: Callable[[], StateReader], commands: ICommandLog, clock: Any,
-                 authenticator: Authenticator, settings: ApiSettings | None = None) -> None:
+                 authenticator: Authenticator, settings: ApiSettings | None = None,
+                 scheduler: Any = None) -> None:
         self.reader = reader
+        self.scheduler = scheduler
         self.commands = commands
         self.clock = clock
         self.authenticator = authenticator
@@ -136,7 +139,10 @@ class Api:
 
     def _with_next_run(self, job: Record, now: Any) -> Record:
         job["nextRunAt"] = None
-        if not job["paused"]:
+        if self.scheduler is not None and job["id"] in self.scheduler.plans:
+            fire = self.scheduler.next_fire(job["id"])
+            job["nextRunAt"] = format_time(from_seconds(fire)) if fire is not None else None
+        elif not job["paused"]:
             fire = self.fire_times.next_fire(
                 parse_spec(job["spec"]), load_zone(job["timezone"]), now,
                 parse_time(job["dateCreated"]),
@@ -164,7 +170,8 @@ class Api:
     async def create_project(self, request: Any) -> bytes:
         fields = V.validate_project(read_json(request))
         (project_id,) = self.ids.allocate("projects")
-        await self._commit(C.PROJECT_CREATE, {"project": {"id": project_id, **fields}})
+        await self._commit(C.PROJECT_CREATE, {"project": {
+            "id": project_id, "signing_secret": new_signing_secret(), **fields}})
         return respond(request, 201, self.reader().project(project_id))
 
     @app.route("/api/v1/projects", methods=["GET"])
@@ -200,6 +207,22 @@ class Api:
         self._project(project_id)
         await self._commit(C.PROJECT_DELETE, {"id": project_id})
         return no_content(request)
+
+    @app.route("/api/v1/projects/<int:project_id>/signing-secret", methods=["GET"])
+    @requires("write")
+    def get_signing_secret(self, request: Any, project_id: int) -> bytes:
+        self._project(project_id)
+        return respond(request, 200, self.reader().signing_secret(project_id))
+
+    @app.route("/api/v1/projects/<int:project_id>/signing-secret/rotate", methods=["POST"])
+    @requires("write")
+    async def rotate_signing_secret(self, request: Any, project_id: int) -> bytes:
+        self._project(project_id)
+        grace = V.validate_rotation(read_json(request, optional=True))
+        expires = format_time(from_seconds(self.clock.seconds() + grace))
+        await self._commit(C.PROJECT_ROTATE_SECRET, {
+            "id": project_id, "secret": new_signing_secret(), "previous_expires": expires})
+        return respond(request, 200, self.reader().signing_secret(project_id))
 
     # -- jobs ---------------------------------------------------------------------------
 
@@ -264,6 +287,61 @@ class Api:
         self._job(job_id)
         await self._commit(C.JOB_DELETE, {"id": job_id})
         return no_content(request)
+
+    @app.route("/api/v1/jobs/<int:job_id>/pause", methods=["POST"])
+    @requires("write")
+    async def pause_job(self, request: Any, job_id: int) -> bytes:
+        return await self._set_paused(request, job_id, True)
+
+    @app.route("/api/v1/jobs/<int:job_id>/resume", methods=["POST"])
+    @requires("write")
+    async def resume_job(self, request: Any, job_id: int) -> bytes:
+        return await self._set_paused(request, job_id, False)
+
+    async def _set_paused(self, request: Any, job_id: int, paused: bool) -> bytes:
+        self._job(job_id)
+        await self._commit(C.JOB_UPDATE, {"id": job_id, "changes": {"paused": int(paused)}})
+        return respond(request, 200, self._with_next_run(self._job(job_id), self._now()))
+
+    @app.route("/api/v1/jobs/<int:job_id>/run", methods=["POST"])
+    @requires("execute")
+    def run_job(self, request: Any, job_id: int) -> bytes:
+        self._job(job_id)
+        occurrence = self.scheduler.run_now(job_id) if self.scheduler is not None else None
+        if occurrence is None:
+            raise Unavailable(f"job {job_id} is not scheduled on this node; retry shortly")
+        return respond(request, 202, {
+            "executionId": occurrence.execution_id, "jobId": job_id,
+            "scheduledTime": format_time(from_seconds(occurrence.scheduled))})
+
+    @app.route("/api/v1/jobs/<int:job_id>/executions", methods=["GET"])
+    @requires("read")
+    def job_executions(self, request: Any, job_id: int) -> bytes:
+        self._job(job_id)
+        return self._executions(request, job_id=job_id)
+
+    # -- executions ---------------------------------------------------------------------
+
+    @app.route("/api/v1/executions", methods=["GET"])
+    @requires("read")
+    def list_executions(self, request: Any) -> bytes:
+        return self._executions(request, job_id=V.optional_int_arg(request.args, "jobId"))
+
+    def _executions(self, request: Any, job_id: int | None) -> bytes:
+        limit, offset = V.page(request.args)
+        filters = V.execution_filters(request.args)
+        executions, total = self.reader().executions(job_id=job_id, limit=limit, offset=offset,
+                                                     **filters)
+        return respond(request, 200, {"total": total, "offset": offset, "limit": limit,
+                                      "executions": executions})
+
+    @app.route("/api/v1/executions/<execution_id>", methods=["GET"])
+    @requires("read")
+    def get_execution(self, request: Any, execution_id: str) -> bytes:
+        execution = self.reader().execution(execution_id)
+        if execution is None:
+            raise NotFound(f"execution {execution_id} does not exist")
+        return respond(request, 200, execution)
 
     # -- credentials --------------------------------------------------------------------
 

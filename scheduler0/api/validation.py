@@ -286,3 +286,43 @@ def optional_int_arg(args: Mapping[bytes, list[bytes]], name: str) -> int | None
     if not values or values[0] == b"":
         return None
     return _int_arg(args, name, 0, 1, None)
+
+
+EXECUTION_STATES = ("scheduled", "dispatched", "succeeded", "failed", "retrying", "dead")
+MAX_ROTATION_GRACE = 30 * 86400
+
+
+def execution_filters(args: Mapping[bytes, list[bytes]]) -> dict[str, Any]:
+    """C{projectId}, C{state}, C{from} and C{to} (RFC 3339, on the scheduled time)."""
+    filters: dict[str, Any] = {"project_id": optional_int_arg(args, "projectId")}
+    state = _text_arg(args, "state")
+    if state is not None and state not in EXECUTION_STATES:
+        raise BadRequest(f"state: {state!r} is not one of {', '.join(EXECUTION_STATES)}")
+    filters["state"] = state
+    for name, key in (("from", "since"), ("to", "until")):
+        text = _text_arg(args, name)
+        if text is None:
+            filters[key] = None
+            continue
+        try:
+            filters[key] = format_time(parse_time(text))
+        except ValueError as e:
+            raise BadRequest(f"{name}: {e}") from None
+    return filters
+
+
+def _text_arg(args: Mapping[bytes, list[bytes]], name: str) -> str | None:
+    values = args.get(name.encode())
+    if not values or values[0] == b"":
+        return None
+    return values[0].decode("utf-8", "replace")
+
+
+def validate_rotation(raw: Any) -> int:
+    """Seconds the previous signing secret stays valid (C{graceSeconds}, default a day)."""
+    fields = _normalise({} if raw is None else raw, _aliases({"graceSeconds": "graceSeconds"},
+                                                             frozenset()), "")
+    grace = fields.get("graceSeconds", 86400)
+    if not _is_int(grace) or not 0 <= grace <= MAX_ROTATION_GRACE:
+        raise BadRequest(f"graceSeconds: must be a whole number from 0 to {MAX_ROTATION_GRACE}")
+    return grace

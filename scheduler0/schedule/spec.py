@@ -356,7 +356,7 @@ class CronSchedule:
         if self.every_hour:
             off1 = local.replace(fold=1).utcoffset()
             assert off1 is not None
-            if False:
+            if off1 < off_here:
                 # `after` is in the first half of an overlap: the second occurrences of the
                 # overlap's slots (all later than `after`) are candidates too.
                 change = _transition(zone, after_utc, after_utc + (off_here - off1))

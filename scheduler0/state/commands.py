@@ -21,12 +21,16 @@ COMMAND_FORMAT_VERSION = 1
 PROJECT_CREATE = "project.create"
 PROJECT_UPDATE = "project.update"
 PROJECT_DELETE = "project.delete"
+PROJECT_ROTATE_SECRET = "project.rotate_secret"
 JOB_CREATE = "job.create"
 JOB_UPDATE = "job.update"
 JOB_DELETE = "job.delete"
 CREDENTIAL_CREATE = "credential.create"
 CREDENTIAL_UPDATE = "credential.update"
 CREDENTIAL_DELETE = "credential.delete"
+EXECUTION_RECORD = "execution.record"
+EXECUTION_DELETE = "execution.delete"
+EXECUTION_PRUNE = "execution.prune"
 
 
 @attrs.frozen

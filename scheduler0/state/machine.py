@@ -51,6 +51,11 @@ def apply_command(conn: sqlite3.Connection, command: Command) -> Result:
     except sqlite3.IntegrityError as error:
         conn.execute("ROLLBACK TO command")
         result = {"ok": False, "status": 409, "error": f"conflicts with stored data: {error}"}
+    except (KeyError, TypeError, ValueError) as error:
+        # a malformed payload fails the same way on every replica: reject, do not crash
+        conn.execute("ROLLBACK TO command")
+        result = {"ok": False, "status": 400,
+                  "error": f"malformed {command.kind} command: {type(error).__name__} {error}"}
     conn.execute(
         "INSERT INTO applied_commands (id, kind, issued_at, result) VALUES (?, ?, ?, ?)",
         (command.id, command.kind, command.issued_at, json.dumps(result)),
@@ -114,10 +119,10 @@ def _project_create(conn: sqlite3.Connection, command: Command) -> Result:
     project = command.payload["project"]
     _project_name_taken(conn, project["name"], None)
     conn.execute(
-        "INSERT INTO projects (id, name, description, date_created, date_modified) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (project["id"], project["name"], project["description"], command.issued_at,
-         command.issued_at),
+        "INSERT INTO projects (id, name, description, signing_secret, date_created, "
+        "date_modified) VALUES (?, ?, ?, ?, ?, ?)",
+        (project["id"], project["name"], project["description"], project["signing_secret"],
+         command.issued_at, command.issued_at),
     )
     _bump_sequence(conn, "projects", [project["id"]])
     return {"id": project["id"]}
@@ -144,6 +149,18 @@ def _project_delete(conn: sqlite3.Connection, command: Command) -> Result:
             409, f"project {project_id} still has {jobs} job(s); delete them first"
         )
     conn.execute("DELETE FROM projects WHERE id = ?", (project_id,))
+    return {"id": project_id}
+
+
+def _project_rotate_secret(conn: sqlite3.Connection, command: Command) -> Result:
+    """The new secret signs from now on; the old one is sent beside it until it expires."""
+    project_id = command.payload["id"]
+    project = _require_row(conn, "projects", project_id, "project")
+    _update(conn, "projects", project_id, {
+        "signing_secret": command.payload["secret"],
+        "previous_signing_secret": project["signing_secret"],
+        "previous_secret_expires": command.payload["previous_expires"],
+    }, command.issued_at)
     return {"id": project_id}
 
 
@@ -199,8 +216,76 @@ def _job_update(conn: sqlite3.Connection, command: Command) -> Result:
 def _job_delete(conn: sqlite3.Connection, command: Command) -> Result:
     job_id = command.payload["id"]
     _require_row(conn, "jobs", job_id, "job")
+    conn.execute("DELETE FROM executions WHERE job_id = ?", (job_id,))
     conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
     return {"id": job_id}
+
+
+# -- executions -------------------------------------------------------------------------
+
+EXECUTION_COLUMNS = (
+    "id", "job_id", "project_id", "scheduled_time", "state", "attempts", "target", "node_id",
+    "last_status", "last_error", "error_category", "duration_ms", "lateness_ms",
+    "first_attempt_at", "last_attempt_at", "next_retry_at",
+)
+TERMINAL_STATES = ("succeeded", "failed", "dead")
+# a later record of the same execution replaces these; the others keep their last
+# known value when the later record leaves them out (e.g. lateness, first attempt)
+_REPLACED = ("state", "attempts", "target", "node_id", "next_retry_at")
+_KEPT = tuple(c for c in EXECUTION_COLUMNS[4:] if c not in _REPLACED)
+_RECORD_SQL = (
+    f"INSERT INTO executions ({', '.join(EXECUTION_COLUMNS)}, date_created, date_modified) "
+    f"SELECT {', '.join('?' * (len(EXECUTION_COLUMNS) + 2))} "
+    "WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?) "
+    "ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _REPLACED)
+    + ", "
+    + ", ".join(f"{c} = coalesce(excluded.{c}, {c})" for c in _KEPT)
+    + ", date_modified = excluded.date_modified"
+)
+
+
+def _execution_record(conn: sqlite3.Connection, command: Command) -> Result:
+    """Upsert execution records. A record of a job deleted meanwhile is dropped."""
+    stamp = command.issued_at
+    conn.executemany(_RECORD_SQL, [
+        tuple(record.get(c) for c in EXECUTION_COLUMNS) + (stamp, stamp, record["job_id"])
+        for record in command.payload["records"]
+    ])
+    return {"count": len(command.payload["records"])}
+
+
+def _execution_delete(conn: sqlite3.Connection, command: Command) -> Result:
+    ids = command.payload["ids"]
+    deleted = 0
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        deleted += conn.execute(
+            f"DELETE FROM executions WHERE id IN ({','.join('?' * len(chunk))})", chunk
+        ).rowcount
+    return {"deleted": deleted}
+
+
+def _execution_prune(conn: sqlite3.Connection, command: Command) -> Result:
+    """
+    Retention: finished executions older than C{before}, and beyond the newest
+    C{keep_per_job} of each job, are deleted. A job's newest execution is always kept: it
+    is the anchor its schedule continues from after a restart.
+    """
+    terminal = ",".join(f"'{s}'" for s in TERMINAL_STATES)
+    old = conn.execute(
+        f"DELETE FROM executions WHERE state IN ({terminal}) AND scheduled_time < ? "
+        "AND scheduled_time < (SELECT max(e.scheduled_time) FROM executions e "
+        "WHERE e.job_id = executions.job_id)",
+        (command.payload["before"],),
+    ).rowcount
+    excess = conn.execute(
+        f"DELETE FROM executions WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER "
+        f"(PARTITION BY job_id ORDER BY scheduled_time DESC) AS n FROM executions) "
+        f"WHERE n > ?) AND state IN ({terminal})",
+        (command.payload["keep_per_job"],),
+    ).rowcount
+    return {"deleted": old + excess}
 
 
 # -- credentials ------------------------------------------------------------------------
@@ -242,6 +327,10 @@ _APPLIERS: dict[tuple[str, int], Callable[[sqlite3.Connection, Command], Result 
     (C.PROJECT_CREATE, 1): _project_create,
     (C.PROJECT_UPDATE, 1): _project_update,
     (C.PROJECT_DELETE, 1): _project_delete,
+    (C.PROJECT_ROTATE_SECRET, 1): _project_rotate_secret,
+    (C.EXECUTION_RECORD, 1): _execution_record,
+    (C.EXECUTION_DELETE, 1): _execution_delete,
+    (C.EXECUTION_PRUNE, 1): _execution_prune,
     (C.JOB_CREATE, 1): _job_create,
     (C.JOB_UPDATE, 1): _job_update,
     (C.JOB_DELETE, 1): _job_delete,

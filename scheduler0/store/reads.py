@@ -130,6 +130,44 @@ class StateReader:
     def job_count(self, project_id: int) -> int:
         return self._count("SELECT count(*) FROM jobs WHERE project_id = ?", (project_id,))
 
+    # executions
+
+    def execution(self, execution_id: str) -> Record | None:
+        row = self._one("SELECT * FROM executions WHERE id = ?", (execution_id,))
+        return execution_record(row) if row else None
+
+    def executions(self, *, job_id: int | None = None, project_id: int | None = None,
+                   state: str | None = None, since: str | None = None,
+                   until: str | None = None, limit: int = 50,
+                   offset: int = 0) -> tuple[list[Record], int]:
+        """Newest first, filtered on scheduled time C{[since, until)}."""
+        clauses, args = [], []
+        for column, value in (("job_id", job_id), ("project_id", project_id),
+                              ("state", state)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if since is not None:
+            clauses.append("scheduled_time >= ?")
+            args.append(since)
+        if until is not None:
+            clauses.append("scheduled_time < ?")
+            args.append(until)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._conn.execute(
+            f"SELECT * FROM executions{where} ORDER BY scheduled_time DESC, id LIMIT ? OFFSET ?",
+            (*args, limit, offset)).fetchall()
+        total = self._count(f"SELECT count(*) FROM executions{where}", args)
+        return [execution_record(r) for r in rows], total
+
+    def signing_secret(self, project_id: int) -> Record | None:
+        row = self._one("SELECT signing_secret, previous_signing_secret, "
+                        "previous_secret_expires FROM projects WHERE id = ?", (project_id,))
+        if row is None:
+            return None
+        return {"signingSecret": row[0], "previousSigningSecret": row[1],
+                "previousSecretExpires": row[2]}
+
     # credentials
 
     def credential(self, credential_id: int) -> Record | None:
@@ -146,3 +184,62 @@ class StateReader:
         """The credential with C{api_key} and its stored secret hash, for authentication."""
         row = self._one("SELECT * FROM credentials WHERE api_key = ?", (api_key,))
         return (credential_record(row), row["secret_hash"]) if row else None
+
+
+class ScheduleReader:
+    """The queries the scheduler and executor need at start-up and per dispatch round."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def all_jobs(self) -> Iterable[Record]:
+        for row in self._conn.execute("SELECT * FROM jobs ORDER BY id"):
+            yield job_record(row)
+
+    def last_scheduled_times(self) -> dict[int, str]:
+        """Each job's newest recorded occurrence: where its schedule continues from."""
+        return dict(self._conn.execute(
+            "SELECT job_id, max(scheduled_time) FROM executions GROUP BY job_id"))
+
+    def unfinished_executions(self) -> list[Record]:
+        """Occurrences held, dispatched or waiting for a retry: to resume after a restart."""
+        rows = self._conn.execute(
+            "SELECT * FROM executions WHERE state IN ('scheduled', 'dispatched', 'retrying') "
+            "ORDER BY scheduled_time").fetchall()
+        return [execution_record(r) for r in rows]
+
+    def signing_secrets(self, project_id: int, now: str) -> list[str]:
+        """The secrets to sign a project's callbacks with: current first, then the previous
+        one while its grace period lasts."""
+        row = self._conn.execute(
+            "SELECT signing_secret, previous_signing_secret, previous_secret_expires "
+            "FROM projects WHERE id = ?", (project_id,)).fetchone()
+        if row is None:
+            return []
+        secrets = [row[0]]
+        if row[1] and row[2] and row[2] > now:
+            secrets.append(row[1])
+        return secrets
+
+
+def execution_record(row: sqlite3.Row) -> Record:
+    return {
+        "executionId": row["id"],
+        "jobId": row["job_id"],
+        "projectId": row["project_id"],
+        "scheduledTime": row["scheduled_time"],
+        "state": row["state"],
+        "attempts": row["attempts"],
+        "target": row["target"],
+        "nodeId": row["node_id"],
+        "lastStatus": row["last_status"],
+        "lastError": row["last_error"],
+        "errorCategory": row["error_category"],
+        "durationMs": row["duration_ms"],
+        "latenessMs": row["lateness_ms"],
+        "firstAttemptAt": row["first_attempt_at"],
+        "lastAttemptAt": row["last_attempt_at"],
+        "nextRetryAt": row["next_retry_at"],
+        "dateCreated": row["date_created"],
+        "dateModified": row["date_modified"],
+    }

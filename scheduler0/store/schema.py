@@ -32,6 +32,11 @@ CREATE TABLE IF NOT EXISTS projects (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
     description TEXT NOT NULL,
+    -- callbacks are signed with signing_secret; during a rotation's grace period (until
+    -- previous_secret_expires) with previous_signing_secret too
+    signing_secret TEXT NOT NULL,
+    previous_signing_secret TEXT,
+    previous_secret_expires TEXT,
     date_created TEXT NOT NULL,
     date_modified TEXT NOT NULL
 );
@@ -53,6 +58,35 @@ CREATE TABLE IF NOT EXISTS jobs (
     date_modified TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_project ON jobs (project_id, id);
+
+-- One row per occurrence, keyed by its deterministic execution id. state is one of
+-- scheduled, dispatched, succeeded, failed, retrying, dead; 'dead' rows are the
+-- dead-letter queue.
+CREATE TABLE IF NOT EXISTS executions (
+    id TEXT PRIMARY KEY,
+    job_id INTEGER NOT NULL,
+    project_id INTEGER NOT NULL,
+    scheduled_time TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    target TEXT NOT NULL,
+    node_id INTEGER NOT NULL,
+    last_status INTEGER,
+    last_error TEXT,
+    error_category TEXT,
+    duration_ms REAL,
+    lateness_ms REAL,
+    first_attempt_at TEXT,
+    last_attempt_at TEXT,
+    next_retry_at TEXT,
+    date_created TEXT NOT NULL,
+    date_modified TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS executions_by_job ON executions (job_id, scheduled_time);
+CREATE INDEX IF NOT EXISTS executions_by_project ON executions (project_id, scheduled_time);
+CREATE INDEX IF NOT EXISTS executions_by_time ON executions (scheduled_time);
+CREATE INDEX IF NOT EXISTS executions_unfinished ON executions (state)
+    WHERE state NOT IN ('succeeded', 'failed');
 
 CREATE TABLE IF NOT EXISTS credentials (
     id INTEGER PRIMARY KEY,

@@ -9,7 +9,7 @@ from twisted.application.service import Service
 from twisted.logger import Logger
 
 from .database import connect, database_path, ensure_schema
-from .reads import StateReader
+from .reads import ScheduleReader, StateReader
 
 log = Logger()
 
@@ -25,6 +25,7 @@ class StoreService(Service):
         self.path = database_path(data_dir)
         self._conn: sqlite3.Connection | None = None
         self.reader: StateReader | None = None
+        self.schedule_reader: ScheduleReader | None = None
 
     def open(self) -> StateReader:
         """Open synchronously; idempotent, so C{makeService} can fail early on a bad file."""
@@ -33,6 +34,7 @@ class StoreService(Service):
             self._conn = connect(self.path)
             ensure_schema(self._conn)
             self.reader = StateReader(self._conn)
+            self.schedule_reader = ScheduleReader(self._conn)
             log.info("opened database {path}", path=self.path)
         return self.reader
 
@@ -46,4 +48,5 @@ class StoreService(Service):
             self._conn.close()
             self._conn = None
             self.reader = None
+            self.schedule_reader = None
             log.info("closed database {path}", path=self.path)

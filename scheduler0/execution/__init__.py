@@ -1,0 +1,1 @@
+"""Delivering due occurrences to their callbacks."""

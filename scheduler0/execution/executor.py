@@ -1,0 +1,396 @@
+"""
+The callback executor: delivers due occurrences to their callback URLs.
+
+Each dispatch round, occurrences with the same callback URL (and project, whose secret
+signs the body) go in one POST whose body is a JSON array, split into chunks of at most
+C{HTTPExecutorPayloadMaxSizeMb}. Deliveries queue per target (C{scheme://host:port}); a
+target gets at most C{per_target} requests in flight and its own circuit breaker, so a
+slow or dead receiver holds only its own queue. Every attempt is recorded before it is sent
+(so a crash re-sends it with the same execution id) and after its outcome.
+
+Failures are retried with exponential backoff and jitter up to C{retry_max} times; then,
+or at once for a permanent failure (a 4xx other than 408/429), the occurrence is dead:
+its record in state C{dead} is the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Any, Callable, Iterable
+
+import attrs
+from twisted.application.service import Service
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import TimeoutError as DeferredTimeout
+from twisted.logger import Logger
+
+from ..schedule.occurrence import Occurrence
+from ..timestamps import format_time, from_seconds
+from .backoff import retry_delay
+from .breaker import Breakers, BreakerState
+from .recorder import ExecutionRecorder
+from .signing import SIGNATURE_HEADER, signature_header
+
+log = Logger()
+
+TRANSIENT = "transient"
+PERMANENT = "permanent"
+MAX_RETRY_WAIT = 300.0
+
+
+@attrs.define
+class ExecutorSettings:
+    timeout: float = 30.0
+    retry_delay: float = 1.0
+    retry_max: int = 3
+    retry_cap: float = MAX_RETRY_WAIT
+    max_payload_bytes: int = 2_000_000
+    per_target: int = 8
+    max_in_flight: int = 100
+    max_queue: int = 1_000_000
+    node_id: int = 1
+
+
+def classify_status(status: int) -> str:
+    """A 4xx other than 408 and 429 will not get better by retrying; the rest may."""
+    if 400 <= status < 500 and status not in (408, 429):
+        return PERMANENT
+    return TRANSIENT
+
+
+@attrs.define
+class Delivery:
+    """One POST: occurrences sharing a callback URL and project, in one chunk."""
+
+    target: str
+    url: str
+    project_id: int
+    chunk_id: int
+    occurrences: list[Occurrence]
+    held: bool = False  # recorded as 'scheduled' while waiting for an open breaker
+
+
+@attrs.define
+class TargetStatus:
+    """What the health API reports per target (its "pollStatus")."""
+
+    last_success: float | None = None
+    last_error_at: float | None = None
+    last_error: str | None = None
+    last_error_category: str | None = None
+    consecutive_failures: int = 0
+    first_failure_at: float | None = None
+    in_flight: int = 0
+    queue: deque = attrs.Factory(deque)
+
+    def queued(self) -> int:
+        return sum(len(d.occurrences) for d in self.queue)
+
+
+class Executor(Service):
+    """
+    @param http: a treq C{HTTPClient} (its C{post}); its pool bounds connections.
+    @param secrets_for: C{(project id) -> [signing secrets]}, current first.
+    @param is_live: whether a job still exists and is not paused (retries of a deleted or
+        paused job are abandoned).
+    """
+
+    def __init__(self, clock: Any, http: Any, recorder: ExecutionRecorder, breakers: Breakers,
+                 secrets_for: Callable[[int], list[str]], is_live: Callable[[int], bool],
+                 settings: ExecutorSettings | None = None,
+                 rng: random.Random | None = None) -> None:
+        self._clock = clock
+        self._http = http
+        self._recorder = recorder
+        self.breakers = breakers
+        self._secrets_for = secrets_for
+        self._is_live = is_live
+        self.settings = settings or ExecutorSettings()
+        self._rng = rng or random.Random()
+        self.targets: dict[str, TargetStatus] = {}
+        self.in_flight = 0
+        self.halted = False
+        self._retries: set[Any] = set()
+        self.counters = {"succeeded": 0, "failed": 0, "retrying": 0, "dead": 0}
+        self._drained: list[Deferred] = []
+        self.drain_timeout = 5.0
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def stopService(self) -> Deferred:
+        """Start nothing new; wait (at most C{drain_timeout}) for deliveries in flight, so
+        their outcomes are recorded. Anything unfinished is re-sent after a restart."""
+        Service.stopService(self)
+        self.halted = True
+        for call in list(self._retries):
+            if call.active():
+                call.cancel()
+        self._retries.clear()
+        if self.in_flight == 0:
+            return succeed(None)
+        d: Deferred = Deferred()
+        self._drained.append(d)
+        d.addTimeout(self.drain_timeout, self._clock, onTimeoutCancel=lambda *_: None)
+        return d
+
+    def halt(self) -> None:
+        """No delivery starts until L{resume}; those in flight finish and are recorded."""
+        self.halted = True
+
+    def resume(self) -> None:
+        self.halted = False
+        self._pump_all()
+
+    def on_breaker_change(self, breaker: Any, old: BreakerState, new: BreakerState) -> None:
+        if new in (BreakerState.HALF_OPEN, BreakerState.CLOSED):
+            self._pump(breaker.target)
+
+    # -- accepting work -----------------------------------------------------------------
+
+    def queued(self) -> int:
+        return sum(status.queued() for status in self.targets.values())
+
+    def submit(self, occurrences: Iterable[Occurrence]) -> None:
+        """One dispatch round: group, chunk and queue; start what may start."""
+        groups: dict[tuple[str, int], list[Occurrence]] = {}
+        for occurrence in occurrences:
+            groups.setdefault((occurrence.callback_url, occurrence.project_id), []).append(
+                occurrence)
+        room = self.settings.max_queue - self.queued()
+        touched = set()
+        for (url, project_id), group in groups.items():
+            if len(group) > room:
+                self._refuse(group[max(room, 0):], "the dispatch queue is full (MaxQueue)")
+                group = group[:max(room, 0)]
+            room -= len(group)
+            for chunk_id, chunk in enumerate(self._chunks(group)):
+                delivery = Delivery(chunk[0].target, url, project_id, chunk_id, chunk)
+                self._status(delivery.target).queue.append(delivery)
+                touched.add(delivery.target)
+        for target in touched:
+            self._pump(target)
+
+    def _chunks(self, group: list[Occurrence]) -> Iterable[list[Occurrence]]:
+        limit = self.settings.max_payload_bytes
+        chunk: list[Occurrence] = []
+        size = 2
+        for occurrence in group:
+            item = len(occurrence.payload) + 100
+            if chunk and size + item > limit:
+                yield chunk
+                chunk, size = [], 2
+            chunk.append(occurrence)
+            size += item
+        if chunk:
+            yield chunk
+
+    def _status(self, target: str) -> TargetStatus:
+        status = self.targets.get(target)
+        if status is None:
+            status = self.targets[target] = TargetStatus()
+        return status
+
+    # -- starting deliveries ------------------------------------------------------------
+
+    def _pump_all(self) -> None:
+        for target in list(self.targets):
+            self._pump(target)
+
+    def _pump(self, target: str) -> None:
+        status = self._status(target)
+        breaker = self.breakers.get(target)
+        while (status.queue and not self.halted
+               and status.in_flight < self.settings.per_target
+               and self.in_flight < self.settings.max_in_flight):
+            if not breaker.allow():
+                self._hold(status)
+                return
+            self._start(status, status.queue.popleft())
+            if breaker.state is BreakerState.HALF_OPEN:
+                self._hold(status)  # only the probe goes; the rest wait for its outcome
+                return
+
+    def _hold(self, status: TargetStatus) -> None:
+        """Persist held occurrences as 'scheduled' so a restart does not lose them."""
+        records = []
+        now = format_time(from_seconds(self._clock.seconds()))
+        for delivery in status.queue:
+            if not delivery.held:
+                delivery.held = True
+                records.extend(self._record(o, "scheduled", now, attempts=o.attempt - 1)
+                               for o in delivery.occurrences)
+        if records:
+            self._recorder.record(records)
+
+    def _start(self, status: TargetStatus, delivery: Delivery) -> None:
+        live = [o for o in delivery.occurrences if self._is_live(o.job_id)]
+        if len(live) < len(delivery.occurrences):
+            self._abandon([o for o in delivery.occurrences if not self._is_live(o.job_id)])
+        if not live:
+            return
+        delivery.occurrences = live
+        status.in_flight += 1
+        self.in_flight += 1
+        started = self._clock.seconds()
+        stamp = format_time(from_seconds(started))
+        records = []
+        for o in live:
+            record = self._record(o, "dispatched", stamp, attempts=o.attempt)
+            record["last_attempt_at"] = stamp
+            if o.attempt == 1:
+                record["first_attempt_at"] = stamp
+                record["lateness_ms"] = round((started - o.scheduled) * 1000, 1)
+            records.append(record)
+        d = self._recorder.record(records)
+        d.addErrback(lambda f: log.failure("could not record dispatch; sending anyway", f))
+        d.addCallback(lambda _: self._post(delivery))
+        d.addBoth(self._finished, status, delivery, started)
+
+    def _post(self, delivery: Delivery) -> Any:
+        body = b"[" + b",".join(o.body_item() for o in delivery.occurrences) + b"]"
+        headers = {
+            "Content-Type": ["application/json"],
+            "x-payload-chunk-id": [str(delivery.chunk_id)],
+            "User-Agent": ["Scheduler0"],
+        }
+        secrets = self._secrets_for(delivery.project_id)
+        if secrets:
+            headers[SIGNATURE_HEADER] = [signature_header(body, secrets,
+                                                          int(self._clock.seconds()))]
+        d = self._http.post(delivery.url, data=body, headers=headers,
+                            timeout=self.settings.timeout)
+
+        def read(response: Any) -> Any:
+            content = response.content()
+            content.addTimeout(self.settings.timeout, self._clock)
+            return content.addCallback(lambda _: response.code)
+
+        return d.addCallback(read)
+
+    # -- outcomes -----------------------------------------------------------------------
+
+    def _finished(self, outcome: Any, status: TargetStatus, delivery: Delivery,
+                  started: float) -> None:
+        status.in_flight -= 1
+        self.in_flight -= 1
+        now = self._clock.seconds()
+        duration = round((now - started) * 1000, 1)
+        breaker = self.breakers.get(delivery.target)
+        if isinstance(outcome, int) and 200 <= outcome < 300:
+            breaker.record_success()
+            status.last_success = now
+            status.consecutive_failures = 0
+            status.first_failure_at = None
+            self._succeeded(delivery, outcome, duration, now)
+        else:
+            code, message, category = self._describe(outcome)
+            breaker.record_failure()
+            status.last_error_at, status.last_error = now, message
+            status.last_error_category = category
+            if status.consecutive_failures == 0:
+                status.first_failure_at = now
+            status.consecutive_failures += 1
+            self._failed(delivery, code, message, category, duration, now)
+        self._pump(delivery.target)
+        if self.in_flight < self.settings.max_in_flight:
+            self._pump_all()
+        if self.in_flight == 0 and self._drained:
+            drained, self._drained = self._drained, []
+            for d in drained:
+                if not d.called:
+                    d.callback(None)
+
+    def _describe(self, outcome: Any) -> tuple[int | None, str, str]:
+        if isinstance(outcome, int):
+            return outcome, f"HTTP {outcome}", classify_status(outcome)
+        error = getattr(outcome, "value", outcome)
+        if isinstance(error, (DeferredTimeout, CancelledError)):
+            return None, f"no answer within {self.settings.timeout:g} s", TRANSIENT
+        refused = type(error).__name__ == "CallbackRefused"
+        message = str(error) or type(error).__name__
+        if not refused:
+            message = f"{type(error).__name__}: {message}"
+        return None, message[:500], PERMANENT if refused else TRANSIENT
+
+    def _succeeded(self, delivery: Delivery, code: int, duration: float, now: float) -> None:
+        stamp = format_time(from_seconds(now))
+        records = []
+        for o in delivery.occurrences:
+            record = self._record(o, "succeeded", stamp, attempts=o.attempt)
+            record.update(last_status=code, duration_ms=duration, last_attempt_at=stamp)
+            records.append(record)
+        self.counters["succeeded"] += len(records)
+        self._recorder.record(records)
+
+    def _failed(self, delivery: Delivery, code: int | None, message: str, category: str,
+                duration: float, now: float) -> None:
+        stamp = format_time(from_seconds(now))
+        retry: list[Occurrence] = []
+        records = []
+        for o in delivery.occurrences:
+            record = self._record(o, "dead", stamp, attempts=o.attempt)
+            record.update(last_status=code, last_error=message, error_category=category,
+                          duration_ms=duration, last_attempt_at=stamp)
+            if category == TRANSIENT and o.attempt <= self.settings.retry_max:
+                retry.append(o.next_attempt())
+                record["state"] = "retrying"
+            records.append(record)
+        if retry:
+            delay = retry_delay(delivery.occurrences[0].attempt, self.settings.retry_delay,
+                                self.settings.retry_cap, self._rng)
+            retry_at = format_time(from_seconds(now + delay))
+            for record in records:
+                if record["state"] == "retrying":
+                    record["next_retry_at"] = retry_at
+            self._schedule_retry(attrs.evolve(delivery, occurrences=retry, held=False), delay)
+        self.counters["retrying"] += len(retry)
+        self.counters["dead"] += len(records) - len(retry)
+        self._recorder.record(records)
+
+    def _schedule_retry(self, delivery: Delivery, delay: float) -> None:
+        def again() -> None:
+            self._retries.discard(call)
+            self._status(delivery.target).queue.append(delivery)
+            self._pump(delivery.target)
+
+        call = self._clock.callLater(delay, again)
+        self._retries.add(call)
+
+    def retry_later(self, occurrences: list[Occurrence], delay: float) -> None:
+        """Queue occurrences after C{delay} (a restart resuming a pending retry)."""
+        groups: dict[tuple[str, int], list[Occurrence]] = {}
+        for o in occurrences:
+            groups.setdefault((o.callback_url, o.project_id), []).append(o)
+        for (url, project_id), group in groups.items():
+            for chunk_id, chunk in enumerate(self._chunks(group)):
+                self._schedule_retry(Delivery(chunk[0].target, url, project_id, chunk_id, chunk),
+                                     delay)
+
+    def _abandon(self, occurrences: list[Occurrence]) -> None:
+        stamp = format_time(from_seconds(self._clock.seconds()))
+        records = []
+        for o in occurrences:
+            record = self._record(o, "failed", stamp, attempts=o.attempt - 1)
+            record["last_error"] = "the job was deleted or paused before delivery"
+            records.append(record)
+        self.counters["failed"] += len(records)
+        self._recorder.record(records)
+
+    def _refuse(self, occurrences: list[Occurrence], reason: str) -> None:
+        stamp = format_time(from_seconds(self._clock.seconds()))
+        records = []
+        for o in occurrences:
+            record = self._record(o, "dead", stamp, attempts=o.attempt - 1)
+            record.update(last_error=reason, error_category=TRANSIENT)
+            records.append(record)
+        self.counters["dead"] += len(records)
+        log.warn("refused {count} occurrences: {reason}", count=len(records), reason=reason)
+        self._recorder.record(records)
+
+    def _record(self, o: Occurrence, state: str, stamp: str, attempts: int) -> dict:
+        return {
+            "id": o.execution_id, "job_id": o.job_id, "project_id": o.project_id,
+            "scheduled_time": format_time(from_seconds(o.scheduled)), "state": state,
+            "attempts": attempts, "target": o.target, "node_id": self.settings.node_id,
+        }

@@ -1,0 +1,71 @@
+"""
+Execution records go to the state as batched commands.
+
+Records are buffered while a batch is being applied and go together in the next
+C{execution.record} command, so at low load a record is written at once and under load
+thousands share one command (one commit). A caller that must know its record is durable
+(the executor, before it sends a callback) waits on the returned Deferred.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from ..consensus.interface import ICommandLog
+from ..state import commands as C
+from ..state.commands import new_command
+
+log = Logger()
+
+
+class ExecutionRecorder:
+    """
+    @param max_batch: most records per command.
+    """
+
+    def __init__(self, clock: Any, commands: ICommandLog, max_batch: int = 5000) -> None:
+        self._clock = clock
+        self._commands = commands
+        self._max_batch = max_batch
+        self._buffer: list[dict] = []
+        self._waiters: list[Deferred] = []
+        self._in_flight = 0
+
+    def record(self, records: list[dict]) -> Deferred:
+        """Queue records (dicts of L{scheduler0.state.machine.EXECUTION_COLUMNS}); the
+        Deferred fires (with None) once they are applied, or fails if they were not."""
+        d: Deferred = Deferred()
+        self._buffer.extend(records)
+        self._waiters.append(d)
+        if self._in_flight == 0 or len(self._buffer) >= self._max_batch:
+            self._flush()
+        return d
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        records, self._buffer = self._buffer, []
+        waiters, self._waiters = self._waiters, []
+        command = new_command(C.EXECUTION_RECORD, {"records": records}, self._clock.seconds())
+        self._in_flight += 1
+        d = self._commands.submit(command)
+
+        def done(result: Any) -> None:
+            self._in_flight -= 1
+            for waiter in waiters:
+                if isinstance(result, dict):
+                    waiter.callback(None)
+                else:
+                    waiter.errback(result)
+            if self._in_flight == 0:
+                self._flush()
+
+        def failed(failure: Any) -> None:
+            log.failure("recording {count} execution records failed", failure,
+                        count=len(records))
+            done(failure)
+
+        d.addCallbacks(done, failed)

@@ -1,0 +1,76 @@
+"""
+An occurrence: one scheduled run of one job, the unit the executor delivers.
+
+Its execution id is derived from the job id and the scheduled instant only, so it is the
+same across retries, restarts and leader changes, and receivers can deduplicate on it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import attrs
+
+from ..timestamps import format_time
+
+UTC = timezone.utc
+
+
+def execution_id(job_id: int, scheduled: float) -> str:
+    """C{"<job id>-<scheduled UTC time, compact ISO>"}, e.g. C{"7-20261126T160500Z"};
+    milliseconds are added only when the instant is not a whole second (a run-now)."""
+    moment = datetime.fromtimestamp(scheduled, UTC)
+    text = moment.strftime("%Y%m%dT%H%M%S")
+    millis = int(round((scheduled - int(scheduled)) * 1000)) % 1000
+    return f"{job_id}-{text}{f'.{millis:03d}' if millis else ''}Z"
+
+
+def target_of(url: str) -> str:
+    """The callback target a URL belongs to: C{scheme://host:port}, the unit of isolation."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+@attrs.frozen(slots=True)
+class Occurrence:
+    """
+    @ivar payload: the job's JSON object without its closing brace (see L{job_payload});
+        the delivery appends the per-occurrence fields.
+    """
+
+    execution_id: str
+    job_id: int
+    project_id: int
+    scheduled: float
+    callback_url: str
+    target: str
+    payload: bytes
+    attempt: int = 1
+
+    def next_attempt(self) -> "Occurrence":
+        return attrs.evolve(self, attempt=self.attempt + 1)
+
+    def body_item(self) -> bytes:
+        """This occurrence's element of the callback body."""
+        return self.payload + (
+            ',"executionId":"%s","scheduledTime":"%s","attempt":%d}'
+            % (self.execution_id, format_time(datetime.fromtimestamp(self.scheduled, UTC)),
+               self.attempt)
+        ).encode()
+
+
+PAYLOAD_FIELDS = ("id", "projectId", "spec", "callbackUrl", "data", "executionType",
+                  "timezone", "startDate", "endDate", "dateCreated")
+
+
+def job_payload(job: dict) -> bytes:
+    """The fixed part of a job's callback element: its public fields, open-ended."""
+    text = json.dumps({k: job.get(k) for k in PAYLOAD_FIELDS}, separators=(",", ":"))
+    return text[:-1].encode()

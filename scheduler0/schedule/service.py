@@ -1,0 +1,345 @@
+"""
+The scheduler: a heap of next-fire times driven from the reactor.
+
+Each job has a L{JobPlan} holding what is needed to compute its next fire (parsed spec,
+zone, anchor) and its callback payload; the heap holds C{(fire time, generation, job id)}.
+A single timer (C{callLater}) waits for the earliest entry; when it fires, every due entry
+is popped, turned into an L{Occurrence} for the executor, and the job's following fire is
+pushed back: O(log n) per occurrence. Cron next-fire times are shared between jobs through
+a L{FireTimeCache}.
+
+Updating or deleting a job bumps its generation instead of searching the heap; stale entries
+are skipped when popped and the heap is rebuilt when they pile up.
+
+Missed occurrences (node down, scheduler halted, reactor stalled more than
+L{MISFIRE_TOLERANCE}) follow the job's C{misfirePolicy}: C{skip}; C{fire_once}: the latest
+missed occurrence runs once if it is at most C{misfireGraceSeconds} late; C{fire_all}: every
+missed occurrence runs (at most L{MAX_CATCH_UP} per job and planning).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+from zoneinfo import ZoneInfo
+
+from twisted.application.service import Service
+from twisted.logger import Logger
+
+from ..state import commands as C
+from ..state.commands import Command
+from ..store.reads import Record
+from ..timestamps import parse_time
+from .occurrence import Occurrence, execution_id, job_payload, target_of
+from .spec import FireTimeCache, Schedule, load_zone, parse_spec
+
+log = Logger()
+UTC = timezone.utc
+
+#: An occurrence later than this when it is planned counts as missed.
+MISFIRE_TOLERANCE = 1.0
+#: Most catch-up occurrences one job gets from one planning (fire_all).
+MAX_CATCH_UP = 1000
+#: Most occurrences handled in one reactor turn; the rest follow at once, so a burst of
+#: due jobs never holds the reactor for long.
+TICK_BUDGET = 5000
+
+
+def _ts(moment: datetime | None) -> float | None:
+    return moment.timestamp() if moment is not None else None
+
+
+def _dt(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+class JobPlan:
+    """What the scheduler keeps per job. Slots keep 200,000 of them small."""
+
+    __slots__ = ("job_id", "project_id", "schedule", "zone", "anchor", "start", "end",
+                 "paused", "policy", "grace", "callback_url", "target", "payload",
+                 "next_fire", "generation", "last_scheduled")
+
+    def __init__(self, job: Record, generation: int) -> None:
+        self.job_id: int = job["id"]
+        self.project_id: int = job["projectId"]
+        self.schedule: Schedule = parse_spec(job["spec"])
+        self.zone: ZoneInfo = load_zone(job["timezone"])
+        self.anchor: datetime = parse_time(job["dateCreated"])
+        self.start = parse_time(job["startDate"]) if job["startDate"] else None
+        self.end = parse_time(job["endDate"]) if job["endDate"] else None
+        self.paused: bool = job["paused"]
+        self.policy: str = job["misfirePolicy"]
+        self.grace: int = job["misfireGraceSeconds"]
+        self.callback_url: str = job["callbackUrl"]
+        self.target: str = target_of(job["callbackUrl"])
+        self.payload: bytes = job_payload(job)
+        self.next_fire: float | None = None
+        self.generation = generation
+        self.last_scheduled: float | None = None
+
+
+class SchedulerService(Service):
+    """
+    @param clock: C{IReactorTime}.
+    @param jobs: returns every job record and each job's last scheduled time at start-up
+        (C{(records, {job id: RFC 3339 time})}); and C{job_records(ids)} for new jobs.
+    @param dispatch: receives each round of due occurrences (the executor).
+    @param owns: whether this node executes a job (all jobs on a single node).
+    """
+
+    def __init__(self, clock: Any, load: Callable[[], tuple[Iterable[Record], dict[int, str]]],
+                 job_records: Callable[[list[int]], list[Record]],
+                 dispatch: Callable[[list[Occurrence]], None],
+                 fire_times: FireTimeCache | None = None,
+                 owns: Callable[[int], bool] = lambda job_id: True) -> None:
+        self._clock = clock
+        self._load = load
+        self._job_records = job_records
+        self._dispatch = dispatch
+        self._fire_times = fire_times or FireTimeCache()
+        self._owns = owns
+        self._generations = itertools.count(1)
+        self.plans: dict[int, JobPlan] = {}
+        self._heap: list[tuple[float, int, int]] = []
+        self._timer: Any = None
+        #: when a turn ran out of TICK_BUDGET: the instant whose due entries are being worked off
+        self._backlog: float | None = None
+        self.halted = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def startService(self) -> None:
+        Service.startService(self)
+        records, last = self._load()
+        now = self._clock.seconds()
+        due: list[Occurrence] = []
+        for job in records:
+            if not self._owns(job["id"]):
+                continue
+            plan = self._new_plan(job)
+            stamp = last.get(job["id"])
+            plan.last_scheduled = parse_time(stamp).timestamp() if stamp else None
+            due.extend(self._plan(plan, plan.last_scheduled, now, catch_up=True))
+        log.info("scheduler planned {jobs} jobs; {due} missed occurrences to catch up",
+                 jobs=len(self.plans), due=len(due))
+        if due:
+            self._dispatch(due)
+        self._arm()
+
+    def stopService(self) -> None:
+        Service.stopService(self)
+        self._cancel_timer()
+        self._backlog = None
+
+    def halt(self) -> None:
+        """Stop starting occurrences until L{resume}; plans are kept."""
+        self.halted = True
+        self._cancel_timer()
+        self._backlog = None
+
+    def resume(self) -> None:
+        """Start again; occurrences missed while halted follow each job's misfire policy."""
+        self.halted = False
+        now = self._clock.seconds()
+        due: list[Occurrence] = []
+        for plan in list(self.plans.values()):
+            if plan.next_fire is not None and plan.next_fire < now - MISFIRE_TOLERANCE:
+                due.extend(self._plan(plan, plan.next_fire - 1e-6, now, catch_up=True))
+        if due:
+            self._dispatch(due)
+        self._arm()
+
+    # -- what other parts ask -----------------------------------------------------------
+
+    def next_fire(self, job_id: int) -> float | None:
+        plan = self.plans.get(job_id)
+        return plan.next_fire if plan is not None else None
+
+    def knows(self, job_id: int) -> bool:
+        plan = self.plans.get(job_id)
+        return plan is not None and not plan.paused
+
+    def pending(self) -> int:
+        """Jobs with a future occurrence."""
+        return sum(1 for p in self.plans.values() if p.next_fire is not None)
+
+    def due_within(self, seconds: float) -> int:
+        horizon = self._clock.seconds() + seconds
+        return sum(1 for p in self.plans.values()
+                   if p.next_fire is not None and p.next_fire <= horizon)
+
+    def run_now(self, job_id: int) -> Occurrence | None:
+        """One extra occurrence of a job, now; None if the job is unknown here."""
+        plan = self.plans.get(job_id)
+        if plan is None:
+            return None
+        scheduled = round(self._clock.seconds(), 3)
+        if scheduled == int(scheduled):
+            # a whole second could be a slot of the job: keep the execution ids apart
+            scheduled += 0.001
+        occurrence = self._occurrence(plan, scheduled)
+        self._dispatch([occurrence])
+        return occurrence
+
+    # -- command log observer -----------------------------------------------------------
+
+    def observe(self, command: Command, result: dict) -> None:
+        """Follow job writes as they are applied, so a change takes effect at once."""
+        if not result.get("ok"):
+            return
+        if command.kind == C.JOB_CREATE:
+            ids = [job["id"] for job in command.payload["jobs"] if self._owns(job["id"])]
+            now = self._clock.seconds()
+            for job in self._job_records(ids):
+                self._plan(self._new_plan(job), None, now, catch_up=False)
+            self._arm()
+        elif command.kind == C.JOB_UPDATE:
+            self._replan(command.payload["id"])
+        elif command.kind == C.JOB_DELETE:
+            self.plans.pop(command.payload["id"], None)
+
+    def _replan(self, job_id: int) -> None:
+        old = self.plans.pop(job_id, None)
+        records = self._job_records([job_id]) if self._owns(job_id) else []
+        if not records:
+            return
+        plan = self._new_plan(records[0])
+        if old is not None:
+            plan.last_scheduled = old.last_scheduled
+        # a changed job continues from now: no catch-up for the time before the change, and
+        # no second run of an occurrence that already fired in this very instant
+        base = self._clock.seconds() - 1e-6
+        if plan.last_scheduled is not None:
+            base = max(base, plan.last_scheduled)
+        self._plan(plan, base, self._clock.seconds(), catch_up=False)
+        self._arm()
+
+    # -- planning -----------------------------------------------------------------------
+
+    def _new_plan(self, job: Record) -> JobPlan:
+        plan = JobPlan(job, next(self._generations))
+        self.plans[plan.job_id] = plan
+        return plan
+
+    def _next(self, plan: JobPlan, after: float) -> float | None:
+        fire = self._fire_times.next_fire(plan.schedule, plan.zone, _dt(after), plan.anchor,
+                                          plan.start, plan.end)
+        return _ts(fire)
+
+    def _plan(self, plan: JobPlan, base: float | None, now: float,
+              catch_up: bool) -> list[Occurrence]:
+        """
+        Set the plan's next fire after C{base} (its last occurrence; None = its anchor) and
+        push it. Occurrences more than L{MISFIRE_TOLERANCE} late are missed: with
+        C{catch_up} they are returned per the misfire policy, else skipped.
+        """
+        missed: list[float] = []
+        plan.next_fire = None
+        if plan.paused:
+            return []
+        after = base if base is not None else plan.anchor.timestamp()
+        fire = self._next(plan, after)
+        late = now - MISFIRE_TOLERANCE
+        if fire is not None and fire < late:
+            if catch_up and plan.policy == "fire_all":
+                while fire is not None and fire < late and len(missed) < MAX_CATCH_UP:
+                    missed.append(fire)
+                    fire = self._next(plan, fire)
+            elif catch_up and plan.policy == "fire_once":
+                window = max(after, now - plan.grace - MISFIRE_TOLERANCE)
+                hint = plan.schedule.interval_hint()
+                if hint and (now - window) / hint > MAX_CATCH_UP:
+                    window = now - MAX_CATCH_UP * hint
+                candidate = self._next(plan, window)
+                latest = None
+                while candidate is not None and candidate < late:
+                    latest = candidate
+                    candidate = self._next(plan, candidate)
+                if latest is not None and now - latest <= plan.grace + MISFIRE_TOLERANCE:
+                    missed.append(latest)
+            if fire is not None and fire < late:
+                fire = self._next(plan, late)
+        plan.next_fire = fire
+        if fire is not None:
+            heapq.heappush(self._heap, (fire, plan.generation, plan.job_id))
+            if len(self._heap) > 2 * len(self.plans) + 1024:
+                self._compact()
+        if missed:
+            plan.last_scheduled = missed[-1]
+        return [self._occurrence(plan, when) for when in missed]
+
+    def _occurrence(self, plan: JobPlan, scheduled: float) -> Occurrence:
+        return Occurrence(
+            execution_id=execution_id(plan.job_id, scheduled), job_id=plan.job_id,
+            project_id=plan.project_id, scheduled=scheduled, callback_url=plan.callback_url,
+            target=plan.target, payload=plan.payload,
+        )
+
+    def _compact(self) -> None:
+        self._heap = [(p.next_fire, p.generation, p.job_id) for p in self.plans.values()
+                      if p.next_fire is not None]
+        heapq.heapify(self._heap)
+
+    # -- the timer ----------------------------------------------------------------------
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _arm(self) -> None:
+        if self.halted or not self.running:
+            return
+        while self._heap and not self._valid(self._heap[0]):
+            heapq.heappop(self._heap)
+        if not self._heap:
+            self._cancel_timer()
+            return
+        when = self._heap[0][0]
+        if self._timer is not None and self._timer.active():
+            if self._timer.getTime() <= when:
+                return
+            self._timer.cancel()
+        self._timer = self._clock.callLater(max(0.0, when - self._clock.seconds()), self._tick)
+
+    def _valid(self, entry: tuple[float, int, int]) -> bool:
+        plan = self.plans.get(entry[2])
+        return plan is not None and plan.generation == entry[1] and plan.next_fire == entry[0]
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self.halted:
+            return
+        now = self._clock.seconds()
+        # An entry more than MISFIRE_TOLERANCE late was missed (the reactor stalled) and
+        # follows the misfire policy like the ones after it; entries that were already due
+        # when an earlier turn ran out of TICK_BUDGET are a backlog, not misfires.
+        late = now - MISFIRE_TOLERANCE
+        if self._backlog is not None:
+            late = min(late, self._backlog - MISFIRE_TOLERANCE)
+        due: list[Occurrence] = []
+        # self._heap, not a local alias: _plan may replace it when it compacts
+        while self._heap and self._heap[0][0] <= now and len(due) < TICK_BUDGET:
+            entry = heapq.heappop(self._heap)
+            if not self._valid(entry):
+                continue
+            plan = self.plans[entry[2]]
+            fire = entry[0]
+            if fire < late:
+                due.extend(self._plan(plan, fire - 1e-6, now, catch_up=True))
+                continue
+            due.append(self._occurrence(plan, fire))
+            plan.last_scheduled = fire
+            due.extend(self._plan(plan, fire, now, catch_up=True))
+        if due:
+            self._dispatch(due)
+        if self._heap and self._heap[0][0] <= now:
+            if self._backlog is None:
+                self._backlog = now
+            self._timer = self._clock.callLater(0, self._tick)
+        else:
+            self._backlog = None
+            self._arm()

@@ -1,0 +1,608 @@
+"""Tests for the scheduler0 command line (scheduler0.cli)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.threads import deferToThread
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from scheduler0 import cli
+from scheduler0.api.app import Api, ApiSettings
+from scheduler0.api.auth import Authenticator
+from scheduler0.api.site import make_site
+from scheduler0.config import KEYS, load_config
+from scheduler0.consensus.local import LocalCommandLog
+from scheduler0.node_secrets import NodeSecrets, read_file, secrets_path, write_file
+from scheduler0.store.service import StoreService
+
+REPO_ROOT = str(Path(cli.__file__).resolve().parent.parent)
+NODE_USER = "operator"
+NODE_PASSWORD = "node-password"
+
+
+class Tty(io.StringIO):
+    """Scripted answers on what looks like a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+class Result:
+    def __init__(self, status: int, out: str, err: str) -> None:
+        self.status, self.out, self.err = status, out, err
+
+    def __repr__(self) -> str:
+        return f"Result({self.status!r}, out={self.out!r}, err={self.err!r})"
+
+
+def run(argv: list[str], *, stdin: Any = None, environ: dict[str, str] | None = None,
+        hidden: list[str] | None = None) -> Result:
+    """main() with captured streams, an explicit environment and scripted hidden answers."""
+    out, err = io.StringIO(), io.StringIO()
+    answers = list(hidden or [])
+    prompts: list[str] = []
+
+    def getpass(prompt: str) -> str:
+        prompts.append(prompt)
+        if not answers:
+            raise AssertionError(f"unexpected hidden prompt {prompt!r}")
+        return answers.pop(0)
+
+    status = cli.main(argv, stdin=io.StringIO("") if stdin is None else stdin, stdout=out,
+                      stderr=err, environ={} if environ is None else environ, getpass=getpass)
+    result = Result(status, out.getvalue(), err.getvalue())
+    result.hidden_prompts = prompts  # type: ignore[attr-defined]
+    return result
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url: str, headers: dict[str, str]) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class ConfigInitTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.dir = os.path.abspath(self.mktemp())
+        os.makedirs(self.dir)
+        self.path = os.path.join(self.dir, "scheduler0.yml")
+
+    def test_defaults_writes_loadable_file_with_every_key(self) -> None:
+        result = run(["config", "init", "--defaults", "--config", self.path])
+        self.assertEqual(result.status, 0, result)
+        self.assertIn(self.path, result.out)
+        self.assertEqual(load_config(self.path, {}), load_config(None, {}))
+        text = Path(self.path).read_text()
+        for key in KEYS:
+            self.assertRegex(text, rf"(?m)^(# )?{key.name}:", key.name)
+
+    def test_default_path_is_current_directory(self) -> None:
+        cwd = os.getcwd()
+        os.chdir(self.dir)
+        self.addCleanup(os.chdir, cwd)
+        result = run(["config", "init", "--defaults"])
+        self.assertEqual(result.status, 0, result)
+        self.assertTrue(os.path.isfile(os.path.join(self.dir, "scheduler0.yml")))
+
+    def test_refuses_to_overwrite_without_force(self) -> None:
+        Path(self.path).write_text("Port: 9999\n")
+        result = run(["config", "init", "--defaults", "--config", self.path])
+        self.assertEqual(result.status, 1)
+        self.assertEqual(Path(self.path).read_text(), "Port: 9999\n")
+        self.assertEqual(result.err.count("\n"), 1, result.err)
+        self.assertIn("--force", result.err)
+        self.assertEqual(result.out, "")
+
+    def test_refuses_before_asking(self) -> None:
+        Path(self.path).write_text("Port: 9999\n")
+        result = run(["config", "init", "--config", self.path], stdin=Tty("9100\n" * 6))
+        self.assertEqual(result.status, 1)
+        self.assertNotIn("[", result.err)
+
+    def test_force_overwrites(self) -> None:
+        Path(self.path).write_text("Port: 9999\n")
+        result = run(["config", "init", "--defaults", "--force", "--config", self.path])
+        self.assertEqual(result.status, 0, result)
+        self.assertEqual(load_config(self.path, {}).port, 9091)
+
+    def test_flags_land_in_the_file(self) -> None:
+        result = run(["config", "init", "--defaults", "-c", self.path, "--host", "0.0.0.0",
+                      "--port", "9200", "--data-dir", "/var/lib/s0", "--log-level", "DEBUG",
+                      "--set", "JobExecutionTimeout=12.5", "--set", "NodeId=3"])
+        self.assertEqual(result.status, 0, result)
+        config = load_config(self.path, {})
+        self.assertEqual((config.host, config.port, config.data_dir, config.log_level,
+                          config.job_execution_timeout, config.node_id),
+                         ("0.0.0.0", 9200, "/var/lib/s0", "debug", 12.5, 3))
+        self.assertEqual(config.source["Port"], f"file {self.path}")
+
+    def test_file_with_a_secret_is_private(self) -> None:
+        result = run(["config", "init", "--defaults", "-c", self.path,
+                      "--set", "AuthPassword=hunter2"])
+        self.assertEqual(result.status, 0, result)
+        self.assertEqual(stat.S_IMODE(os.stat(self.path).st_mode), 0o600)
+        self.assertEqual(load_config(self.path, {}).auth_password, "hunter2")
+
+    def test_environment_is_not_copied_into_the_file(self) -> None:
+        result = run(["config", "init", "--defaults", "-c", self.path],
+                     environ={"SCHEDULER0_PORT": "9999"})
+        self.assertEqual(result.status, 0, result)
+        self.assertEqual(load_config(self.path, {}).port, 9091)
+
+    def test_not_a_terminal_uses_flags_without_reading_stdin(self) -> None:
+        stdin = io.StringIO("9999\n")
+        result = run(["config", "init", "-c", self.path, "--port", "9300"], stdin=stdin)
+        self.assertEqual(result.status, 0, result)
+        self.assertEqual(stdin.tell(), 0)
+        self.assertEqual(load_config(self.path, {}).port, 9300)
+        self.assertNotIn("[", result.err)
+
+    def test_interactive_prompts_with_a_bad_answer_asked_again(self) -> None:
+        answers = Tty("\n"             # Host: keep 127.0.0.1
+                      "70000\n"        # Port: bad
+                      "9300\n"         # Port again
+                      "data2\n"        # DataDir
+                      "\n"             # NodeId: keep the --set value
+                      "127.0.0.1:7100\n"  # RaftAddress
+                      "WARN\n")        # LogLevel
+        result = run(["config", "init", "-c", self.path, "--set", "NodeId=4"], stdin=answers)
+        self.assertEqual(result.status, 0, result)
+        config = load_config(self.path, {})
+        self.assertEqual((config.host, config.port, config.data_dir, config.node_id,
+                          config.raft_address, config.log_level),
+                         ("127.0.0.1", 9300, "data2", 4, "127.0.0.1:7100", "warn"))
+        self.assertEqual(result.err.count("Port [9091]: "), 2, result.err)
+        self.assertIn("Port: 70000 is not allowed; expected an integer from 1 to 65535",
+                      result.err)
+        for prompt in ("Host [127.0.0.1]: ", "DataDir [./scheduler0-data]: ", "NodeId [4]: ",
+                       "RaftAddress [127.0.0.1:7071]: ", "LogLevel [info]: "):
+            self.assertIn(prompt, result.err)
+        self.assertEqual(answers.read(), "")
+
+    def test_interactive_defaults_in_brackets_come_from_flags(self) -> None:
+        result = run(["config", "init", "-c", self.path, "--port", "9500"], stdin=Tty("\n" * 6))
+        self.assertEqual(result.status, 0, result)
+        self.assertIn("Port [9500]: ", result.err)
+        self.assertEqual(load_config(self.path, {}).port, 9500)
+
+    def test_defaults_flag_skips_questions_on_a_terminal(self) -> None:
+        answers = Tty("9999\n")
+        result = run(["config", "init", "--defaults", "-c", self.path], stdin=answers)
+        self.assertEqual(result.status, 0, result)
+        self.assertEqual(answers.tell(), 0)
+        self.assertEqual(load_config(self.path, {}).port, 9091)
+
+    def test_end_of_input_writes_nothing(self) -> None:
+        result = run(["config", "init", "-c", self.path], stdin=Tty("\n"))
+        self.assertEqual(result.status, 1)
+        self.assertFalse(os.path.exists(self.path))
+
+    def test_configuration_error_exits_2_with_one_line(self) -> None:
+        result = run(["config", "init", "--defaults", "-c", self.path, "--port", "0"])
+        self.assertEqual(result.status, 2)
+        self.assertEqual(result.err.count("\n"), 1, result.err)
+        self.assertTrue(result.err.startswith("scheduler0: configuration error: Port: 0 "),
+                        result.err)
+        self.assertFalse(os.path.exists(self.path))
+
+    def test_unknown_set_key_exits_2(self) -> None:
+        result = run(["config", "init", "--defaults", "-c", self.path, "--set", "Prot=1"])
+        self.assertEqual(result.status, 2)
+        self.assertRegex(result.err, r"^scheduler0: configuration error: Prot: unknown key.*"
+                                     r"did you mean Port\?.*\n$")
+
+
+class CredentialInitTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.data_dir = self.mktemp()
+
+    def test_writes_given_values_with_mode_0600(self) -> None:
+        result = run(["credential", "init", "-d", self.data_dir, "--username", "ops",
+                      "--password", "s3cret-pw", "--secret-key", "k" * 40])
+        self.assertEqual(result.status, 0, result)
+        path = secrets_path(self.data_dir)
+        self.assertEqual(read_file(self.data_dir), NodeSecrets("k" * 40, "ops", "s3cret-pw"))
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        self.assertIn(path, result.out)
+        self.assertNotIn("s3cret-pw", result.out + result.err)
+
+    def test_refuses_to_overwrite_without_force(self) -> None:
+        write_file(self.data_dir, NodeSecrets("old-key", "old", "old-pw"))
+        argv = ["credential", "init", "-d", self.data_dir, "--generate"]
+        result = run(argv)
+        self.assertEqual(result.status, 1)
+        self.assertIn("--force", result.err)
+        self.assertEqual(result.err.count("\n"), 1, result.err)
+        self.assertEqual(read_file(self.data_dir), NodeSecrets("old-key", "old", "old-pw"))
+        result = run(argv + ["--force", "--username", "new"])
+        self.assertEqual(result.status, 0, result)
+        self.assertEqual(read_file(self.data_dir).auth_username, "new")
+        self.assertNotEqual(read_file(self.data_dir).auth_password, "old-pw")
+
+    def test_interactive_asks_before_replacing(self) -> None:
+        write_file(self.data_dir, NodeSecrets("old-key", "old", "old-pw"))
+        argv = ["credential", "init", "-d", self.data_dir, "--username", "u",
+                "--password", "p", "--secret-key", "k"]
+        result = run(argv, stdin=Tty("n\n"))
+        self.assertEqual(result.status, 1)
+        self.assertIn("Replace them? [y/N]", result.err)
+        self.assertEqual(read_file(self.data_dir).auth_username, "old")
+        result = run(argv, stdin=Tty("\n"))
+        self.assertEqual(result.status, 1)
+        self.assertEqual(read_file(self.data_dir).auth_username, "old")
+        result = run(argv, stdin=Tty("y\n"))
+        self.assertEqual(result.status, 0, result)
+        self.assertEqual(read_file(self.data_dir), NodeSecrets("k", "u", "p"))
+
+    def test_missing_values_without_terminal_or_generate_is_an_error(self) -> None:
+        result = run(["credential", "init", "-d", self.data_dir, "--username", "ops"])
+        self.assertEqual(result.status, 2)
+        self.assertIn("--password", result.err)
+        self.assertIn("--secret-key", result.err)
+        self.assertIn("--generate", result.err)
+        self.assertNotIn("--username", result.err)
+        self.assertFalse(os.path.exists(secrets_path(self.data_dir)))
+
+    def test_generate_fills_the_missing_values(self) -> None:
+        result = run(["credential", "init", "-d", self.data_dir, "--username", "ops",
+                      "--generate"])
+        self.assertEqual(result.status, 0, result)
+        stored = read_file(self.data_dir)
+        self.assertEqual(stored.auth_username, "ops")
+        self.assertGreaterEqual(len(stored.auth_password), 16)
+        self.assertGreaterEqual(len(stored.secret_key), 32)
+        self.assertNotIn(stored.auth_password, result.out + result.err)
+        self.assertNotIn(stored.secret_key, result.out + result.err)
+
+    def test_interactive_prompts_with_hidden_answers(self) -> None:
+        result = run(["credential", "init", "-d", self.data_dir],
+                     stdin=Tty("bad:name\n\n"),
+                     hidden=["pw-1", "pw-2",   # confirmation differs: asked again
+                             "pw-3", "pw-3",
+                             ""])              # SecretKey: generated
+        self.assertEqual(result.status, 0, result)
+        stored = read_file(self.data_dir)
+        self.assertEqual((stored.auth_username, stored.auth_password),
+                         ("scheduler0", "pw-3"))
+        self.assertGreaterEqual(len(stored.secret_key), 32)
+        self.assertEqual(result.err.count("AuthUsername [scheduler0]: "), 2, result.err)
+        self.assertIn("AuthUsername: <hidden string> is not allowed", result.err)
+        self.assertIn("differ", result.err)
+        self.assertEqual(len(result.hidden_prompts), 5)  # type: ignore[attr-defined]
+        self.assertNotIn("pw-3", result.out + result.err)
+
+    def test_bad_flag_value_exits_2(self) -> None:
+        result = run(["credential", "init", "-d", self.data_dir, "--username", "a:b",
+                      "--generate"])
+        self.assertEqual(result.status, 2)
+        self.assertTrue(result.err.startswith("scheduler0: --username: "), result.err)
+        self.assertFalse(os.path.exists(secrets_path(self.data_dir)))
+
+    def test_data_dir_resolved_like_the_daemon(self) -> None:
+        config_path = self.mktemp()
+        from_file, from_env = self.mktemp(), self.mktemp()
+        Path(config_path).write_text(f"DataDir: {from_file}\n")
+        argv = ["credential", "init", "-c", config_path, "--generate"]
+        self.assertEqual(run(argv).status, 0)
+        self.assertTrue(os.path.exists(secrets_path(from_file)))
+        result = run(argv, environ={"SCHEDULER0_DATA_DIR": from_env})
+        self.assertEqual(result.status, 0, result)
+        self.assertTrue(os.path.exists(secrets_path(from_env)))
+
+    def test_configuration_error_exits_2_with_one_line(self) -> None:
+        result = run(["credential", "init", "-d", self.data_dir, "--generate"],
+                     environ={"SCHEDULER0_LOG_LEVEL": "loud"})
+        self.assertEqual(result.status, 2)
+        self.assertEqual(result.err.count("\n"), 1, result.err)
+        self.assertRegex(result.err, r"^scheduler0: configuration error: LogLevel: loud .*"
+                                     r"SCHEDULER0_LOG_LEVEL")
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class RunningNode:
+    """The node's API on a real socket: store, command log (writer thread), API and site."""
+
+    def __init__(self, case: TestCase) -> None:
+        self.store = StoreService(case.mktemp())
+        self.store.startService()
+        case.addCleanup(self.store.stopService)
+        self.commands = LocalCommandLog(self.store.path, reactor, threaded=True)
+        self.started = self.commands.startService()
+        case.addCleanup(self.commands.stopService)
+        api = Api(reader=lambda: self.store.reader, commands=self.commands, clock=reactor,
+                  authenticator=Authenticator(lambda: self.store.reader, NODE_USER,
+                                              NODE_PASSWORD),
+                  settings=ApiSettings())
+        self.port = reactor.listenTCP(0, make_site(api.resource(), 1 << 20),
+                                      interface="127.0.0.1")
+        case.addCleanup(self.port.stopListening)
+        self.number = self.port.getHost().port
+        self.base = f"http://127.0.0.1:{self.number}"
+
+
+class CreateCredentialTests(TestCase):
+    def setUp(self) -> Any:
+        self.node = RunningNode(self)
+        self.data_dir = self.mktemp()
+        write_file(self.data_dir, NodeSecrets("secret-key", NODE_USER, NODE_PASSWORD))
+        return self.node.started
+
+    def cli(self, *extra: str, port: int | None = None, **kwargs: Any) -> Any:
+        argv = ["create", "credential", "--host", "127.0.0.1",
+                "--port", str(self.node.number if port is None else port),
+                "--data-dir", self.data_dir, *extra]
+        return deferToThread(run, argv, **kwargs)
+
+    async def test_prints_one_json_object_that_authenticates(self) -> None:
+        result = await self.cli("--scopes", "read,write")
+        self.assertEqual(result.status, 0, result)
+        self.assertEqual(result.err, "")
+        self.assertTrue(result.out.endswith("\n"))
+        self.assertEqual(result.out.count("\n"), 1, result.out)
+        credential = json.loads(result.out)
+        self.assertIsInstance(credential, dict)
+        self.assertEqual(credential["scopes"], ["read", "write"])
+        self.assertEqual(set(credential) >= {"id", "apiKey", "apiSecret"}, True)
+
+        url = self.node.base + "/api/v1/projects"
+        good = {"x-api-key": credential["apiKey"], "x-secret-key": credential["apiSecret"]}
+        status, envelope = await deferToThread(http_get, url, good)
+        self.assertEqual(status, 200, envelope)
+        self.assertTrue(envelope["success"])
+        bad = {"x-api-key": credential["apiKey"], "x-secret-key": "not-the-secret"}
+        status, _ = await deferToThread(http_get, url, bad)
+        self.assertEqual(status, 401)
+
+    async def test_default_scopes_are_the_nodes(self) -> None:
+        result = await self.cli()
+        self.assertEqual(result.status, 0, result)
+        self.assertEqual(json.loads(result.out)["scopes"], ["read", "write", "execute"])
+
+    async def test_url_option_overrides_the_configuration(self) -> None:
+        result = await self.cli("--url", self.node.base + "/", port=closed_port())
+        self.assertEqual(result.status, 0, result)
+        self.assertIn("apiKey", json.loads(result.out))
+
+    async def test_wrong_secrets_exit_1_with_the_401_message(self) -> None:
+        write_file(self.data_dir, NodeSecrets("secret-key", NODE_USER, "wrong-password"))
+        result = await self.cli()
+        self.assertEqual(result.status, 1)
+        self.assertEqual(result.out, "")
+        self.assertEqual(result.err, "scheduler0: 401 invalid peer credentials\n")
+
+    async def test_secrets_from_the_environment_win_over_the_file(self) -> None:
+        write_file(self.data_dir, NodeSecrets("secret-key", NODE_USER, "wrong-password"))
+        result = await self.cli(environ={"SCHEDULER0_AUTH_PASSWORD": NODE_PASSWORD})
+        self.assertEqual(result.status, 0, result)
+
+    async def test_node_not_running(self) -> None:
+        port = closed_port()
+        result = await self.cli(port=port)
+        self.assertEqual(result.status, 1)
+        self.assertEqual(result.out, "")
+        self.assertEqual(result.err.count("\n"), 1, result.err)
+        self.assertIn(f"http://127.0.0.1:{port}/api/v1/credentials", result.err)
+        self.assertIn("does not seem to be running", result.err)
+
+    def test_missing_secrets(self) -> None:
+        empty = self.mktemp()
+        result = run(["create", "credential", "--port", str(self.node.number), "-d", empty])
+        self.assertEqual(result.status, 1)
+        self.assertEqual(result.err.count("\n"), 1, result.err)
+        self.assertTrue(result.err.startswith("scheduler0: node secrets are not set"),
+                        result.err)
+        self.assertIn("credential init", result.err)
+
+    def test_configuration_error_exits_2_with_one_line(self) -> None:
+        result = run(["create", "credential", "--set", "Port=http"])
+        self.assertEqual(result.status, 2)
+        self.assertEqual(result.err.count("\n"), 1, result.err)
+        self.assertTrue(result.err.startswith("scheduler0: configuration error: Port: http "),
+                        result.err)
+
+    def test_bad_scopes_and_url_exit_2(self) -> None:
+        result = run(["create", "credential", "-d", self.data_dir, "--scopes", "read,root"])
+        self.assertEqual(result.status, 2)
+        self.assertIn("--scopes: root is not allowed", result.err)
+        result = run(["create", "credential", "-d", self.data_dir, "--url", "ftp://x"])
+        self.assertEqual(result.status, 2)
+        self.assertIn("--url", result.err)
+
+    async def test_redirects_are_not_followed(self) -> None:
+        hits: list[bytes] = []
+
+        class Redirect(Resource):
+            isLeaf = True
+
+            def render(self, request: Any) -> bytes:
+                hits.append(request.uri)
+                request.setResponseCode(301)
+                request.setHeader("location", "http://127.0.0.1:1/elsewhere")
+                return b""
+
+        port = reactor.listenTCP(0, Site(Redirect()), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        result = await self.cli(port=port.getHost().port)
+        self.assertEqual(result.status, 1)
+        self.assertEqual(hits, [b"/api/v1/credentials"])
+        self.assertIn("scheduler0: 301 the node redirected to http://127.0.0.1:1/elsewhere",
+                      result.err)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class StartTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.calls: list[list[str]] = []
+
+        def fake(argv: list[str]) -> int:
+            self.calls.append(argv)
+            return 7
+
+        self.patch(cli, "_run_twistd", fake)
+
+    def test_runs_twistd_in_the_foreground_with_the_same_options(self) -> None:
+        config_path = self.mktemp()
+        Path(config_path).write_text("Port: 9100\n")
+        result = run(["start", "-c", config_path, "--host", "0.0.0.0", "-p", "9200",
+                      "-d", "data", "--log-level", "debug", "--set", "NodeId=2",
+                      "--set", "JobExecutionTimeout=5"])
+        self.assertEqual(result.status, 7)
+        self.assertEqual(self.calls, [[
+            "twistd", "--nodaemon", "--pidfile=", "scheduler0", "--config", config_path,
+            "--host", "0.0.0.0", "--port", "9200", "--data-dir", "data",
+            "--log-level", "debug", "--set", "NodeId=2", "--set", "JobExecutionTimeout=5"]])
+
+    def test_no_options(self) -> None:
+        self.assertEqual(run(["start"]).status, 7)
+        self.assertEqual(self.calls, [["twistd", "--nodaemon", "--pidfile=", "scheduler0"]])
+
+    def test_configuration_error_exits_2_before_twistd(self) -> None:
+        result = run(["start", "--port", "99999"])
+        self.assertEqual(result.status, 2)
+        self.assertEqual(self.calls, [])
+        self.assertEqual(result.err.count("\n"), 1, result.err)
+        self.assertTrue(result.err.startswith("scheduler0: configuration error: Port: 99999"),
+                        result.err)
+
+    def test_plugin_is_available_without_discovery(self) -> None:
+        options = cli.twistd_options_class()()
+        options._getPlugins = lambda interface: iter(())
+        names = [command[0] for command in options.subCommands]
+        self.assertEqual(names, ["scheduler0"])
+        self.assertEqual(options.loadedPlugins["scheduler0"].tapname, "scheduler0")
+        plugin_options = options.loadedPlugins["scheduler0"].options()
+        plugin_options.parseOptions(["--port", "9300", "--data-dir", self.mktemp()])
+        self.assertEqual(plugin_options.config.port, 9300)
+
+
+class StartEndToEndTests(TestCase):
+    """`scheduler0 start` in a real process, then `create credential` against it."""
+
+    timeout = 60
+
+    def test_start_then_create_credential(self) -> Any:
+        data_dir = os.path.abspath(self.mktemp())
+        port = closed_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER0_")}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO_ROOT, env.get("PYTHONPATH")]))
+        log_path = os.path.abspath(self.mktemp())
+
+        def scenario() -> tuple[Result, int, str]:
+            with open(log_path, "wb") as log:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "scheduler0.cli", "start", "--host", "127.0.0.1",
+                     "--port", str(port), "--data-dir", data_dir],
+                    env=env, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                deadline = time.monotonic() + 30
+                while True:
+                    try:
+                        http_get(f"http://127.0.0.1:{port}/api/v1/healthcheck", {})
+                        break
+                    except (OSError, ValueError):
+                        if process.poll() is not None or time.monotonic() > deadline:
+                            raise AssertionError(Path(log_path).read_text()) from None
+                        time.sleep(0.1)
+                result = run(["create", "credential", "--port", str(port), "-d", data_dir])
+            finally:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    code = process.wait(15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    code = process.wait()
+            return result, code, Path(log_path).read_text()
+
+        def check(outcome: tuple[Result, int, str]) -> None:
+            result, code, log = outcome
+            self.assertEqual(result.status, 0, (result, log))
+            self.assertIn("apiSecret", json.loads(result.out))
+            self.assertEqual(stat.S_IMODE(os.stat(secrets_path(data_dir)).st_mode), 0o600)
+            self.assertIn(f"serving http://127.0.0.1:{port}/api/v1", log)
+            self.assertIn(code, (0, -signal.SIGTERM), log)
+
+        return deferToThread(scenario).addCallback(check)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class HelpAndVersionTests(SynchronousTestCase):
+    CASES = {
+        (): ["config init", "credential init", "create credential", "start", "version",
+             "node-secrets.json", "scheduler0.yml", "SCHEDULER0_"],
+        ("config", "init"): ["--config", "--defaults", "--force", "--set", "--host", "--port",
+                             "--data-dir", "./scheduler0.yml", "terminal"],
+        ("credential", "init"): ["--config", "--force", "--username", "--password",
+                                 "--secret-key", "--generate", "<DataDir>/node-secrets.json",
+                                 "0600"],
+        ("create", "credential"): ["--config", "--scopes", "--url", "--cafile", "--timeout",
+                                   "apiKey", "x-api-key"],
+        ("start",): ["--config", "--host", "--port", "--data-dir", "--set", "--log-level",
+                     "twistd --nodaemon", "./scheduler0-data"],
+        ("version",): ["version"],
+    }
+
+    def test_help_of_every_command(self) -> None:
+        for command, needles in self.CASES.items():
+            result = run([*command, "--help"])
+            self.assertEqual(result.status, 0, (command, result))
+            self.assertEqual(result.err, "")
+            self.assertTrue(result.out.startswith("usage: scheduler0"), result.out)
+            for needle in needles:
+                self.assertIn(needle, result.out, (command, needle))
+
+    def test_missing_command_is_a_usage_error(self) -> None:
+        for argv in ([], ["config"], ["create"], ["credential", "show"]):
+            result = run(argv)
+            self.assertEqual(result.status, 2, (argv, result))
+            self.assertIn("usage: scheduler0", result.err)
+            self.assertEqual(result.out, "")
+
+    def test_version(self) -> None:
+        result = run(["version"])
+        self.assertEqual(result.status, 0)
+        self.assertRegex(result.out, r"^scheduler0 \d+\.\d+\.\d+\S*\n$")
+        self.assertEqual(run(["--version"]).out, result.out)
+
+    def test_module_runs_as_a_script(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER0_")}
+        env["PYTHONPATH"] = REPO_ROOT
+        completed = subprocess.run([sys.executable, "-m", "scheduler0.cli", "start", "-p", "0"],
+                                   env=env, capture_output=True, text=True, timeout=60)
+        self.assertEqual(completed.returncode, 2, completed)
+        self.assertEqual(completed.stdout, "")
+        self.assertRegex(completed.stderr, r"^scheduler0: configuration error: Port: 0 [^\n]*\n$")
