@@ -20,7 +20,7 @@ from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
 
 from .api.app import Api, ApiSettings
 from .api.auth import Authenticator
-from .api.site import make_site
+from .api.site import DrainingHTTPService, make_site
 from .config import Config
 from .consensus.local import LocalCommandLog
 from .execution.breaker import Breakers
@@ -170,7 +170,8 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
     )
     api.fire_times = fire_times
     site = make_site(api.resource(), int(config.max_request_body_mb * 1024 * 1024))
-    add(strports.service(http_endpoint(config), site), "http")
+    listener = strports.service(http_endpoint(config), site)
+    add(DrainingHTTPService(listener, site, reactor), "http")
     node.api = api  # type: ignore[attr-defined]
     return node
 

@@ -80,6 +80,10 @@ def makeService(options: Options) -> Any:
         log.info("generated node secrets in {path} (mode 0600)",
                  path=secrets_path(config.data_dir))
     node = build_node(config, node_secrets, reactor)
+    # twistd re-raises SIGTERM after a clean shutdown, so the process would end "killed by
+    # signal 15"; a clean stop must exit 0 (systemd, the issue's contract). Forget the
+    # signal once the service tree has stopped.
+    reactor.addSystemEventTrigger("after", "shutdown", _forget_exit_signal, reactor)
     config_hint = f" --config {options['config']}" if options["config"] else ""
     log.info(
         "Scheduler0 node {node_id} serving {url}/api/v1 with data in {data_dir}. "
@@ -88,3 +92,8 @@ def makeService(options: Options) -> Any:
         config_hint=config_hint,
     )
     return node
+
+
+def _forget_exit_signal(reactor: Any) -> None:
+    if getattr(reactor, "_exitSignal", None) is not None:
+        reactor._exitSignal = None

@@ -27,7 +27,7 @@ from ..schedule.spec import FireTimeCache, load_zone, parse_spec
 from ..state import commands as C
 from ..state.commands import Command, new_command
 from ..state.ids import IdAllocator
-from ..store.reads import Record, StateReader
+from ..store.reads import Record, StateReader, job_record
 from ..timestamps import format_time, from_seconds, parse_time
 from ..execution.signing import new_signing_secret
 from . import validation as V
@@ -38,13 +38,14 @@ from .errors import (ApiError, BadRequest, MethodNotAllowed, NotFound, Unavailab
 log = Logger()
 
 _JSON = "application/json"
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def respond(request: Any, status: int, data: Any) -> bytes:
     """Render the envelope. C{success} follows the status code."""
     request.setResponseCode(status)
     request.setHeader("content-type", _JSON)
-    return json.dumps({"success": status < 400, "data": data}, separators=(",", ":")).encode()
+    return _encode({"success": status < 400, "data": data}).encode()
 
 
 def no_content(request: Any) -> bytes:
@@ -115,8 +116,10 @@ class Api:
     # -- helpers ------------------------------------------------------------------------
 
     async def _commit(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Submit a command; its result, with the command's C{issuedAt} added."""
         command = new_command(kind, payload, self.clock.seconds())
-        return await self._submit(command)
+        result = await self._submit(command)
+        return {**result, "issuedAt": command.issued_at}
 
     async def _submit(self, command: Command) -> dict[str, Any]:
         d = self.commands.submit(command)
@@ -138,19 +141,24 @@ class Api:
         return from_seconds(self.clock.seconds())
 
     def _with_next_run(self, job: Record, now: Any) -> Record:
-        job["nextRunAt"] = None
         if self.scheduler is not None and job["id"] in self.scheduler.plans:
             fire = self.scheduler.next_fire(job["id"])
             job["nextRunAt"] = format_time(from_seconds(fire)) if fire is not None else None
-        elif not job["paused"]:
-            fire = self.fire_times.next_fire(
-                parse_spec(job["spec"]), load_zone(job["timezone"]), now,
-                parse_time(job["dateCreated"]),
-                parse_time(job["startDate"]) if job["startDate"] else None,
-                parse_time(job["endDate"]) if job["endDate"] else None,
-            )
-            job["nextRunAt"] = format_time(fire) if fire else None
+        else:
+            job["nextRunAt"] = self._next_run(job, now)
         return job
+
+    def _next_run(self, job: Record, now: Any) -> str | None:
+        """A job's next run computed from its fields (before the scheduler has it)."""
+        if job["paused"]:
+            return None
+        fire = self.fire_times.next_fire(
+            parse_spec(job["spec"]), load_zone(job["timezone"]), now,
+            parse_time(job["dateCreated"]),
+            parse_time(job["startDate"]) if job["startDate"] else None,
+            parse_time(job["endDate"]) if job["endDate"] else None,
+        )
+        return format_time(fire) if fire else None
 
     # -- health -------------------------------------------------------------------------
 
@@ -240,9 +248,23 @@ class Api:
         ids = self.ids.allocate("jobs", len(jobs))
         for job_id, job in zip(ids, jobs):
             job["id"] = job_id
-        await self._commit(C.JOB_CREATE, {"jobs": jobs})
+        result = await self._commit(C.JOB_CREATE, {"jobs": jobs})
+        # answer from the applied command (its rows are exactly what was stored) rather
+        # than reading thousands of rows back
+        stamp = result["issuedAt"]
         now = self._now()
-        created = [self._with_next_run(job, now) for job in self.reader().jobs_by_ids(list(ids))]
+        # the jobs of one batch share their anchor (the command's time), so jobs with the
+        # same schedule fields share their next run
+        next_runs: dict[tuple, Any] = {}
+        created = []
+        for job in jobs:
+            record = job_record({**job, "date_created": stamp, "date_modified": stamp})
+            key = (job["spec"], job["timezone"], job["start_date"], job["end_date"],
+                   job["paused"])
+            if key not in next_runs:
+                next_runs[key] = self._next_run(record, now)
+            record["nextRunAt"] = next_runs[key]
+            created.append(record)
         return respond(request, 201, created if many else created[0])
 
     @app.route("/api/v1/jobs", methods=["GET"])

@@ -109,7 +109,8 @@ def _time_field(fields: Mapping[str, Any], name: str, where: str) -> datetime | 
 
 
 def validate_job(raw: Any, *, now: datetime, default_grace: int, index: int | None = None,
-                 existing: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                 existing: Mapping[str, Any] | None = None,
+                 checked: set[tuple] | None = None) -> dict[str, Any]:
     """
     Validate one job object and return its column values (without C{id}).
 
@@ -182,10 +183,16 @@ def validate_job(raw: Any, *, now: datetime, default_grace: int, index: int | No
         raise BadRequest(f"{where}misfireGraceSeconds: must be a whole number of seconds >= 0")
 
     anchor = parse_time(existing["dateCreated"]) if existing else now
-    try:
-        first_fire_or_error(schedule, zone, now, anchor, start, end)
-    except SpecError as e:
-        raise BadRequest(f"{where}spec: {e}") from None
+    # jobs of one batch share their anchor (now): a (spec, zone, start, end) that can fire
+    # for one of them can fire for all, so it is checked once per batch
+    key = (schedule.text, zone_name, start, end)
+    if checked is None or key not in checked:
+        try:
+            first_fire_or_error(schedule, zone, now, anchor, start, end)
+        except SpecError as e:
+            raise BadRequest(f"{where}spec: {e}") from None
+        if checked is not None:
+            checked.add(key)
 
     return {
         "project_id": project_id,
@@ -213,7 +220,9 @@ def validate_jobs(body: Any, *, now: datetime, default_grace: int) -> tuple[list
         if len(body) > MAX_JOBS_PER_REQUEST:
             raise BadRequest(f"{len(body)} jobs in one request; the limit is "
                              f"{MAX_JOBS_PER_REQUEST}, split the batch")
-        return [validate_job(raw, now=now, default_grace=default_grace, index=i)
+        checked: set[tuple] = set()
+        return [validate_job(raw, now=now, default_grace=default_grace, index=i,
+                             checked=checked)
                 for i, raw in enumerate(body)], True
     return [validate_job(body, now=now, default_grace=default_grace)], False
 

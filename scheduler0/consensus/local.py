@@ -55,6 +55,8 @@ class LocalCommandLog(Service):
         self._pool: ThreadPool | None = None
         self._conn: Any = None
         self._applied = 0
+        self._delivering: deque[tuple[Command, Deferred, dict]] = deque()
+        self._delivery_call: Any = None
 
     # -- service ------------------------------------------------------------------------
 
@@ -99,7 +101,7 @@ class LocalCommandLog(Service):
         return passthrough
 
     def _when_idle(self) -> Deferred:
-        if not self._busy and not self._pending:
+        if not self._busy and not self._pending and not self._delivering:
             return succeed(None)
         d: Deferred = Deferred()
         self._idle.append(d)
@@ -138,7 +140,7 @@ class LocalCommandLog(Service):
 
     def _kick(self) -> None:
         if self._busy or not self._pending or self._conn is None:
-            if not self._busy and not self._pending:
+            if not self._busy and not self._pending and not self._delivering:
                 idle, self._idle = self._idle, []
                 for d in idle:
                     d.callback(None)
@@ -157,14 +159,30 @@ class LocalCommandLog(Service):
                 d.errback(results)
         else:
             self._applied += len(batch)
-            for (command, d), result in zip(batch, results):
-                for observer in self._observers:
-                    try:
-                        observer(command, result)
-                    except Exception:
-                        log.failure("observer failed on command {command_id}",
-                                    command_id=command.id)
-                d.callback(result)
+            self._delivering.extend(
+                (command, d, result) for (command, d), result in zip(batch, results))
+            self._deliver()
+        self._kick()
+
+    def _deliver(self) -> None:
+        """
+        Tell observers and callers about applied commands, in order. With the writer
+        thread, one command per reactor turn: what follows a big write (planning 1,000
+        jobs, rendering the answer) never holds up other requests for long.
+        """
+        self._delivery_call = None
+        while self._delivering:
+            command, d, result = self._delivering.popleft()
+            for observer in self._observers:
+                try:
+                    observer(command, result)
+                except Exception:
+                    log.failure("observer failed on command {command_id}",
+                                command_id=command.id)
+            d.callback(result)
+            if self._threaded and self._delivering:
+                self._delivery_call = self._reactor.callLater(0, self._deliver)
+                return
         self._kick()
 
 

@@ -203,6 +203,11 @@ class Executor(Service):
         while (status.queue and not self.halted
                and status.in_flight < self.settings.per_target
                and self.in_flight < self.settings.max_in_flight):
+            delivery = status.queue[0]
+            if not self._keep_live(delivery):
+                status.queue.popleft()
+                continue
+            # liveness is settled first: a half-open breaker's single probe must be sent
             if not breaker.allow():
                 self._hold(status)
                 return
@@ -223,19 +228,21 @@ class Executor(Service):
         if records:
             self._recorder.record(records)
 
-    def _start(self, status: TargetStatus, delivery: Delivery) -> None:
+    def _keep_live(self, delivery: Delivery) -> bool:
+        """Drop (and record) occurrences of jobs deleted or paused since they were due."""
         live = [o for o in delivery.occurrences if self._is_live(o.job_id)]
         if len(live) < len(delivery.occurrences):
             self._abandon([o for o in delivery.occurrences if not self._is_live(o.job_id)])
-        if not live:
-            return
-        delivery.occurrences = live
+            delivery.occurrences = live
+        return bool(live)
+
+    def _start(self, status: TargetStatus, delivery: Delivery) -> None:
         status.in_flight += 1
         self.in_flight += 1
         started = self._clock.seconds()
         stamp = format_time(from_seconds(started))
         records = []
-        for o in live:
+        for o in delivery.occurrences:
             record = self._record(o, "dispatched", stamp, attempts=o.attempt)
             record["last_attempt_at"] = stamp
             if o.attempt == 1:

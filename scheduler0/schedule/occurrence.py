@@ -7,6 +7,7 @@ same across retries, restarts and leader changes, and receivers can deduplicate 
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timezone
 
@@ -26,6 +27,7 @@ def execution_id(job_id: int, scheduled: float) -> str:
     return f"{job_id}-{text}{f'.{millis:03d}' if millis else ''}Z"
 
 
+@functools.lru_cache(maxsize=65_536)
 def target_of(url: str) -> str:
     """The callback target a URL belongs to: C{scheme://host:port}, the unit of isolation."""
     from urllib.parse import urlsplit
@@ -70,7 +72,9 @@ PAYLOAD_FIELDS = ("id", "projectId", "spec", "callbackUrl", "data", "executionTy
                   "timezone", "startDate", "endDate", "dateCreated")
 
 
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def job_payload(job: dict) -> bytes:
     """The fixed part of a job's callback element: its public fields, open-ended."""
-    text = json.dumps({k: job.get(k) for k in PAYLOAD_FIELDS}, separators=(",", ":"))
-    return text[:-1].encode()
+    return _encode({k: job.get(k) for k in PAYLOAD_FIELDS})[:-1].encode()

@@ -19,7 +19,9 @@ missed occurrence runs (at most L{MAX_CATCH_UP} per job and planning).
 
 from __future__ import annotations
 
+import functools
 import heapq
+from collections import deque
 import itertools
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
@@ -30,7 +32,7 @@ from twisted.logger import Logger
 
 from ..state import commands as C
 from ..state.commands import Command
-from ..store.reads import Record
+from ..store.reads import Record, job_record
 from ..timestamps import parse_time
 from .occurrence import Occurrence, execution_id, job_payload, target_of
 from .spec import FireTimeCache, Schedule, load_zone, parse_spec
@@ -38,6 +40,8 @@ from .spec import FireTimeCache, Schedule, load_zone, parse_spec
 log = Logger()
 UTC = timezone.utc
 
+#: Most new jobs planned in one reactor turn.
+CREATE_BUDGET = 500
 #: An occurrence later than this when it is planned counts as missed.
 MISFIRE_TOLERANCE = 1.0
 #: Most catch-up occurrences one job gets from one planning (fire_all).
@@ -55,6 +59,12 @@ def _dt(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> datetime:
+    """Jobs created together share their timestamps: parse (and keep) each one once."""
+    return parse_time(text)
+
+
 class JobPlan:
     """What the scheduler keeps per job. Slots keep 200,000 of them small."""
 
@@ -67,9 +77,9 @@ class JobPlan:
         self.project_id: int = job["projectId"]
         self.schedule: Schedule = parse_spec(job["spec"])
         self.zone: ZoneInfo = load_zone(job["timezone"])
-        self.anchor: datetime = parse_time(job["dateCreated"])
-        self.start = parse_time(job["startDate"]) if job["startDate"] else None
-        self.end = parse_time(job["endDate"]) if job["endDate"] else None
+        self.anchor: datetime = _parsed(job["dateCreated"])
+        self.start = _parsed(job["startDate"]) if job["startDate"] else None
+        self.end = _parsed(job["endDate"]) if job["endDate"] else None
         self.paused: bool = job["paused"]
         self.policy: str = job["misfirePolicy"]
         self.grace: int = job["misfireGraceSeconds"]
@@ -108,6 +118,8 @@ class SchedulerService(Service):
         #: when a turn ran out of TICK_BUDGET: the instant whose due entries are being worked off
         self._backlog: float | None = None
         self.halted = False
+        self._creating: deque[Record] = deque()
+        self._planning: Any = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -133,6 +145,9 @@ class SchedulerService(Service):
         Service.stopService(self)
         self._cancel_timer()
         self._backlog = None
+        if self._planning is not None and self._planning.active():
+            self._planning.cancel()
+        self._planning = None
 
     def halt(self) -> None:
         """Stop starting occurrences until L{resume}; plans are kept."""
@@ -191,15 +206,33 @@ class SchedulerService(Service):
         if not result.get("ok"):
             return
         if command.kind == C.JOB_CREATE:
-            ids = [job["id"] for job in command.payload["jobs"] if self._owns(job["id"])]
-            now = self._clock.seconds()
-            for job in self._job_records(ids):
-                self._plan(self._new_plan(job), None, now, catch_up=False)
-            self._arm()
+            stamp = command.issued_at
+            self._creating.extend(
+                job_record({**columns, "date_created": stamp, "date_modified": stamp})
+                for columns in command.payload["jobs"] if self._owns(columns["id"]))
+            self._plan_created()
         elif command.kind == C.JOB_UPDATE:
             self._replan(command.payload["id"])
         elif command.kind == C.JOB_DELETE:
             self.plans.pop(command.payload["id"], None)
+
+    def _plan_created(self) -> None:
+        """
+        Plan new jobs from the applied command itself, L{CREATE_BUDGET} per reactor turn:
+        a batch of 10,000 jobs never holds the reactor for long, and each job is planned
+        milliseconds after it is stored, well before its first due time.
+        """
+        if self._planning is not None and self._planning.active():
+            self._planning.cancel()
+        self._planning = None
+        now = self._clock.seconds()
+        for _ in range(min(CREATE_BUDGET, len(self._creating))):
+            job = self._creating.popleft()
+            self.plans.pop(job["id"], None)
+            self._plan(self._new_plan(job), None, now, catch_up=False)
+        if self._creating:
+            self._planning = self._clock.callLater(0, self._plan_created)
+        self._arm()
 
     def _replan(self, job_id: int) -> None:
         old = self.plans.pop(job_id, None)

@@ -1,0 +1,102 @@
+"""Tests for scheduler0.execution.signing: header format, verification, secrets."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from scheduler0.execution.signing import (
+    SIGNATURE_HEADER,
+    new_signing_secret,
+    signature_header,
+    verify,
+)
+
+BODY = b'[{"executionId":"e1","scheduledTime":"2026-01-01T00:00:00Z","attempt":1}]'
+CURRENT = "whsec_current"
+PREVIOUS = "whsec_previous"
+T = 1_767_225_600
+
+
+def independent(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret.encode(), b"%d." % timestamp + body, hashlib.sha256).hexdigest()
+
+
+class SignatureHeaderTests(SynchronousTestCase):
+    def test_header_name(self) -> None:
+        self.assertEqual(SIGNATURE_HEADER, "X-Scheduler0-Signature")
+
+    def test_known_answer(self) -> None:
+        self.assertEqual(signature_header(BODY, [CURRENT], T),
+                         f"t={T},v1={independent(CURRENT, T, BODY)}")
+
+    def test_fixed_vector(self) -> None:
+        # Pinned so a change of key encoding or message layout cannot go unnoticed.
+        expected = hmac.new(b"key", b"1.", hashlib.sha256).hexdigest()
+        self.assertEqual(signature_header(b"", ["key"], 1), f"t=1,v1={expected}")
+
+    def test_one_v1_per_secret_current_first(self) -> None:
+        header = signature_header(BODY, [CURRENT, PREVIOUS], T)
+        self.assertEqual(header, f"t={T},v1={independent(CURRENT, T, BODY)},"
+                                 f"v1={independent(PREVIOUS, T, BODY)}")
+
+    def test_float_timestamp_is_whole_seconds(self) -> None:
+        self.assertEqual(signature_header(BODY, [CURRENT], T + 0.9),  # type: ignore[arg-type]
+                         signature_header(BODY, [CURRENT], T))
+
+    def test_needs_a_secret(self) -> None:
+        self.assertRaises(ValueError, signature_header, BODY, [], T)
+
+
+class VerifyTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.header = signature_header(BODY, [CURRENT, PREVIOUS], T)
+
+    def test_accepts_current_and_previous(self) -> None:
+        self.assertTrue(verify(self.header, BODY, CURRENT, T))
+        self.assertTrue(verify(self.header, BODY, PREVIOUS, T))
+
+    def test_accepts_single_secret_header(self) -> None:
+        self.assertTrue(verify(signature_header(BODY, [CURRENT], T), BODY, CURRENT, T + 5))
+
+    def test_rejects_wrong_secret(self) -> None:
+        self.assertFalse(verify(self.header, BODY, "whsec_other", T))
+
+    def test_rejects_tampered_body(self) -> None:
+        self.assertFalse(verify(self.header, BODY.replace(b'"e1"', b'"e2"'), CURRENT, T))
+
+    def test_rejects_tampered_timestamp(self) -> None:
+        forged = self.header.replace(f"t={T}", f"t={T + 1}")
+        self.assertFalse(verify(forged, BODY, CURRENT, T))
+
+    def test_tolerance_boundary(self) -> None:
+        self.assertTrue(verify(self.header, BODY, CURRENT, T + 300))
+        self.assertTrue(verify(self.header, BODY, CURRENT, T - 300))
+        self.assertFalse(verify(self.header, BODY, CURRENT, T + 301))
+        self.assertFalse(verify(self.header, BODY, CURRENT, T - 301))
+        self.assertTrue(verify(self.header, BODY, CURRENT, T + 1000, tolerance=1000))
+
+    def test_rejects_malformed(self) -> None:
+        digest = independent(CURRENT, T, BODY)
+        for header in ["", "garbage", f"v1={digest}", f"t={T}", f"t=abc,v1={digest}",
+                       f"t=-{T},v1={digest}", f"t={T},t={T},v1={digest}",
+                       f"t={T},v1=é{digest}"]:
+            self.assertFalse(verify(header, BODY, CURRENT, T), header)
+
+    def test_tolerates_spaces_and_unknown_schemes(self) -> None:
+        digest = independent(CURRENT, T, BODY)
+        self.assertTrue(verify(f"t={T}, v0=abc, v1={digest}", BODY, CURRENT, T))
+
+
+class NewSecretTests(SynchronousTestCase):
+    def test_format(self) -> None:
+        secret = new_signing_secret()
+        self.assertTrue(secret.startswith("whsec_"))
+        raw = base64.urlsafe_b64decode(secret[len("whsec_"):] + "=")
+        self.assertEqual(len(raw), 32)
+
+    def test_random(self) -> None:
+        self.assertEqual(len({new_signing_secret() for _ in range(20)}), 20)
