@@ -165,7 +165,8 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
                                     node_secrets.auth_password),
         settings=ApiSettings(node_id=config.node_id,
                              default_misfire_grace=config.misfire_grace_seconds,
-                             apply_timeout=config.raft_apply_timeout),
+                             apply_timeout=config.raft_apply_timeout,
+                             url_policy=policy.check_url if policy.active else None),
         scheduler=scheduler,
     )
     api.fire_times = fire_times

@@ -15,6 +15,7 @@ from twisted.internet.task import Clock
 from scheduler0.api.app import Api, ApiSettings
 from scheduler0.api.auth import Authenticator
 from scheduler0.consensus.local import LocalCommandLog
+from scheduler0.schedule.service import SchedulerService
 from scheduler0.store.service import StoreService
 
 # 2026-11-26T16:00:00Z
@@ -31,7 +32,13 @@ def peer_headers(kind: str = "cmd", user: str = PEER_USER,
 
 
 class ApiHarness:
-    def __init__(self, testcase: Any, start: float = T0) -> None:
+    """
+    @param scheduler: also run a real L{SchedulerService} on the Clock, observing the
+        command log; the occurrences it dispatches collect in C{self.dispatched}.
+    """
+
+    def __init__(self, testcase: Any, start: float = T0, scheduler: bool = False,
+                 url_policy: Any = None) -> None:
         self.testcase = testcase
         self.data_dir = testcase.mktemp()
         self.clock = Clock()
@@ -40,12 +47,26 @@ class ApiHarness:
         self.store.startService()
         self.commands = LocalCommandLog(self.store.path, self.clock, threaded=False)
         testcase.successResultOf(self.commands.startService())
+        self.dispatched: list[Any] = []
+        self.scheduler = None
+        if scheduler:
+            reads = self.store.schedule_reader
+            self.scheduler = SchedulerService(
+                clock=self.clock,
+                load=lambda: (reads.all_jobs(), reads.last_scheduled_times()),
+                job_records=lambda ids: self.store.reader.jobs_by_ids(ids),
+                dispatch=self.dispatched.extend,
+            )
+            self.commands.add_observer(self.scheduler.observe)
+            self.scheduler.startService()
+            testcase.addCleanup(self.scheduler.stopService)
         self.api = Api(
             reader=lambda: self.store.reader,
             commands=self.commands,
             clock=self.clock,
             authenticator=Authenticator(lambda: self.store.reader, PEER_USER, PEER_PASSWORD),
-            settings=ApiSettings(default_misfire_grace=60),
+            settings=ApiSettings(default_misfire_grace=60, url_policy=url_policy),
+            scheduler=self.scheduler,
         )
         self.stub = StubTreq(self.api.resource())
         self.headers: dict[str, str] = peer_headers()

@@ -87,6 +87,8 @@ class ApiSettings:
     node_id: int = 1
     default_misfire_grace: int = 60
     apply_timeout: float = 10.0
+    #: C{url -> message or None}: refuses callback URLs in networks the operator bars
+    url_policy: Callable[[str], str | None] | None = None
 
 
 class Api:
@@ -239,7 +241,8 @@ class Api:
     async def create_jobs(self, request: Any) -> bytes:
         now = self._now()
         jobs, many = V.validate_jobs(read_json(request), now=now,
-                                     default_grace=self.settings.default_misfire_grace)
+                                     default_grace=self.settings.default_misfire_grace,
+                                     url_policy=self.settings.url_policy)
         known = self.reader().existing_project_ids(job["project_id"] for job in jobs)
         for index, job in enumerate(jobs):
             if job["project_id"] not in known:
@@ -296,7 +299,7 @@ class Api:
         existing = self._job(job_id)
         columns = V.validate_job(read_json(request), now=self._now(),
                                  default_grace=self.settings.default_misfire_grace,
-                                 existing=existing)
+                                 existing=existing, url_policy=self.settings.url_policy)
         if columns["project_id"] != existing["projectId"] and not self.reader().project(
                 columns["project_id"]):
             raise BadRequest(f"projectId: project {columns['project_id']} does not exist")

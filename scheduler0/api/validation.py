@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from ..schedule.spec import SpecError, first_fire_or_error, load_zone, parse_spec
@@ -110,7 +110,8 @@ def _time_field(fields: Mapping[str, Any], name: str, where: str) -> datetime | 
 
 def validate_job(raw: Any, *, now: datetime, default_grace: int, index: int | None = None,
                  existing: Mapping[str, Any] | None = None,
-                 checked: set[tuple] | None = None) -> dict[str, Any]:
+                 checked: set[tuple] | None = None,
+                 url_policy: Callable[[str], str | None] | None = None) -> dict[str, Any]:
     """
     Validate one job object and return its column values (without C{id}).
 
@@ -142,6 +143,9 @@ def validate_job(raw: Any, *, now: datetime, default_grace: int, index: int | No
     problem = _check_url(url)
     if problem:
         raise BadRequest(f"{where}callbackUrl: {url!r} {problem}")
+    refused = url_policy(url) if url_policy is not None else None
+    if refused:
+        raise BadRequest(f"{where}{refused}")
 
     data = fields.get("data")
     if data is not None and not isinstance(data, str):
@@ -209,7 +213,9 @@ def validate_job(raw: Any, *, now: datetime, default_grace: int, index: int | No
     }
 
 
-def validate_jobs(body: Any, *, now: datetime, default_grace: int) -> tuple[list[dict], bool]:
+def validate_jobs(body: Any, *, now: datetime, default_grace: int,
+                  url_policy: Callable[[str], str | None] | None = None
+                  ) -> tuple[list[dict], bool]:
     """
     A job object or an array of them. The whole batch is checked before anything is
     stored. Returns the column values and whether the input was an array.
@@ -222,9 +228,10 @@ def validate_jobs(body: Any, *, now: datetime, default_grace: int) -> tuple[list
                              f"{MAX_JOBS_PER_REQUEST}, split the batch")
         checked: set[tuple] = set()
         return [validate_job(raw, now=now, default_grace=default_grace, index=i,
-                             checked=checked)
+                             checked=checked, url_policy=url_policy)
                 for i, raw in enumerate(body)], True
-    return [validate_job(body, now=now, default_grace=default_grace)], False
+    return [validate_job(body, now=now, default_grace=default_grace,
+                         url_policy=url_policy)], False
 
 
 def validate_project(raw: Any, existing: Mapping[str, Any] | None = None) -> dict[str, Any]:
