@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
 
-from .api.app import Api, ApiSettings
+from .api.app import Api, ApiSettings, Operations
 from .api.auth import Authenticator
 from .api.site import DrainingHTTPService, make_site
 from .config import Config
@@ -30,6 +30,9 @@ from .execution.recorder import ExecutionRecorder
 from .execution.recovery import RecoveryService
 from .execution.retention import RetentionService
 from .node_secrets import NodeSecrets
+from .operability.health import HealthReport
+from .operability.repairs import Repairs
+from .operability.supervisor import MemoryGuardService, Supervisor
 from .schedule.service import SchedulerService
 from .schedule.spec import FireTimeCache
 from .store.service import StoreService
@@ -125,9 +128,10 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
     fire_times = FireTimeCache()
     breakers = Breakers(reactor, rng, on_change=lambda breaker, old, new:
                         executor.on_breaker_change(breaker, old, new))
+    recorder = ExecutionRecorder(reactor, commands)
     executor = Executor(
         clock=reactor, http=http_client,
-        recorder=ExecutionRecorder(reactor, commands),
+        recorder=recorder,
         breakers=breakers,
         secrets_for=lambda project_id: schedule_reader().signing_secrets(
             project_id, format_time(from_seconds(reactor.seconds()))),
@@ -157,6 +161,23 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
     add(RetentionService(reactor, commands, config.execution_retention_days,
                          config.execution_retention_per_job), "retention")
 
+    supervisor = Supervisor(scheduler, executor)
+    add(MemoryGuardService(reactor, supervisor, config.max_memory), "memory-guard")
+
+    def operations_reader():  # type: ignore[no-untyped-def]
+        assert store.operations_reader is not None, "the store is not open"
+        return store.operations_reader
+
+    operations = Operations(
+        health=HealthReport(reactor, scheduler, executor, operations_reader,
+                            enabled=lambda: supervisor.state() != "HALTED"),
+        supervisor=supervisor,
+        repairs=Repairs(reactor, scheduler, executor, recorder, commands, operations_reader,
+                        lambda execution_id: reader().execution(execution_id),
+                        hanging_after=config.job_execution_timeout
+                        * (config.job_execution_retry_max + 1),
+                        node_id=config.node_id),
+    )
     api = Api(
         reader=reader,
         commands=commands,
@@ -168,6 +189,7 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
                              apply_timeout=config.raft_apply_timeout,
                              url_policy=policy.check_url if policy.active else None),
         scheduler=scheduler,
+        operations=operations,
     )
     api.fire_times = fire_times
     site = make_site(api.resource(), int(config.max_request_body_mb * 1024 * 1024))

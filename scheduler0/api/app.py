@@ -18,6 +18,7 @@ from typing import Any, Callable
 import attrs
 from klein import Klein
 from twisted.internet.defer import TimeoutError as DeferredTimeout
+from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
@@ -30,6 +31,7 @@ from ..state.ids import IdAllocator
 from ..store.reads import Record, StateReader, job_record
 from ..timestamps import format_time, from_seconds, parse_time
 from ..execution.signing import new_signing_secret
+from ..operability.repairs import RepairError
 from . import validation as V
 from .auth import Authenticator, Principal, hash_secret, new_api_key, new_api_secret
 from .errors import (ApiError, BadRequest, MethodNotAllowed, NotFound, Unavailable,
@@ -83,6 +85,16 @@ def read_json(request: Any, *, optional: bool = False) -> Any:
 
 
 @attrs.define
+class Operations:
+    """What the operability endpoints work with (absent in API-only tests)."""
+
+    health: Any
+    supervisor: Any
+    repairs: Any
+    metrics: Any = None
+
+
+@attrs.define
 class ApiSettings:
     node_id: int = 1
     default_misfire_grace: int = 60
@@ -102,9 +114,10 @@ class Api:
 
     def __init__(self, reader: Callable[[], StateReader], commands: ICommandLog, clock: Any,
                  authenticator: Authenticator, settings: ApiSettings | None = None,
-                 scheduler: Any = None) -> None:
+                 scheduler: Any = None, operations: "Operations | None" = None) -> None:
         self.reader = reader
         self.scheduler = scheduler
+        self.operations = operations
         self.commands = commands
         self.clock = clock
         self.authenticator = authenticator
@@ -420,6 +433,107 @@ class Api:
         self._credential(credential_id)
         await self._commit(C.CREDENTIAL_DELETE, {"id": credential_id})
         return no_content(request)
+
+    # -- operability: health, dead letters, breakers, supervisor, metrics ----------------
+
+    def _ops(self) -> Operations:
+        if self.operations is None:
+            raise Unavailable("operability endpoints are not available on this node")
+        return self.operations
+
+    @app.route("/api/monitoring/scheduler/health", methods=["GET"])
+    @requires("read")
+    def scheduler_health(self, request: Any) -> bytes:
+        # the seed's shape: the snapshot itself, so its jq queries work unchanged
+        request.setHeader("content-type", _JSON)
+        return _encode(self._ops().health.snapshot()).encode()
+
+    @app.route("/api/monitoring/breakers/<path:target>/reset", methods=["POST"])
+    @requires("admin")
+    def reset_breaker(self, request: Any, target: str) -> bytes:
+        return respond(request, 200, self._repair(self._ops().repairs.reset_breaker, target))
+
+    @app.route("/api/monitoring/dlq/retry", methods=["POST"])
+    @requires("admin")
+    def retry_all_dead(self, request: Any) -> bytes:
+        return respond(request, 202, self._repair(self._ops().repairs.retry_dead))
+
+    @app.route("/api/monitoring/dlq/<path:target>/retry", methods=["POST"])
+    @requires("admin")
+    def retry_dead_of(self, request: Any, target: str) -> bytes:
+        return respond(request, 202, self._repair(self._ops().repairs.retry_dead, target))
+
+    @app.route("/api/monitoring/dlq/<path:target>", methods=["DELETE"])
+    @requires("admin")
+    async def delete_dead_of(self, request: Any, target: str) -> bytes:
+        result = await self._repair(self._ops().repairs.delete_dead, target)
+        return respond(request, 200, result)
+
+    @app.route("/api/v1/executions/<execution_id>/retry", methods=["POST"])
+    @requires("execute")
+    def retry_execution(self, request: Any, execution_id: str) -> bytes:
+        return respond(request, 202,
+                       self._repair(self._ops().repairs.retry_execution, execution_id))
+
+    @app.route("/api/v1/executions/<execution_id>", methods=["DELETE"])
+    @requires("write")
+    async def delete_execution(self, request: Any, execution_id: str) -> bytes:
+        await self._repair(self._ops().repairs.delete_execution, execution_id)
+        return no_content(request)
+
+    @app.route("/api/supervisor/state", methods=["GET"])
+    @requires("admin")
+    def supervisor_state(self, request: Any) -> bytes:
+        supervisor = self._ops().supervisor
+        state = supervisor.state()
+        if state is None:
+            raise Unavailable("no job is configured on this node")
+        return respond(request, 200, {"state": state, "reason": supervisor.reason()})
+
+    @app.route("/api/supervisor/halt", methods=["POST"])
+    @requires("admin")
+    def supervisor_halt(self, request: Any) -> bytes:
+        self._ops().supervisor.halt()
+        return respond(request, 200, {"state": "HALTED", "reason": self._ops().supervisor.reason()})
+
+    @app.route("/api/supervisor/restart", methods=["POST"])
+    @requires("admin")
+    def supervisor_restart(self, request: Any) -> bytes:
+        supervisor = self._ops().supervisor
+        supervisor.restart()
+        return respond(request, 200, {"state": supervisor.state(), "reason": supervisor.reason()})
+
+    @app.route("/api/supervisor/hanging", methods=["GET"])
+    @requires("admin")
+    def supervisor_hanging(self, request: Any) -> bytes:
+        repairs = self._ops().repairs
+        hanging = repairs.hanging()
+        return respond(request, 200, {"hangingAfterSeconds": repairs.hanging_after,
+                                      "total": len(hanging), "executions": hanging})
+
+    @app.route("/api/supervisor/hanging/<execution_id>/resolve", methods=["POST"])
+    @requires("admin")
+    async def supervisor_resolve(self, request: Any, execution_id: str) -> bytes:
+        body = read_json(request)
+        action = body.get("action") if isinstance(body, dict) else None
+        result = await maybeDeferred(self._repair, self._ops().repairs.resolve, execution_id,
+                                     action)
+        return respond(request, 200, result)
+
+    @app.route("/metrics", methods=["GET"])
+    def metrics(self, request: Any) -> bytes:
+        metrics = self._ops().metrics
+        if metrics is None:
+            raise NotFound("metrics are not enabled on this node")
+        body, content_type = metrics.render()
+        request.setHeader("content-type", content_type)
+        return body
+
+    def _repair(self, action: Callable, *args: Any) -> Any:
+        try:
+            return action(*args)
+        except RepairError as e:
+            raise error_for_status(e.status, e.message) from None
 
     # -- errors: the one place exceptions become JSON ------------------------------------
 

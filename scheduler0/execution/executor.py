@@ -23,7 +23,11 @@ import attrs
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.defer import TimeoutError as DeferredTimeout
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.client import ResponseDone
+from twisted.web.http import PotentialDataLoss
 
 from ..schedule.occurrence import Occurrence
 from ..timestamps import format_time, from_seconds
@@ -88,6 +92,39 @@ class TargetStatus:
         return sum(len(d.occurrences) for d in self.queue)
 
 
+class _DiscardBody(Protocol):
+    """Reads a response body to its end without keeping it (a receiver's answer may be
+    large and only its status matters). Cancelling C{finished} closes the connection, so a
+    receiver that stalls mid-body does not keep it open after the deadline."""
+
+    def __init__(self) -> None:
+        self.finished: Deferred = Deferred(lambda _: self._abort())
+
+    def _abort(self) -> None:
+        if self.transport is not None:
+            self.transport.stopProducing()
+
+    def dataReceived(self, data: bytes) -> None:
+        pass
+
+    def connectionLost(self, reason: Any = None) -> None:
+        if self.finished.called:
+            return  # cancelled at the deadline: the outcome is already a timeout
+        if reason is None or reason.check(ResponseDone, PotentialDataLoss):
+            self.finished.callback(None)
+        else:
+            self.finished.errback(reason)
+
+
+def _deadline_passed(result: Any, timeout: float) -> Any:
+    """C{addTimeout}'s C{onTimeoutCancel}: once the deadline has cancelled the exchange,
+    whatever it failed with is a timeout (a cancelled agent request fails with
+    C{ResponseNeverReceived}, not C{CancelledError}, which the default conversion expects)."""
+    if isinstance(result, Failure):
+        return Failure(DeferredTimeout(timeout, "no answer from the callback"))
+    return result
+
+
 class Executor(Service):
     """
     @param http: a treq C{HTTPClient} (its C{post}); its pool bounds connections.
@@ -115,14 +152,20 @@ class Executor(Service):
         self.counters = {"succeeded": 0, "failed": 0, "retrying": 0, "dead": 0}
         self._drained: list[Deferred] = []
         self.drain_timeout = 5.0
+        self._stopping = False  # stopService was called: schedule no retries
 
     # -- lifecycle ----------------------------------------------------------------------
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self._stopping = False
 
     def stopService(self) -> Deferred:
         """Start nothing new; wait (at most C{drain_timeout}) for deliveries in flight, so
         their outcomes are recorded. Anything unfinished is re-sent after a restart."""
         Service.stopService(self)
         self.halted = True
+        self._stopping = True
         for call in list(self._retries):
             if call.active():
                 call.cancel()
@@ -172,14 +215,19 @@ class Executor(Service):
             self._pump(target)
 
     def _chunks(self, group: list[Occurrence]) -> Iterable[list[Occurrence]]:
+        """Greedy chunks whose body (C{[item,item,...]}) is at most C{max_payload_bytes},
+        measured exactly and with room for the attempt number to grow on retries (a retry
+        re-sends the same chunk). An item larger than the limit goes alone."""
         limit = self.settings.max_payload_bytes
+        widest_attempt = len(str(self.settings.retry_max + 1))
         chunk: list[Occurrence] = []
-        size = 2
+        size = 1  # "["; every item then adds its length and a "," or the closing "]"
         for occurrence in group:
-            item = len(occurrence.payload) + 100
+            digits = len(str(occurrence.attempt))
+            item = len(occurrence.body_item()) + max(widest_attempt - digits, 0) + 1
             if chunk and size + item > limit:
                 yield chunk
-                chunk, size = [], 2
+                chunk, size = [], 1
             chunk.append(occurrence)
             size += item
         if chunk:
@@ -211,7 +259,8 @@ class Executor(Service):
             if not breaker.allow():
                 self._hold(status)
                 return
-            self._start(status, status.queue.popleft())
+            probe = breaker.state is BreakerState.HALF_OPEN
+            self._start(status, status.queue.popleft(), probe)
             if breaker.state is BreakerState.HALF_OPEN:
                 self._hold(status)  # only the probe goes; the rest wait for its outcome
                 return
@@ -236,7 +285,7 @@ class Executor(Service):
             delivery.occurrences = live
         return bool(live)
 
-    def _start(self, status: TargetStatus, delivery: Delivery) -> None:
+    def _start(self, status: TargetStatus, delivery: Delivery, probe: bool = False) -> None:
         status.in_flight += 1
         self.in_flight += 1
         started = self._clock.seconds()
@@ -252,7 +301,7 @@ class Executor(Service):
         d = self._recorder.record(records)
         d.addErrback(lambda f: log.failure("could not record dispatch; sending anyway", f))
         d.addCallback(lambda _: self._post(delivery))
-        d.addBoth(self._finished, status, delivery, started)
+        d.addBoth(self._finished, status, delivery, started, probe)
 
     def _post(self, delivery: Delivery) -> Any:
         body = b"[" + b",".join(o.body_item() for o in delivery.occurrences) + b"]"
@@ -265,34 +314,43 @@ class Executor(Service):
         if secrets:
             headers[SIGNATURE_HEADER] = [signature_header(body, secrets,
                                                           int(self._clock.seconds()))]
-        d = self._http.post(delivery.url, data=body, headers=headers,
-                            timeout=self.settings.timeout)
+        # One deadline on our clock for the whole exchange (connect, answer and body), not
+        # treq's timeout=, which covers only the answer, runs on the global reactor and
+        # reports expiry as ResponseNeverReceived.
+        d = self._http.post(delivery.url, data=body, headers=headers)
 
         def read(response: Any) -> Any:
-            content = response.content()
-            content.addTimeout(self.settings.timeout, self._clock)
-            return content.addCallback(lambda _: response.code)
+            body = _DiscardBody()
+            response.deliverBody(body)
+            return body.finished.addCallback(lambda _: response.code)
 
-        return d.addCallback(read)
+        d.addCallback(read)
+        d.addTimeout(self.settings.timeout, self._clock, onTimeoutCancel=_deadline_passed)
+        return d
 
     # -- outcomes -----------------------------------------------------------------------
 
     def _finished(self, outcome: Any, status: TargetStatus, delivery: Delivery,
-                  started: float) -> None:
+                  started: float, probe: bool = False) -> None:
         status.in_flight -= 1
         self.in_flight -= 1
         now = self._clock.seconds()
         duration = round((now - started) * 1000, 1)
         breaker = self.breakers.get(delivery.target)
+        # A half-open breaker is decided by its probe alone: a request started before the
+        # breaker opened may finish now and must neither close nor reopen it.
+        counts = probe or breaker.state is not BreakerState.HALF_OPEN
         if isinstance(outcome, int) and 200 <= outcome < 300:
-            breaker.record_success()
+            if counts:
+                breaker.record_success()
             status.last_success = now
             status.consecutive_failures = 0
             status.first_failure_at = None
             self._succeeded(delivery, outcome, duration, now)
         else:
             code, message, category = self._describe(outcome)
-            breaker.record_failure()
+            if counts:
+                breaker.record_failure()
             status.last_error_at, status.last_error = now, message
             status.last_error_category = category
             if status.consecutive_failures == 0:
@@ -356,6 +414,10 @@ class Executor(Service):
         self._recorder.record(records)
 
     def _schedule_retry(self, delivery: Delivery, delay: float) -> None:
+        if self._stopping:
+            # stopping: the 'retrying' record (with next_retry_at) is resumed after restart
+            return
+
         def again() -> None:
             self._retries.discard(call)
             self._status(delivery.target).queue.append(delivery)

@@ -17,6 +17,16 @@ from ..timestamps import parse_time
 log = Logger()
 
 
+def occurrence_from_record(record: Record, plan: Any, attempt: int) -> Occurrence:
+    """The occurrence an execution record stands for, to deliver again (same id)."""
+    return Occurrence(
+        execution_id=record["executionId"], job_id=plan.job_id, project_id=plan.project_id,
+        scheduled=parse_time(record["scheduledTime"]).timestamp(),
+        callback_url=plan.callback_url, target=plan.target, payload=plan.payload,
+        attempt=max(1, attempt),
+    )
+
+
 def occurrences_to_resume(records: list[Record], plans: dict[int, Any],
                           now: float) -> tuple[list[Occurrence], list[tuple[Occurrence, float]]]:
     """Split unfinished records into occurrences to send now and retries to wait for."""
@@ -27,12 +37,7 @@ def occurrences_to_resume(records: list[Record], plans: dict[int, Any],
         if plan is None:
             continue
         attempt = record["attempts"] + (1 if record["state"] == "dispatched" else 0)
-        occurrence = Occurrence(
-            execution_id=record["executionId"], job_id=plan.job_id, project_id=plan.project_id,
-            scheduled=parse_time(record["scheduledTime"]).timestamp(),
-            callback_url=plan.callback_url, target=plan.target, payload=plan.payload,
-            attempt=max(1, attempt),
-        )
+        occurrence = occurrence_from_record(record, plan, attempt)
         retry_at = record["nextRetryAt"]
         if record["state"] == "retrying" and retry_at and parse_time(retry_at).timestamp() > now:
             later.append((occurrence, parse_time(retry_at).timestamp() - now))

@@ -243,3 +243,45 @@ def execution_record(row: sqlite3.Row) -> Record:
         "dateCreated": row["date_created"],
         "dateModified": row["date_modified"],
     }
+
+
+class OperationsReader:
+    """Queries behind the health, dead-letter and supervisor APIs."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def dead_letter_count(self) -> int:
+        return self._conn.execute(
+            "SELECT count(*) FROM executions WHERE state = 'dead'").fetchone()[0]
+
+    def dead_letters(self, target: str | None = None, limit: int | None = None) -> list[Record]:
+        """Dead-lettered executions, most recent first."""
+        sql = "SELECT * FROM executions WHERE state = 'dead'"
+        args: list[Any] = []
+        if target is not None:
+            sql += " AND target = ?"
+            args.append(target)
+        sql += " ORDER BY date_modified DESC, id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [execution_record(r) for r in self._conn.execute(sql, args)]
+
+    def dead_letters_by_target(self) -> dict[str, Record]:
+        """Per target: how many are dead, since when, and whether any failed permanently."""
+        rows = self._conn.execute(
+            "SELECT target, count(*), min(coalesce(first_attempt_at, date_created)), "
+            "max(coalesce(last_attempt_at, date_modified)), max(attempts), "
+            "sum(error_category = 'permanent') FROM executions WHERE state = 'dead' "
+            "GROUP BY target").fetchall()
+        return {row[0]: {"count": row[1], "firstAttempt": row[2], "lastAttempt": row[3],
+                         "attempts": row[4], "permanent": bool(row[5])} for row in rows}
+
+    def dispatched_before(self, cutoff: str) -> list[Record]:
+        """Executions dispatched before C{cutoff} whose outcome was never recorded."""
+        rows = self._conn.execute(
+            "SELECT * FROM executions WHERE state = 'dispatched' AND "
+            "coalesce(last_attempt_at, date_modified) < ? ORDER BY scheduled_time",
+            (cutoff,)).fetchall()
+        return [execution_record(r) for r in rows]

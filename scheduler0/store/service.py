@@ -9,7 +9,7 @@ from twisted.application.service import Service
 from twisted.logger import Logger
 
 from .database import connect, database_path, ensure_schema
-from .reads import ScheduleReader, StateReader
+from .reads import OperationsReader, ScheduleReader, StateReader
 
 log = Logger()
 
@@ -26,6 +26,7 @@ class StoreService(Service):
         self._conn: sqlite3.Connection | None = None
         self.reader: StateReader | None = None
         self.schedule_reader: ScheduleReader | None = None
+        self.operations_reader: OperationsReader | None = None
 
     def open(self) -> StateReader:
         """Open synchronously; idempotent, so C{makeService} can fail early on a bad file."""
@@ -35,6 +36,7 @@ class StoreService(Service):
             ensure_schema(self._conn)
             self.reader = StateReader(self._conn)
             self.schedule_reader = ScheduleReader(self._conn)
+            self.operations_reader = OperationsReader(self._conn)
             log.info("opened database {path}", path=self.path)
         return self.reader
 
@@ -49,4 +51,5 @@ class StoreService(Service):
             self._conn = None
             self.reader = None
             self.schedule_reader = None
+            self.operations_reader = None
             log.info("closed database {path}", path=self.path)
