@@ -30,7 +30,9 @@ from .execution.recorder import ExecutionRecorder
 from .execution.recovery import RecoveryService
 from .execution.retention import RetentionService
 from .node_secrets import NodeSecrets
+from .api.rate_limit import RateLimiter
 from .operability.health import HealthReport
+from .operability.metrics import Metrics, record_observer
 from .operability.repairs import Repairs
 from .operability.supervisor import MemoryGuardService, Supervisor
 from .schedule.service import SchedulerService
@@ -128,7 +130,8 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
     fire_times = FireTimeCache()
     breakers = Breakers(reactor, rng, on_change=lambda breaker, old, new:
                         executor.on_breaker_change(breaker, old, new))
-    recorder = ExecutionRecorder(reactor, commands)
+    metrics = Metrics()
+    recorder = ExecutionRecorder(reactor, commands, observe=record_observer(metrics))
     executor = Executor(
         clock=reactor, http=http_client,
         recorder=recorder,
@@ -177,7 +180,11 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
                         hanging_after=config.job_execution_timeout
                         * (config.job_execution_retry_max + 1),
                         node_id=config.node_id),
+        metrics=metrics,
     )
+    metrics.bind(scheduler, executor,
+                 dead_letters=lambda: operations_reader().dead_letter_count(),
+                 raft_state=commands.status)
     api = Api(
         reader=reader,
         commands=commands,
@@ -192,7 +199,8 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
         operations=operations,
     )
     api.fire_times = fire_times
-    site = make_site(api.resource(), int(config.max_request_body_mb * 1024 * 1024))
+    site = make_site(api.resource(), int(config.max_request_body_mb * 1024 * 1024),
+                     limiter=RateLimiter(config.rate_limit_per_minute, reactor), metrics=metrics)
     listener = strports.service(http_endpoint(config), site)
     add(DrainingHTTPService(listener, site, reactor), "http")
     node.api = api  # type: ignore[attr-defined]

@@ -15,8 +15,10 @@ import ipaddress
 import math
 from typing import Any
 
-# Clock arithmetic is floating point: 500 requests at 0.12 s must not round to 499.
-_EPSILON = 1e-9
+# A request this close to its token's arrival is let through: clock readings near today's
+# epoch (1.7e9 s) are only good to about 2e-7 s, and a rate limiter need not be finer.
+_TOLERANCE_NS = 1_000
+_NS = 10**9
 
 
 class RateLimiter:
@@ -26,7 +28,7 @@ class RateLimiter:
     Memory is bounded: buckets idle long enough to be full again are dropped, in a sweep
     that runs once a minute of clock time or when the table has doubled since the last
     sweep (amortised O(1) per check). So the table holds at most about twice the clients
-    seen in the last minute, plus 1024.
+    whose bucket is not yet full (no more than those seen in the last minute), plus 1024.
 
     @param clock: an C{IReactorTime}; only C{seconds()} is used.
     """
@@ -38,11 +40,14 @@ class RateLimiter:
             raise ValueError(f"per_minute must be 0 (disabled) or more, not {per_minute}")
         self.per_minute = per_minute
         self._clock = clock
-        self._interval = 60.0 / per_minute if per_minute else 0.0  # seconds per token
+        # Times are integers in units of 1/per_minute ns, so a token is exactly 60e9 units
+        # and a thousand tokens add up exactly (sums of 0.12 s in floating point do not).
+        self._interval = 60 * _NS
         self._burst = self._interval * (per_minute - 1)  # how far ahead a client may run
-        self._full_at: dict[str, float] = {}  # client -> when its bucket is full again
+        self._tolerance = _TOLERANCE_NS * per_minute
+        self._full_at: dict[str, int] = {}  # client -> when its bucket is full again
         self._sweep_size = self.MIN_SWEEP
-        self._sweep_at = clock.seconds() + 60.0
+        self._sweep_at = self._now() + self._interval * per_minute  # a minute on
 
     @property
     def enabled(self) -> bool:
@@ -60,27 +65,30 @@ class RateLimiter:
         """
         if not self.per_minute:
             return None
-        now = self._clock.seconds()
+        now = self._now()
         self._maybe_sweep(now)
         full_at = max(self._full_at.get(client, now), now)
         wait = full_at - self._burst - now
-        if wait > _EPSILON:
-            return wait
+        if wait > self._tolerance:
+            return wait / self.per_minute / _NS
         self._full_at[client] = full_at + self._interval
         return None
 
-    def _maybe_sweep(self, now: float) -> None:
+    def _now(self) -> int:
+        return round(self._clock.seconds() * _NS) * self.per_minute
+
+    def _maybe_sweep(self, now: int) -> None:
         if len(self._full_at) < self._sweep_size and now < self._sweep_at:
             return
         self._full_at = {c: t for c, t in self._full_at.items() if t > now}
         self._sweep_size = max(self.MIN_SWEEP, 2 * len(self._full_at))
-        self._sweep_at = now + 60.0
+        self._sweep_at = now + self._interval * self.per_minute
 
 
 def retry_after(seconds: float) -> int:
     """The C{Retry-After} value for a delay from L{RateLimiter.check}: whole seconds,
     rounded up (waiting less would be refused again), at least 1."""
-    return max(1, math.ceil(seconds - _EPSILON))
+    return max(1, math.ceil(seconds - _TOLERANCE_NS / _NS))
 
 
 def client_key(host: str) -> str:

@@ -19,6 +19,9 @@ from twisted.logger import Logger
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
+from ..operability.metrics import route_of
+from .rate_limit import RateLimiter, client_key, retry_after
+
 log = Logger()
 
 
@@ -57,24 +60,48 @@ class BoundedRequest(Request):
 
 
 class GuardResource(Resource):
-    """Answers 413 for an oversized body; everything else goes to the wrapped resource."""
+    """
+    What every request passes before the API: the per-client rate limit (429 with
+    C{Retry-After}), the body limit (413), and the request count for metrics.
+    """
 
     isLeaf = True
 
-    def __init__(self, wrapped: IResource) -> None:
+    def __init__(self, wrapped: IResource, limiter: RateLimiter | None = None,
+                 metrics: Any = None) -> None:
         super().__init__()
         self._wrapped = wrapped
+        self._limiter = limiter
+        self._metrics = metrics
 
     def render(self, request: Any) -> Any:
+        if self._metrics is not None:
+            method = request.method.decode("ascii", "replace")
+            route = route_of(request.path)
+            request.notifyFinish().addBoth(
+                lambda _: self._metrics.api_request(route, method, request.code))
+        if self._limiter is not None and self._limiter.enabled:
+            wait = self._limiter.check(client_key(request.getClientAddress().host))
+            if wait is not None:
+                seconds = retry_after(wait)
+                request.setHeader("retry-after", str(seconds))
+                return _refuse(request, 429, f"too many requests from this address; retry "
+                                             f"in {seconds} s (RateLimitPerMinute)")
         if getattr(request, "body_too_large", False):
             limit = request.channel.site.max_body
-            request.setResponseCode(413)
-            request.setHeader("content-type", "application/json")
             request.setHeader("connection", "close")
-            return json.dumps({"success": False, "data": (
-                f"the request body is larger than {limit} bytes (MaxRequestBodyMb); "
-                "split it into smaller requests")}).encode()
+            return _refuse(request, 413, f"the request body is larger than {limit} bytes "
+                                         "(MaxRequestBodyMb); split it into smaller requests")
         return self._wrapped.render(request)
+
+
+_REASONS = {413: b"Payload Too Large", 429: b"Too Many Requests"}
+
+
+def _refuse(request: Any, status: int, message: str) -> bytes:
+    request.setResponseCode(status, _REASONS.get(status))
+    request.setHeader("content-type", "application/json")
+    return json.dumps({"success": False, "data": message}).encode()
 
 
 class ApiSite(Site):
@@ -86,8 +113,9 @@ class ApiSite(Site):
     displayTracebacks = False
     draining = False
 
-    def __init__(self, resource: IResource, max_body: int) -> None:
-        super().__init__(GuardResource(resource), requestFactory=BoundedRequest)
+    def __init__(self, resource: IResource, max_body: int, limiter: RateLimiter | None = None,
+                 metrics: Any = None) -> None:
+        super().__init__(GuardResource(resource, limiter, metrics), requestFactory=BoundedRequest)
         self.max_body = max_body
         self._channels: set[Any] = set()
         self._drained: list[Deferred] = []
@@ -171,5 +199,6 @@ class DrainingHTTPService(Service):
         return d
 
 
-def make_site(resource: IResource, max_body: int) -> ApiSite:
-    return ApiSite(resource, max_body)
+def make_site(resource: IResource, max_body: int, limiter: RateLimiter | None = None,
+              metrics: Any = None) -> ApiSite:
+    return ApiSite(resource, max_body, limiter, metrics)

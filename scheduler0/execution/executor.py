@@ -320,9 +320,9 @@ class Executor(Service):
         d = self._http.post(delivery.url, data=body, headers=headers)
 
         def read(response: Any) -> Any:
-            body = _DiscardBody()
-            response.deliverBody(body)
-            return body.finished.addCallback(lambda _: response.code)
+            sink = _DiscardBody()
+            response.deliverBody(sink)
+            return sink.finished.addCallback(lambda _: response.code)
 
         d.addCallback(read)
         d.addTimeout(self.settings.timeout, self._clock, onTimeoutCancel=_deadline_passed)

@@ -9,7 +9,7 @@ thousands share one command (one commit). A caller that must know its record is 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -24,9 +24,12 @@ log = Logger()
 class ExecutionRecorder:
     """
     @param max_batch: most records per command.
+    @param observe: sees every record as it is queued (metrics).
     """
 
-    def __init__(self, clock: Any, commands: ICommandLog, max_batch: int = 5000) -> None:
+    def __init__(self, clock: Any, commands: ICommandLog, max_batch: int = 5000,
+                 observe: Callable[[list[dict]], None] | None = None) -> None:
+        self._observe = observe
         self._clock = clock
         self._commands = commands
         self._max_batch = max_batch
@@ -38,6 +41,8 @@ class ExecutionRecorder:
         """Queue records (dicts of L{scheduler0.state.machine.EXECUTION_COLUMNS}); the
         Deferred fires (with None) once they are applied, or fails if they were not."""
         d: Deferred = Deferred()
+        if self._observe is not None:
+            self._observe(records)
         self._buffer.extend(records)
         self._waiters.append(d)
         if self._in_flight == 0 or len(self._buffer) >= self._max_batch:

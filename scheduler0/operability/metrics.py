@@ -251,3 +251,28 @@ class _StateCollector:
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=value)
+
+
+_FINISHED = frozenset(OUTCOMES)
+
+
+def record_observer(metrics: "Metrics") -> Callable[[list[dict]], None]:
+    """Feed execution records (as the recorder queues them) into the metrics: outcomes,
+    first-attempt lateness and callback durations."""
+
+    def observe(records: list[dict]) -> None:
+        outcomes: dict[str, int] = {}
+        for record in records:
+            state = record["state"]
+            if state in _FINISHED:
+                outcomes[state] = outcomes.get(state, 0) + 1
+                duration = record.get("duration_ms")
+                if duration is not None:
+                    metrics.observe_callback_duration(duration / 1000)
+            lateness = record.get("lateness_ms")
+            if lateness is not None:
+                metrics.observe_lateness(lateness / 1000)
+        for state, count in outcomes.items():
+            metrics.occurrence_finished(state, count)
+
+    return observe
