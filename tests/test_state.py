@@ -142,3 +142,100 @@ class LocalCommandLogTests(TestCase):
         self.assertTrue(all(r["ok"] for r in results))
         self.assertEqual(self.store.reader.projects(1, 0)[1], 20)
         yield self.assertFailure(log.submit(script()[0]), NotAccepting)
+
+
+class RetentionTests(SynchronousTestCase):
+    """execution.prune bounds the executions table without losing what must stay."""
+
+    def record(self, job_id: int, minute: int, state: str) -> dict:
+        return {"id": f"{job_id}-{minute}", "job_id": job_id, "project_id": 1,
+                "scheduled_time": f"2026-11-26T16:{minute:02d}:00.000Z", "state": state,
+                "attempts": 1, "target": "http://127.0.0.1:3000", "node_id": 1}
+
+    def test_prune_by_age_and_per_job(self) -> None:
+        conn = fresh_db(self)
+        at = "2026-11-26T16:00:00.000Z"
+        setup = [
+            Command("p", C.PROJECT_CREATE, at, {"project": {"id": 1, "name": "a", "description": "",
+                                                           "signing_secret": "s"}}),
+            Command("j", C.JOB_CREATE, at, {"jobs": [job(1), job(2)]}),
+            Command("r", C.EXECUTION_RECORD, at, {"records": [
+                self.record(1, m, "succeeded") for m in range(10)
+            ] + [self.record(1, 10, "retrying"), self.record(2, 0, "succeeded")]}),
+        ]
+        apply_batch(conn, setup)
+        # the dead-letter of job 1 at minute 1 replaces that succeeded row (same id)
+        apply_batch(conn, [Command("d", C.EXECUTION_RECORD, at,
+                                   {"records": [self.record(1, 1, "dead")]})])
+        (result,) = apply_batch(conn, [Command("x", C.EXECUTION_PRUNE, at, {
+            "before": "2026-11-26T16:05:00.000Z", "keep_per_job": 3})])
+        self.assertTrue(result["ok"])
+        left = {(r[0], r[1]) for r in conn.execute("SELECT id, state FROM executions")}
+        # job 1: the finished rows before 16:05 are old (the dead letter too); of the rest
+        # the newest 3 rows stay, and the unfinished (retrying) one is never pruned
+        self.assertEqual(left, {("1-8", "succeeded"), ("1-9", "succeeded"),
+                                ("1-10", "retrying"),
+                                # job 2's only (newest) record is its anchor: kept though old
+                                ("2-0", "succeeded")})
+        self.assertEqual(result["deleted"], 8)
+
+    def test_records_of_a_deleted_job_are_dropped(self) -> None:
+        conn = fresh_db(self)
+        at = "2026-11-26T16:00:00.000Z"
+        apply_batch(conn, [
+            Command("p", C.PROJECT_CREATE, at, {"project": {"id": 1, "name": "a", "description": "",
+                                                           "signing_secret": "s"}}),
+            Command("j", C.JOB_CREATE, at, {"jobs": [job(1)]}),
+            Command("r", C.EXECUTION_RECORD, at, {"records": [self.record(1, 0, "dispatched")]}),
+            Command("d", C.JOB_DELETE, at, {"id": 1}),
+            # an outcome arriving after the delete must not resurrect a row
+            Command("r2", C.EXECUTION_RECORD, at, {"records": [self.record(1, 0, "succeeded")]}),
+        ])
+        self.assertEqual(conn.execute("SELECT count(*) FROM executions").fetchone()[0], 0)
+
+    def test_later_record_keeps_first_attempt_facts(self) -> None:
+        conn = fresh_db(self)
+        at = "2026-11-26T16:00:00.000Z"
+        first = dict(self.record(1, 0, "dispatched"), lateness_ms=12.5,
+                     first_attempt_at="2026-11-26T16:00:00.012Z")
+        apply_batch(conn, [
+            Command("p", C.PROJECT_CREATE, at, {"project": {"id": 1, "name": "a", "description": "",
+                                                           "signing_secret": "s"}}),
+            Command("j", C.JOB_CREATE, at, {"jobs": [job(1)]}),
+            Command("r", C.EXECUTION_RECORD, at, {"records": [first]}),
+            Command("r2", C.EXECUTION_RECORD, "2026-11-26T16:00:01.000Z", {"records": [
+                dict(self.record(1, 0, "succeeded"), last_status=200, duration_ms=4.0)]}),
+        ])
+        row = conn.execute("SELECT state, lateness_ms, first_attempt_at, last_status, "
+                           "duration_ms, date_created, date_modified FROM executions").fetchone()
+        self.assertEqual(tuple(row), ("succeeded", 12.5, "2026-11-26T16:00:00.012Z", 200, 4.0,
+                                      "2026-11-26T16:00:00.000Z", "2026-11-26T16:00:01.000Z"))
+
+
+class RetentionServiceTests(SynchronousTestCase):
+    def test_prunes_every_hour_with_the_configured_bounds(self) -> None:
+        from twisted.internet.defer import succeed
+        from twisted.internet.task import Clock
+
+        from scheduler0.execution.retention import RetentionService
+
+        submitted: list[Command] = []
+
+        class Log:
+            def submit(self, command: Command):  # type: ignore[no-untyped-def]
+                submitted.append(command)
+                return succeed({"ok": True, "deleted": 0})
+
+        clock = Clock()
+        clock.advance(1795708800)  # 2026-11-26T16:00:00Z
+        service = RetentionService(clock, Log(), days=7, per_job=100)
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual(submitted, [])
+        clock.advance(3600)
+        (command,) = submitted
+        self.assertEqual(command.kind, C.EXECUTION_PRUNE)
+        self.assertEqual(command.payload, {"before": "2026-11-19T17:00:00.000Z",
+                                           "keep_per_job": 100})
+        clock.advance(3600)
+        self.assertEqual(len(submitted), 2)
