@@ -59,13 +59,17 @@ class HealthReport:
         depth = executor.queued()
         dead = reads.dead_letters_by_target()
         intervals = self._intervals_by_target()
-        targets = sorted(set(executor.targets) | {b.target for b in executor.breakers}
-                         | set(dead))
+        known_breakers = {b.target: b for b in executor.breakers}
+        targets = sorted(set(executor.targets) | set(known_breakers) | set(dead))
         instances, breakers, staleness = [], [], []
         for target in targets:
             status = executor.targets.get(target)
-            breaker = executor.breakers.get(target)
-            snap = breaker.snapshot()
+            breaker = known_breakers.get(target)
+            # a target known only from its dead letters (e.g. after a restart) has had no
+            # delivery yet: its breaker is "unknown", as the seed calls it
+            snap = breaker.snapshot() if breaker is not None else {
+                "state": "unknown", "since": None, "lastTransition": None, "retryAt": None,
+                "failureCount": 0}
             last_success = status.last_success if status else None
             last_error_at = status.last_error_at if status else None
             poll = {

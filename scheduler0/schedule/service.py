@@ -134,7 +134,7 @@ class SchedulerService(Service):
             plan = self._new_plan(job)
             stamp = last.get(job["id"])
             plan.last_scheduled = parse_time(stamp).timestamp() if stamp else None
-            due.extend(self._plan(plan, plan.last_scheduled, now, catch_up=True))
+            due.extend(self._plan(plan, plan.last_scheduled, now, catch_up=True, tolerance=0))
         log.info("scheduler planned {jobs} jobs; {due} missed occurrences to catch up",
                  jobs=len(self.plans), due=len(due))
         if due:
@@ -161,8 +161,9 @@ class SchedulerService(Service):
         now = self._clock.seconds()
         due: list[Occurrence] = []
         for plan in list(self.plans.values()):
-            if plan.next_fire is not None and plan.next_fire < now - MISFIRE_TOLERANCE:
-                due.extend(self._plan(plan, plan.next_fire - 1e-6, now, catch_up=True))
+            if plan.next_fire is not None and plan.next_fire < now:
+                due.extend(self._plan(plan, plan.next_fire - 1e-6, now, catch_up=True,
+                                      tolerance=0))
         if due:
             self._dispatch(due)
         self._arm()
@@ -263,11 +264,13 @@ class SchedulerService(Service):
         return _ts(fire)
 
     def _plan(self, plan: JobPlan, base: float | None, now: float,
-              catch_up: bool) -> list[Occurrence]:
+              catch_up: bool, tolerance: float = MISFIRE_TOLERANCE) -> list[Occurrence]:
         """
         Set the plan's next fire after C{base} (its last occurrence; None = its anchor) and
-        push it. Occurrences more than L{MISFIRE_TOLERANCE} late are missed: with
-        C{catch_up} they are returned per the misfire policy, else skipped.
+        push it. Occurrences more than C{tolerance} late are missed: with C{catch_up} they
+        are returned per the misfire policy, else skipped. After a restart or a halt the
+        tolerance is 0: an occurrence due while the node was down or halted was missed,
+        however little before now it was due.
         """
         missed: list[float] = []
         plan.next_fire = None
@@ -275,14 +278,14 @@ class SchedulerService(Service):
             return []
         after = base if base is not None else plan.anchor.timestamp()
         fire = self._next(plan, after)
-        late = now - MISFIRE_TOLERANCE
+        late = now - tolerance
         if fire is not None and fire < late:
             if catch_up and plan.policy == "fire_all":
                 while fire is not None and fire < late and len(missed) < MAX_CATCH_UP:
                     missed.append(fire)
                     fire = self._next(plan, fire)
             elif catch_up and plan.policy == "fire_once":
-                window = max(after, now - plan.grace - MISFIRE_TOLERANCE)
+                window = max(after, now - plan.grace - tolerance)
                 hint = plan.schedule.interval_hint()
                 if hint and (now - window) / hint > MAX_CATCH_UP:
                     window = now - MAX_CATCH_UP * hint
@@ -291,7 +294,7 @@ class SchedulerService(Service):
                 while candidate is not None and candidate < late:
                     latest = candidate
                     candidate = self._next(plan, candidate)
-                if latest is not None and now - latest <= plan.grace + MISFIRE_TOLERANCE:
+                if latest is not None and now - latest <= plan.grace + tolerance:
                     missed.append(latest)
             if fire is not None and fire < late:
                 fire = self._next(plan, late)
