@@ -1102,10 +1102,6 @@ class HangingTests(SynchronousTestCase):
 
 
 class HangingInFlightTests(SynchronousTestCase):
-    todo = ("the executor does not expose the execution ids it has in flight "
-            "(Repairs.hanging reads executor.in_flight_ids, which does not exist), so a "
-            "delivery whose POST started late is listed as hanging while still in flight")
-
     def test_a_delivery_in_flight_is_never_listed(self) -> None:
         # the 'dispatched' record is durable at once but acknowledged 15 s later (a slow
         # commit): the POST starts then, and is in flight past the 20 s hanging threshold

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 
 import attrs
 from twisted.application.service import Service
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, gatherResults, succeed
 from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -153,6 +153,7 @@ class Executor(Service):
         self._drained: list[Deferred] = []
         self.drain_timeout = 5.0
         self._stopping = False  # stopService was called: schedule no retries
+        self._in_flight_ids: dict[str, int] = {}  # execution id -> deliveries in flight
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -170,12 +171,19 @@ class Executor(Service):
             if call.active():
                 call.cancel()
         self._retries.clear()
-        if self.in_flight == 0:
+        # occurrences still queued (behind a target's limit, or halted) get a record, so
+        # the recovery after a restart delivers them instead of losing them
+        held = [self._hold(status) for status in self.targets.values()]
+        waits = [d for d in held if d is not None]
+        if self.in_flight:
+            drained: Deferred = Deferred()
+            self._drained.append(drained)
+            drained.addTimeout(self.drain_timeout, self._clock,
+                               onTimeoutCancel=lambda *_: None)
+            waits.append(drained)
+        if not waits:
             return succeed(None)
-        d: Deferred = Deferred()
-        self._drained.append(d)
-        d.addTimeout(self.drain_timeout, self._clock, onTimeoutCancel=lambda *_: None)
-        return d
+        return gatherResults(waits, consumeErrors=True).addBoth(lambda _: None)
 
     def halt(self) -> None:
         """No delivery starts until L{resume}; those in flight finish and are recorded."""
@@ -193,6 +201,12 @@ class Executor(Service):
 
     def queued(self) -> int:
         return sum(status.queued() for status in self.targets.values())
+
+    @property
+    def in_flight_ids(self) -> Any:
+        """Execution ids being delivered now (from their 'dispatched' record to their
+        outcome): a 'dispatched' record among them is not hanging."""
+        return self._in_flight_ids.keys()
 
     def submit(self, occurrences: Iterable[Occurrence]) -> None:
         """One dispatch round: group, chunk and queue; start what may start."""
@@ -212,7 +226,10 @@ class Executor(Service):
                 self._status(delivery.target).queue.append(delivery)
                 touched.add(delivery.target)
         for target in touched:
-            self._pump(target)
+            if self._stopping:
+                self._hold(self._status(target))  # nothing starts now: keep them for a restart
+            else:
+                self._pump(target)
 
     def _chunks(self, group: list[Occurrence]) -> Iterable[list[Occurrence]]:
         """Greedy chunks whose body (C{[item,item,...]}) is at most C{max_payload_bytes},
@@ -265,7 +282,7 @@ class Executor(Service):
                 self._hold(status)  # only the probe goes; the rest wait for its outcome
                 return
 
-    def _hold(self, status: TargetStatus) -> None:
+    def _hold(self, status: TargetStatus) -> Deferred | None:
         """Persist held occurrences as 'scheduled' so a restart does not lose them."""
         records = []
         now = format_time(from_seconds(self._clock.seconds()))
@@ -275,7 +292,8 @@ class Executor(Service):
                 records.extend(self._record(o, "scheduled", now, attempts=o.attempt - 1)
                                for o in delivery.occurrences)
         if records:
-            self._recorder.record(records)
+            return self._recorder.record(records)
+        return None
 
     def _keep_live(self, delivery: Delivery) -> bool:
         """Drop (and record) occurrences of jobs deleted or paused since they were due."""
@@ -288,6 +306,8 @@ class Executor(Service):
     def _start(self, status: TargetStatus, delivery: Delivery, probe: bool = False) -> None:
         status.in_flight += 1
         self.in_flight += 1
+        for o in delivery.occurrences:
+            self._in_flight_ids[o.execution_id] = self._in_flight_ids.get(o.execution_id, 0) + 1
         started = self._clock.seconds()
         stamp = format_time(from_seconds(started))
         records = []
@@ -334,6 +354,10 @@ class Executor(Service):
                   started: float, probe: bool = False) -> None:
         status.in_flight -= 1
         self.in_flight -= 1
+        for o in delivery.occurrences:
+            left = self._in_flight_ids.pop(o.execution_id, 1) - 1
+            if left:
+                self._in_flight_ids[o.execution_id] = left
         now = self._clock.seconds()
         duration = round((now - started) * 1000, 1)
         breaker = self.breakers.get(delivery.target)

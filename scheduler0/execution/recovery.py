@@ -36,8 +36,8 @@ def occurrences_to_resume(records: list[Record], plans: dict[int, Any],
         plan = plans.get(record["jobId"])
         if plan is None:
             continue
-        attempt = record["attempts"] + (1 if record["state"] == "dispatched" else 0)
-        occurrence = occurrence_from_record(record, plan, attempt)
+        # `attempts` counts the attempts already made (a held occurrence has made none)
+        occurrence = occurrence_from_record(record, plan, record["attempts"] + 1)
         retry_at = record["nextRetryAt"]
         if record["state"] == "retrying" and retry_at and parse_time(retry_at).timestamp() > now:
             later.append((occurrence, parse_time(retry_at).timestamp() - now))
