@@ -173,7 +173,7 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
 
     operations = Operations(
         health=HealthReport(reactor, scheduler, executor, operations_reader,
-                            enabled=lambda: supervisor.state() != "HALTED"),
+                            enabled=lambda: not supervisor.halted),
         supervisor=supervisor,
         repairs=Repairs(reactor, scheduler, executor, recorder, commands, operations_reader,
                         lambda execution_id: reader().execution(execution_id),

@@ -216,7 +216,7 @@ class Ops:
                                hanging_after=timeout * (retry_max + 1), node_id=1)
         operations = Operations(
             health=HealthReport(clock, self.scheduler, self.executor, operations_reader,
-                                enabled=lambda: self.supervisor.state() != "HALTED"),
+                                enabled=lambda: not self.supervisor.halted),
             supervisor=self.supervisor, repairs=self.repairs, metrics=self.metrics)
         self.metrics.bind(self.scheduler, self.executor,
                           dead_letters=lambda: operations_reader().dead_letter_count(),

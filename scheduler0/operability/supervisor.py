@@ -46,13 +46,18 @@ class Supervisor:
         self.memory_pressure = False
         self.memory_reason: str | None = None
 
+    @property
+    def halted(self) -> bool:
+        """Whether the scheduler is held (by an operator or by memory pressure)."""
+        return self.operator_halted or self.memory_pressure
+
     def state(self) -> str | None:
         """RUNNING, HALTED or FINISHED (no job has a future occurrence); None when no job
         is configured at all."""
-        if self.operator_halted or self.memory_pressure:
-            return HALTED
         if not self._scheduler.plans:
             return None
+        if self.halted:
+            return HALTED
         return RUNNING if self._scheduler.pending() else FINISHED
 
     def reason(self) -> str | None:
