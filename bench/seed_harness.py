@@ -140,6 +140,19 @@ def rfc3339(seconds: float) -> str:
     return text.replace("+00:00", "Z")
 
 
+def code_version() -> str:
+    """HEAD of the repository and whether scheduler0/ differs from it (read-only git)."""
+    try:
+        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "scheduler0",
+                                "twisted"], capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return f"{head}{' + uncommitted changes in scheduler0/' if dirty else ''}" if head else "?"
+
+
 def machine() -> dict[str, Any]:
     model = "?"
     try:
@@ -347,6 +360,7 @@ def analyze(dump: dict[str, Any], bases: dict[Any, float], t0: float,
     seen: dict[str, int] = {}
     lateness: list[float] = []
     unknown = off_phase = before = after = duplicates = 0
+    post_first: dict[int, float] = {}  # POST index -> earliest scheduledTime in it
     for job_id, exec_id, sched_text, post in zip(dump["ids"], dump["execs"], dump["scheds"],
                                                  dump["recv_index"]):
         if exec_id in seen:
@@ -380,6 +394,9 @@ def analyze(dump: dict[str, Any], bases: dict[Any, float], t0: float,
         if c[i] < 255:
             c[i] += 1
         lateness.append(posts[post][0] - sched)
+        first = post_first.get(post)
+        if first is None or sched < first:
+            post_first[post] = sched
     windows = []
     for w, c in enumerate(counts):
         windows.append({
@@ -392,7 +409,11 @@ def analyze(dump: dict[str, Any], bases: dict[Any, float], t0: float,
             "jobs_hit_more_than_once": n - c.count(0) - c.count(1),
         })
     lateness.sort()
+    # per POST (in the windows): items, and lateness of its earliest occurrence
+    post_lateness = [[posts[i][1], round(posts[i][0] - first, 3)]
+                     for i, first in sorted(post_first.items())]
     return {
+        "post_lateness_first_200": post_lateness[:200],
         "windows": windows,
         "misses": sum(w["misses"] for w in windows),
         "duplicates": duplicates,
@@ -445,7 +466,9 @@ def text_report(result: dict[str, Any]) -> str:
         f"{result['system']}: {result['jobs']:,} jobs '{SPEC}', {result['minutes']} minute "
         f"windows, batch {result['batch']}",
         f"machine: nproc {result['machine']['nproc']}, {result['machine']['cpu']}, "
-        f"Python {result['machine']['python']}; load avg start {result['load_start']}, "
+        f"Python {result['machine']['python']}; "
+        + (f"code {result['code']}; " if result.get("code") else "")
+        + f"load avg start {result['load_start']}, "
         f"end {result['load_end']}",
         f"jobs created: {result['created']:,} in {result['create_wall_s']:.2f} s = "
         f"{result['jobs_per_s']:,.0f} jobs/s",
@@ -642,7 +665,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         dump = receiver.dump()
         result = analyze(dump, bases, t0, args.minutes)
         result.update({
-            "system": "Scheduler0 (seed harness)",
+            "system": "Scheduler0 (seed harness)", "code": code_version(),
             "jobs": args.jobs, "created": len(bases), "failed_batches": failures,
             "minutes": args.minutes, "batch": args.batch, "machine": machine(),
             "create_wall_s": round(create_wall, 3),
