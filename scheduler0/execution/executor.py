@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
 
-from ..schedule.occurrence import Occurrence
+from ..schedule.occurrence import Occurrence, scheduled_text
 from ..timestamps import format_time, from_seconds
 from .backoff import retry_delay
 from .breaker import Breakers, BreakerState
@@ -484,6 +484,6 @@ class Executor(Service):
     def _record(self, o: Occurrence, state: str, stamp: str, attempts: int) -> dict:
         return {
             "id": o.execution_id, "job_id": o.job_id, "project_id": o.project_id,
-            "scheduled_time": format_time(from_seconds(o.scheduled)), "state": state,
+            "scheduled_time": scheduled_text(o.scheduled), "state": state,
             "attempts": attempts, "target": o.target, "node_id": self.settings.node_id,
         }

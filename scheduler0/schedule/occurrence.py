@@ -18,13 +18,25 @@ from ..timestamps import format_time
 UTC = timezone.utc
 
 
-def execution_id(job_id: int, scheduled: float) -> str:
-    """C{"<job id>-<scheduled UTC time, compact ISO>"}, e.g. C{"7-20261126T160500Z"};
-    milliseconds are added only when the instant is not a whole second (a run-now)."""
+@functools.lru_cache(maxsize=4096)
+def _compact(scheduled: float) -> str:
     moment = datetime.fromtimestamp(scheduled, UTC)
     text = moment.strftime("%Y%m%dT%H%M%S")
     millis = int(round((scheduled - int(scheduled)) * 1000)) % 1000
-    return f"{job_id}-{text}{f'.{millis:03d}' if millis else ''}Z"
+    return f"{text}{f'.{millis:03d}' if millis else ''}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def scheduled_text(scheduled: float) -> str:
+    """The RFC 3339 form of a scheduled instant. Occurrences due together share it, so it is
+    formatted once per instant, not once per occurrence."""
+    return format_time(datetime.fromtimestamp(scheduled, UTC))
+
+
+def execution_id(job_id: int, scheduled: float) -> str:
+    """C{"<job id>-<scheduled UTC time, compact ISO>"}, e.g. C{"7-20261126T160500Z"};
+    milliseconds are added only when the instant is not a whole second (a run-now)."""
+    return f"{job_id}-{_compact(scheduled)}"
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -63,8 +75,7 @@ class Occurrence:
         """This occurrence's element of the callback body."""
         return self.payload + (
             ',"executionId":"%s","scheduledTime":"%s","attempt":%d}'
-            % (self.execution_id, format_time(datetime.fromtimestamp(self.scheduled, UTC)),
-               self.attempt)
+            % (self.execution_id, scheduled_text(self.scheduled), self.attempt)
         ).encode()
 
 
