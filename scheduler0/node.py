@@ -13,7 +13,7 @@ from typing import Any
 
 import treq.client
 from twisted.application import strports
-from twisted.application.service import IService, MultiService, Service
+from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
@@ -205,7 +205,3 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
     add(DrainingHTTPService(listener, site, reactor), "http")
     node.api = api  # type: ignore[attr-defined]
     return node
-
-
-def child(node: MultiService, name: str) -> IService:
-    return node.getServiceNamed(name)

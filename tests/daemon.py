@@ -32,7 +32,6 @@ import time
 from typing import Any, Iterable, Mapping
 
 import attrs
-import treq
 import yaml
 from treq.client import HTTPClient
 from twisted.internet import reactor as _reactor

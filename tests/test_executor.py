@@ -17,16 +17,12 @@ import json
 import random
 from typing import Any, Callable
 
-import attrs
 from twisted.internet import defer, reactor, task
-from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.protocols.policies import WrappingFactory
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
-from twisted.web.client import ResponseDone
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
@@ -45,6 +41,8 @@ from scheduler0.state import commands as C
 from scheduler0.state.commands import new_command
 from scheduler0.store.service import StoreService
 from scheduler0.timestamps import format_time, from_seconds
+
+from .fakes import FakeHTTP, FakeResponse
 
 T0 = 1795708800.0  # 2026-11-26T16:00:00Z
 SECRET_1 = "whsec_project-one-secret-0123456789abcdefghijklmnop"
@@ -143,94 +141,6 @@ def make_executor(testcase: SynchronousTestCase, clock: Any, http: Any, store: S
 
 
 # -- a fake HTTP client -------------------------------------------------------------------
-
-
-class FakeBodyTransport:
-    """The transport a response body is delivered over; records an abort."""
-
-    stopped = False
-
-    def stopProducing(self) -> None:
-        self.stopped = True
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-
-class FakeResponse:
-    """Enough of treq's response: C{code}, C{deliverBody} (and C{content})."""
-
-    def __init__(self, code: int, body: bytes = b"ok", finish: bool = True) -> None:
-        self.code = code
-        self.body = body
-        self.finish = finish
-        self.transport = FakeBodyTransport()
-
-    def deliverBody(self, protocol: Any) -> None:
-        protocol.makeConnection(self.transport)
-        protocol.dataReceived(self.body)
-        if self.finish:
-            protocol.connectionLost(Failure(ResponseDone()))
-
-    def content(self) -> Deferred:
-        return defer.succeed(self.body) if self.finish else Deferred()
-
-
-@attrs.define(eq=False)
-class Post:
-    url: str
-    body: bytes
-    headers: dict
-    at: float
-    seen: dict  # execution id -> its stored record when the POST was sent
-    deferred: Deferred = attrs.field(default=None)
-    cancelled: bool = False
-
-    def items(self) -> list[dict]:
-        return json.loads(self.body)
-
-    def ids(self) -> list[str]:
-        return [item["executionId"] for item in self.items()]
-
-    def header(self, name: str) -> str:
-        (values,) = [v for k, v in self.headers.items() if k.lower() == name.lower()]
-        (value,) = values
-        return value
-
-    def answer(self, code: int) -> None:
-        self.deferred.callback(FakeResponse(code))
-
-    def fail(self, error: Exception) -> None:
-        self.deferred.errback(error)
-
-
-class FakeHTTP:
-    """C{post()} returns a Deferred the test fires; it ignores treq's C{timeout=}."""
-
-    def __init__(self, clock: Clock, store: Store) -> None:
-        self.clock = clock
-        self.store = store
-        self.posts: list[Post] = []
-
-    def post(self, url: str, data: bytes, headers: dict, **ignored: Any) -> Deferred:
-        post = Post(url, data, headers, self.clock.seconds(), {})
-        post.seen = {eid: self.store.record(eid) for eid in post.ids()}
-
-        def cancel(_: Deferred) -> None:
-            post.cancelled = True
-
-        post.deferred = Deferred(cancel)
-        self.posts.append(post)
-        return post.deferred
-
-    def pending(self, prefix: str = "") -> list[Post]:
-        return [p for p in self.posts if not p.deferred.called and p.url.startswith(prefix)]
-
-    def to(self, prefix: str) -> list[Post]:
-        return [p for p in self.posts if p.url.startswith(prefix)]
 
 
 # -- layer 1: deterministic ---------------------------------------------------------------

@@ -21,14 +21,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-import attrs
 from prometheus_client.parser import text_string_to_metric_families
-from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web.client import ResponseDone
 
 from scheduler0.api.app import Api, ApiSettings, Operations
 from scheduler0.api.auth import Authenticator
@@ -49,6 +45,7 @@ from scheduler0.timestamps import format_time, from_seconds
 from treq.testing import StubTreq
 
 from .harness import PEER_PASSWORD, PEER_USER, T0, key_headers, peer_headers
+from .fakes import FakeHTTP, Post
 
 NODE = "http://node.test"
 MB = 2**20
@@ -68,72 +65,6 @@ def seconds_of(text: str) -> float:
 
 
 # -- a fake callback client ---------------------------------------------------------------
-
-
-class FakeBodyTransport:
-    def stopProducing(self) -> None:
-        pass
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-
-class FakeResponse:
-    """Enough of treq's response: C{code}, C{deliverBody} and C{content}."""
-
-    def __init__(self, code: int, body: bytes = b"ok") -> None:
-        self.code = code
-        self.body = body
-
-    def deliverBody(self, protocol: Any) -> None:
-        protocol.makeConnection(FakeBodyTransport())
-        protocol.dataReceived(self.body)
-        protocol.connectionLost(Failure(ResponseDone()))
-
-    def content(self) -> Deferred:
-        return defer.succeed(self.body)
-
-
-@attrs.define(eq=False)
-class Post:
-    url: str
-    body: bytes
-    at: float
-    deferred: Deferred
-
-    def items(self) -> list[dict]:
-        return json.loads(self.body)
-
-    def ids(self) -> list[str]:
-        return [item["executionId"] for item in self.items()]
-
-    def attempts(self) -> list[int]:
-        return [item["attempt"] for item in self.items()]
-
-    def answer(self, code: int) -> None:
-        self.deferred.callback(FakeResponse(code))
-
-
-class FakeHTTP:
-    """C{post()} returns a Deferred the test fires (timeouts are the executor's own)."""
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self.posts: list[Post] = []
-
-    def post(self, url: str, data: bytes, headers: dict, **ignored: Any) -> Deferred:
-        post = Post(url, data, self.clock.seconds(), Deferred())
-        self.posts.append(post)
-        return post.deferred
-
-    def pending(self, prefix: str = "") -> list[Post]:
-        return [p for p in self.posts if not p.deferred.called and p.url.startswith(prefix)]
-
-    def to(self, prefix: str) -> list[Post]:
-        return [p for p in self.posts if p.url.startswith(prefix)]
 
 
 class DelayedCommands:

@@ -33,7 +33,7 @@ from ..timestamps import format_time, from_seconds, parse_time
 from ..execution.signing import new_signing_secret
 from ..operability.repairs import RepairError
 from . import validation as V
-from .auth import Authenticator, Principal, hash_secret, new_api_key, new_api_secret
+from .auth import Authenticator, hash_secret, new_api_key, new_api_secret
 from .errors import (ApiError, BadRequest, MethodNotAllowed, NotFound, Unavailable,
                      error_for_status)
 

@@ -33,6 +33,7 @@ from ..schedule.occurrence import Occurrence, scheduled_text
 from ..timestamps import format_time, from_seconds
 from .backoff import retry_delay
 from .breaker import Breakers, BreakerState
+from .network_policy import CallbackRefused
 from .recorder import ExecutionRecorder
 from .signing import SIGNATURE_HEADER, signature_header
 
@@ -396,7 +397,7 @@ class Executor(Service):
         error = getattr(outcome, "value", outcome)
         if isinstance(error, (DeferredTimeout, CancelledError)):
             return None, f"no answer within {self.settings.timeout:g} s", TRANSIENT
-        refused = type(error).__name__ == "CallbackRefused"
+        refused = isinstance(error, CallbackRefused)
         message = str(error) or type(error).__name__
         if not refused:
             message = f"{type(error).__name__}: {message}"

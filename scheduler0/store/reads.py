@@ -78,10 +78,6 @@ class StateReader:
         row = self._one("SELECT * FROM projects WHERE id = ?", (project_id,))
         return project_record(row) if row else None
 
-    def project_by_name(self, name: str) -> Record | None:
-        row = self._one("SELECT * FROM projects WHERE name = ?", (name,))
-        return project_record(row) if row else None
-
     def projects(self, limit: int, offset: int) -> tuple[list[Record], int]:
         rows = self._conn.execute(
             "SELECT * FROM projects ORDER BY id LIMIT ? OFFSET ?", (limit, offset)
@@ -126,9 +122,6 @@ class StateReader:
             records.extend(job_record(r) for r in self._conn.execute(
                 f"SELECT * FROM jobs WHERE id IN ({marks}) ORDER BY id", chunk))
         return records
-
-    def job_count(self, project_id: int) -> int:
-        return self._count("SELECT count(*) FROM jobs WHERE project_id = ?", (project_id,))
 
     # executions
 
