@@ -32,6 +32,7 @@ from .execution.retention import RetentionService
 from .node_secrets import NodeSecrets
 from .api.rate_limit import RateLimiter
 from .operability.health import HealthReport
+from .operability.heap import HeapService
 from .operability.metrics import Metrics, record_observer
 from .operability.repairs import Repairs
 from .operability.supervisor import MemoryGuardService, Supervisor
@@ -148,6 +149,7 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
             node_id=config.node_id),
         rng=rng,
     )
+    executor.observe_first_attempts = metrics.observe_first_attempts
     add(executor, "executor")
 
     scheduler = SchedulerService(
@@ -160,9 +162,14 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
     commands.add_observer(scheduler.observe)
     add(scheduler, "scheduler")
     add(RecoveryService(reactor, lambda: schedule_reader().unfinished_executions(),
-                        lambda: scheduler.plans, executor), "recovery")
+                        lambda: scheduler.plans, executor,
+                        outbox=lambda: schedule_reader().deliveries()), "recovery")
     add(RetentionService(reactor, commands, config.execution_retention_days,
                          config.execution_retention_per_job), "retention")
+
+    add(HeapService(reactor, jobs=lambda: len(scheduler.plans),
+                    busy=lambda seconds: (scheduler.busy_within(seconds) or executor.in_flight > 0
+                                          or executor.queued() > 0)), "heap")
 
     supervisor = Supervisor(scheduler, executor)
     add(MemoryGuardService(reactor, supervisor, config.max_memory), "memory-guard")

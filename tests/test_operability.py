@@ -128,6 +128,7 @@ class Ops:
             settings=ExecutorSettings(timeout=timeout, retry_delay=retry_delay,
                                       retry_max=retry_max, node_id=1),
             rng=rng)
+        self.executor.observe_first_attempts = self.metrics.observe_first_attempts
         self.executor.startService()
         self.scheduler = SchedulerService(
             clock=clock,

@@ -507,7 +507,8 @@ class Api:
     @requires("admin")
     def supervisor_hanging(self, request: Any) -> bytes:
         repairs = self._ops().repairs
-        hanging = repairs.hanging()
+        hanging = [{k: v for k, v in record.items() if k != "deliveryId"}
+                   for record in repairs.hanging()]
         return respond(request, 200, {"hangingAfterSeconds": repairs.hanging_after,
                                       "total": len(hanging), "executions": hanging})
 

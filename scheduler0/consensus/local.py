@@ -62,13 +62,15 @@ class LocalCommandLog(Service):
 
     def startService(self) -> Deferred:
         Service.startService(self)
+        # commands submitted while the database opens wait for it: services started after
+        # this one (recovery re-sending what a crash interrupted) may write at once
+        self._accepting = True
         if self._threaded:
             self._pool = ThreadPool(1, 1, name="scheduler0-writer")
             self._pool.start()
         d = self._in_writer(self._open)
 
         def opened(_: object) -> None:
-            self._accepting = True
             self._kick()
 
         return d.addCallback(opened)

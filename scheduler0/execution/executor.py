@@ -5,8 +5,10 @@ Each dispatch round, occurrences with the same callback URL (and project, whose 
 signs the body) go in one POST whose body is a JSON array, split into chunks of at most
 C{HTTPExecutorPayloadMaxSizeMb}. Deliveries queue per target (C{scheme://host:port}); a
 target gets at most C{per_target} requests in flight and its own circuit breaker, so a
-slow or dead receiver holds only its own queue. Every attempt is recorded before it is sent
-(so a crash re-sends it with the same execution id) and after its outcome.
+slow or dead receiver holds only its own queue. Every POST enters the delivery outbox (one
+row listing its occurrences, which are then 'dispatched') before it is sent, so a crash
+re-sends it with the same execution ids; its outcome records and its removal from the
+outbox are one write.
 
 Failures are retried with exponential backoff and jitter up to C{retry_max} times; then,
 or at once for a permanent failure (a 4xx other than 408/429), the occurrence is dead:
@@ -16,6 +18,7 @@ its record in state C{dead} is the dead-letter queue.
 from __future__ import annotations
 
 import random
+import uuid
 from collections import deque
 from typing import Any, Callable, Iterable
 
@@ -74,6 +77,17 @@ class Delivery:
     chunk_id: int
     occurrences: list[Occurrence]
     held: bool = False  # recorded as 'scheduled' while waiting for an open breaker
+    #: its outbox row's id
+    id: str = attrs.Factory(lambda: uuid.uuid4().hex)
+    #: resumed after a restart: the outbox row its occurrences are still listed in, until
+    #: they are started, held or dropped (each of which takes them out of it atomically)
+    replaces: str | None = None
+
+    def release(self, occurrences: list[Occurrence]) -> list[dict]:
+        """The outbox change that takes C{occurrences} out of the row this replaces."""
+        if self.replaces is None or not occurrences:
+            return []
+        return [{"id": self.replaces, "executions": [o.execution_id for o in occurrences]}]
 
 
 @attrs.define
@@ -155,6 +169,8 @@ class Executor(Service):
         self.drain_timeout = 5.0
         self._stopping = False  # stopService was called: schedule no retries
         self._in_flight_ids: dict[str, int] = {}  # execution id -> deliveries in flight
+        #: sees the lateness (seconds) of the first attempts in each POST as it starts
+        self.observe_first_attempts: Callable[[list[float]], None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -205,8 +221,8 @@ class Executor(Service):
 
     @property
     def in_flight_ids(self) -> Any:
-        """Execution ids being delivered now (from their 'dispatched' record to their
-        outcome): a 'dispatched' record among them is not hanging."""
+        """Execution ids being delivered now (from their outbox entry to their outcome):
+        a 'dispatched' execution among them is not hanging."""
         return self._in_flight_ids.keys()
 
     def submit(self, occurrences: Iterable[Occurrence]) -> None:
@@ -285,41 +301,49 @@ class Executor(Service):
 
     def _hold(self, status: TargetStatus) -> Deferred | None:
         """Persist held occurrences as 'scheduled' so a restart does not lose them."""
-        records = []
+        records: list[dict] = []
+        released: list[dict] = []
         now = format_time(from_seconds(self._clock.seconds()))
         for delivery in status.queue:
             if not delivery.held:
                 delivery.held = True
                 records.extend(self._record(o, "scheduled", now, attempts=o.attempt - 1)
                                for o in delivery.occurrences)
+                released.extend(delivery.release(delivery.occurrences))
+                delivery.replaces = None  # the 'scheduled' records stand for them now
         if records:
-            return self._recorder.record(records)
+            return self._recorder.record(records, finished=released)
         return None
 
     def _keep_live(self, delivery: Delivery) -> bool:
         """Drop (and record) occurrences of jobs deleted or paused since they were due."""
         live = [o for o in delivery.occurrences if self._is_live(o.job_id)]
         if len(live) < len(delivery.occurrences):
-            self._abandon([o for o in delivery.occurrences if not self._is_live(o.job_id)])
+            gone = [o for o in delivery.occurrences if not self._is_live(o.job_id)]
+            self._abandon(gone, finished=delivery.release(gone))
             delivery.occurrences = live
         return bool(live)
 
     def _start(self, status: TargetStatus, delivery: Delivery, probe: bool = False) -> None:
         status.in_flight += 1
         self.in_flight += 1
+        flying = self._in_flight_ids
         for o in delivery.occurrences:
-            self._in_flight_ids[o.execution_id] = self._in_flight_ids.get(o.execution_id, 0) + 1
+            flying[o.execution_id] = flying.get(o.execution_id, 0) + 1
         started = self._clock.seconds()
-        stamp = format_time(from_seconds(started))
-        records = []
-        for o in delivery.occurrences:
-            record = self._record(o, "dispatched", stamp, attempts=o.attempt)
-            record["last_attempt_at"] = stamp
-            if o.attempt == 1:
-                record["first_attempt_at"] = stamp
-                record["lateness_ms"] = round((started - o.scheduled) * 1000, 1)
-            records.append(record)
-        d = self._recorder.record(records)
+        if self.observe_first_attempts is not None:
+            lateness = [started - o.scheduled for o in delivery.occurrences if o.attempt == 1]
+            if lateness:
+                self.observe_first_attempts(lateness)
+        entry = {
+            "id": delivery.id, "node_id": self.settings.node_id,
+            "project_id": delivery.project_id, "target": delivery.target,
+            "started_at": format_time(from_seconds(started)),
+            "occurrences": [[o.execution_id, o.job_id, scheduled_text(o.scheduled), o.attempt]
+                            for o in delivery.occurrences],
+        }
+        d = self._recorder.record([], started=[entry],
+                                  finished=delivery.release(delivery.occurrences))
         d.addErrback(lambda f: log.failure("could not record dispatch; sending anyway", f))
         d.addCallback(lambda _: self._post(delivery))
         d.addBoth(self._finished, status, delivery, started, probe)
@@ -371,7 +395,7 @@ class Executor(Service):
             status.last_success = now
             status.consecutive_failures = 0
             status.first_failure_at = None
-            self._succeeded(delivery, outcome, duration, now)
+            self._succeeded(delivery, outcome, duration, started, now)
         else:
             code, message, category = self._describe(outcome)
             if counts:
@@ -381,7 +405,7 @@ class Executor(Service):
             if status.consecutive_failures == 0:
                 status.first_failure_at = now
             status.consecutive_failures += 1
-            self._failed(delivery, code, message, category, duration, now)
+            self._failed(delivery, code, message, category, duration, started, now)
         self._pump(delivery.target)
         if self.in_flight < self.settings.max_in_flight:
             self._pump_all()
@@ -403,29 +427,40 @@ class Executor(Service):
             message = f"{type(error).__name__}: {message}"
         return None, message[:500], PERMANENT if refused else TRANSIENT
 
-    def _succeeded(self, delivery: Delivery, code: int, duration: float, now: float) -> None:
+    def _outcome(self, delivery: Delivery, state: str, started: float, now: float,
+                 **fields: Any) -> list[dict]:
+        """One outcome record per occurrence; a first attempt's also says when it was first
+        sent and how late."""
         stamp = format_time(from_seconds(now))
+        first = format_time(from_seconds(started))
         records = []
         for o in delivery.occurrences:
-            record = self._record(o, "succeeded", stamp, attempts=o.attempt)
-            record.update(last_status=code, duration_ms=duration, last_attempt_at=stamp)
+            record = self._record(o, state, stamp, attempts=o.attempt)
+            record.update(fields)
+            record["last_attempt_at"] = stamp
+            if o.attempt == 1:
+                record["first_attempt_at"] = first
+                record["lateness_ms"] = round((started - o.scheduled) * 1000, 1)
             records.append(record)
+        return records
+
+    def _succeeded(self, delivery: Delivery, code: int, duration: float, started: float,
+                   now: float) -> None:
+        records = self._outcome(delivery, "succeeded", started, now, last_status=code,
+                                duration_ms=duration)
         self.counters["succeeded"] += len(records)
-        self._recorder.record(records)
+        self._recorder.record(records, finished=[{"id": delivery.id}])
 
     def _failed(self, delivery: Delivery, code: int | None, message: str, category: str,
-                duration: float, now: float) -> None:
-        stamp = format_time(from_seconds(now))
+                duration: float, started: float, now: float) -> None:
         retry: list[Occurrence] = []
-        records = []
-        for o in delivery.occurrences:
-            record = self._record(o, "dead", stamp, attempts=o.attempt)
-            record.update(last_status=code, last_error=message, error_category=category,
-                          duration_ms=duration, last_attempt_at=stamp)
+        records = self._outcome(delivery, "dead", started, now, last_status=code,
+                                last_error=message, error_category=category,
+                                duration_ms=duration)
+        for o, record in zip(delivery.occurrences, records):
             if category == TRANSIENT and o.attempt <= self.settings.retry_max:
                 retry.append(o.next_attempt())
                 record["state"] = "retrying"
-            records.append(record)
         if retry:
             delay = retry_delay(delivery.occurrences[0].attempt, self.settings.retry_delay,
                                 self.settings.retry_cap, self._rng)
@@ -433,10 +468,11 @@ class Executor(Service):
             for record in records:
                 if record["state"] == "retrying":
                     record["next_retry_at"] = retry_at
-            self._schedule_retry(attrs.evolve(delivery, occurrences=retry, held=False), delay)
+            self._schedule_retry(Delivery(delivery.target, delivery.url, delivery.project_id,
+                                          delivery.chunk_id, retry), delay)
         self.counters["retrying"] += len(retry)
         self.counters["dead"] += len(records) - len(retry)
-        self._recorder.record(records)
+        self._recorder.record(records, finished=[{"id": delivery.id}])
 
     def _schedule_retry(self, delivery: Delivery, delay: float) -> None:
         if self._stopping:
@@ -451,6 +487,27 @@ class Executor(Service):
         call = self._clock.callLater(delay, again)
         self._retries.add(call)
 
+    def redeliver(self, occurrences: list[Occurrence], replaces: str,
+                  dropped: list[str] = ()) -> None:  # type: ignore[assignment]
+        """Deliver again what outbox row C{replaces} listed when the node stopped; each
+        occurrence leaves that row when its new delivery starts, is held or is dropped.
+        C{dropped}: execution ids of that row not to deliver (their job is gone)."""
+        if dropped:
+            self._recorder.record([], finished=[{"id": replaces, "executions": list(dropped)}])
+        groups: dict[tuple[str, int], list[Occurrence]] = {}
+        for o in occurrences:
+            groups.setdefault((o.callback_url, o.project_id), []).append(o)
+        for (url, project_id), group in groups.items():
+            for chunk_id, chunk in enumerate(self._chunks(group)):
+                delivery = Delivery(chunk[0].target, url, project_id, chunk_id, chunk,
+                                    replaces=replaces)
+                self._status(delivery.target).queue.append(delivery)
+        if self._stopping:
+            for status in self.targets.values():
+                self._hold(status)
+        else:
+            self._pump_all()
+
     def retry_later(self, occurrences: list[Occurrence], delay: float) -> None:
         """Queue occurrences after C{delay} (a restart resuming a pending retry)."""
         groups: dict[tuple[str, int], list[Occurrence]] = {}
@@ -461,7 +518,7 @@ class Executor(Service):
                 self._schedule_retry(Delivery(chunk[0].target, url, project_id, chunk_id, chunk),
                                      delay)
 
-    def _abandon(self, occurrences: list[Occurrence]) -> None:
+    def _abandon(self, occurrences: list[Occurrence], finished: list[dict] = ()) -> None:  # type: ignore[assignment]
         stamp = format_time(from_seconds(self._clock.seconds()))
         records = []
         for o in occurrences:
@@ -469,7 +526,7 @@ class Executor(Service):
             record["last_error"] = "the job was deleted or paused before delivery"
             records.append(record)
         self.counters["failed"] += len(records)
-        self._recorder.record(records)
+        self._recorder.record(records, finished=finished)
 
     def _refuse(self, occurrences: list[Occurrence], reason: str) -> None:
         stamp = format_time(from_seconds(self._clock.seconds()))

@@ -1,6 +1,8 @@
 """
 After a restart, occurrences that were held, dispatched or waiting for a retry when the
 node stopped are delivered again, with the same execution id: receivers deduplicate on it.
+Dispatched ones are those the delivery outbox still lists (and, from data written before
+the outbox existed, records in state 'dispatched').
 """
 
 from __future__ import annotations
@@ -50,19 +52,38 @@ class RecoveryService(Service):
     """Runs once at start, after the scheduler has planned every job."""
 
     def __init__(self, clock: Any, unfinished: Callable[[], list[Record]],
-                 plans: Callable[[], dict[int, Any]], executor: Any) -> None:
+                 plans: Callable[[], dict[int, Any]], executor: Any,
+                 outbox: Callable[[], list[Record]] = list) -> None:
         self._clock = clock
         self._unfinished = unfinished
         self._plans = plans
         self._executor = executor
+        self._outbox = outbox
 
     def startService(self) -> None:
         Service.startService(self)
-        now_list, later = occurrences_to_resume(self._unfinished(), self._plans(),
-                                                self._clock.seconds())
-        if now_list or later:
-            log.info("resuming {now} unfinished occurrences now and {later} at their retry time",
-                     now=len(now_list), later=len(later))
+        plans = self._plans()
+        outbox = self._outbox()
+        # an occurrence the outbox lists was sent after whatever its stored record says
+        listed = {entry[0] for row in outbox for entry in row["occurrences"]}
+        resent = 0
+        for row in outbox:
+            resend, dropped = [], []
+            for execution_id, job_id, scheduled, attempt in row["occurrences"]:
+                plan = plans.get(job_id)
+                if plan is None:
+                    dropped.append(execution_id)
+                    continue
+                record = {"executionId": execution_id, "scheduledTime": scheduled}
+                resend.append(occurrence_from_record(record, plan, attempt + 1))
+            resent += len(resend)
+            self._executor.redeliver(resend, replaces=row["id"], dropped=dropped)
+        unfinished = [r for r in self._unfinished() if r["executionId"] not in listed]
+        now_list, later = occurrences_to_resume(unfinished, plans, self._clock.seconds())
+        if now_list or later or resent:
+            log.info("resuming {now} unfinished occurrences now ({resent} of them sent before "
+                     "the stop without a known outcome) and {later} at their retry time",
+                     now=len(now_list) + resent, resent=resent, later=len(later))
         if now_list:
             self._executor.submit(now_list)
         for occurrence, delay in later:

@@ -126,6 +126,11 @@ class Metrics:
         sum stays monotonic, as Prometheus' rate() expects."""
         self._lateness.observe(max(0.0, seconds))
 
+    def observe_first_attempts(self, lateness: list[float]) -> None:
+        """The lateness of first attempts as a POST starts (the executor's hook)."""
+        for seconds in lateness:
+            self._lateness.observe(max(0.0, seconds))
+
     def observe_callback_duration(self, seconds: float) -> None:
         self._callback.observe(max(0.0, seconds))
 
@@ -257,21 +262,22 @@ _FINISHED = frozenset(OUTCOMES)
 
 
 def record_observer(metrics: "Metrics") -> Callable[[list[dict]], None]:
-    """Feed execution records (as the recorder queues them) into the metrics: outcomes,
-    first-attempt lateness and callback durations."""
+    """Feed execution records (as the recorder queues them) into the metrics: outcomes and
+    callback durations. The executor records one POST's outcomes per call, and they share
+    its duration: it is observed once per POST, not once per occurrence in it."""
 
     def observe(records: list[dict]) -> None:
         outcomes: dict[str, int] = {}
+        durations = set()
         for record in records:
             state = record["state"]
             if state in _FINISHED:
                 outcomes[state] = outcomes.get(state, 0) + 1
                 duration = record.get("duration_ms")
                 if duration is not None:
-                    metrics.observe_callback_duration(duration / 1000)
-            lateness = record.get("lateness_ms")
-            if lateness is not None:
-                metrics.observe_lateness(lateness / 1000)
+                    durations.add(duration)
+        for duration in durations:
+            metrics.observe_callback_duration(duration / 1000)
         for state, count in outcomes.items():
             metrics.occurrence_finished(state, count)
 

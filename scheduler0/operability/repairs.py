@@ -133,16 +133,23 @@ class Repairs:
         if record is None:
             self._require(execution_id)
             raise RepairError(409, f"execution {execution_id} is not hanging")
-        if action == RERUN:
-            return self._replay([record], "hanging execution")
         stamp = format_time(from_seconds(self._clock.seconds()))
-        d = self._recorder.record([{
+        row = {
             "id": record["executionId"], "job_id": record["jobId"],
             "project_id": record["projectId"], "scheduled_time": record["scheduledTime"],
             "state": "succeeded", "attempts": record["attempts"], "target": record["target"],
             "node_id": self._node_id, "last_error": "resolved as complete by an operator",
             "last_attempt_at": stamp,
-        }])
+        }
+        # it leaves the delivery outbox in the same write that records what replaces it
+        released = ([{"id": record["deliveryId"], "executions": [execution_id]}]
+                    if record.get("deliveryId") else [])
+        if action == RERUN:
+            # held ('scheduled') until the new delivery starts: durable all the way
+            row.update(state="scheduled", last_error=None, last_attempt_at=None)
+            d = self._recorder.record([row], finished=released)
+            return d.addCallback(lambda _: self._replay([record], "hanging execution"))
+        d = self._recorder.record([row], finished=released)
         return d.addCallback(lambda _: {"completed": [execution_id]})
 
     def _require(self, execution_id: str) -> Record:

@@ -189,6 +189,13 @@ class SchedulerService(Service):
         """Jobs with a future occurrence."""
         return sum(1 for p in self.plans.values() if p.next_fire is not None)
 
+    def busy_within(self, seconds: float) -> bool:
+        """Whether an occurrence may be due within C{seconds}, or new jobs wait to be
+        planned (cheap: looks at the heap's top only, stale entries included)."""
+        if self._creating or self._backlog is not None:
+            return True
+        return bool(self._heap) and self._heap[0][0] <= self._clock.seconds() + seconds
+
     def due_within(self, seconds: float) -> int:
         horizon = self._clock.seconds() + seconds
         return sum(1 for p in self.plans.values()

@@ -14,6 +14,7 @@ import sqlite3
 from typing import Any, Callable, Iterable, Mapping
 
 from . import commands as C
+from ..timestamps import parse_time
 from .commands import Command
 
 Result = dict[str, Any]
@@ -210,6 +211,12 @@ def _job_delete(conn: sqlite3.Connection, command: Command) -> Result:
     _require_row(conn, "jobs", job_id, "job")
     conn.execute("DELETE FROM executions WHERE job_id = ?", (job_id,))
     conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+    for delivery_id, occurrences in conn.execute(
+            "SELECT d.id, d.occurrences FROM deliveries d WHERE EXISTS "
+            "(SELECT 1 FROM json_each(d.occurrences) o WHERE o.value ->> 1 = ?)",
+            (job_id,)).fetchall():
+        _finish_delivery(conn, delivery_id, [o[0] for o in json.loads(occurrences)
+                                             if o[1] == job_id], keep_facts=False)
     return {"id": job_id}
 
 
@@ -248,16 +255,76 @@ def _existing(conn: sqlite3.Connection, table: str, ids: set[int]) -> set[int]:
 
 
 def _execution_record(conn: sqlite3.Connection, command: Command) -> Result:
-    """Upsert execution records. A record of a job deleted meanwhile is dropped (checked
-    once per distinct job: a per-row subquery doubled the cost of every insert)."""
+    """
+    Upsert execution records and keep the delivery outbox in step, atomically:
+    C{finished} deliveries (or some of their occurrences) leave the outbox in the same
+    transaction that records their outcomes, and C{started} deliveries enter it.
+
+    A record of a job deleted meanwhile is dropped (checked once per distinct job: a per-row
+    subquery doubled the cost of every insert).
+    """
     stamp = command.issued_at
-    records = command.payload["records"]
-    live = _existing(conn, "jobs", {record["job_id"] for record in records})
-    conn.executemany(_RECORD_SQL, [
-        tuple(record.get(c) for c in EXECUTION_COLUMNS) + (stamp, stamp)
-        for record in records if record["job_id"] in live
-    ])
+    payload = command.payload
+    for finished in payload.get("finished", ()):
+        _finish_delivery(conn, finished["id"], finished.get("executions"))
+    records = payload.get("records", ())
+    if records:
+        live = _existing(conn, "jobs", {record["job_id"] for record in records})
+        conn.executemany(_RECORD_SQL, [
+            tuple(record.get(c) for c in EXECUTION_COLUMNS) + (stamp, stamp)
+            for record in records if record["job_id"] in live
+        ])
+    started = payload.get("started", ())
+    if started:
+        conn.executemany(
+            "INSERT OR REPLACE INTO deliveries (id, node_id, project_id, target, started_at, "
+            "occurrences) VALUES (?, ?, ?, ?, ?, ?)",
+            [(d["id"], d["node_id"], d["project_id"], d["target"], d["started_at"],
+              json.dumps(d["occurrences"], separators=(",", ":"))) for d in started])
     return {"count": len(records)}
+
+
+_FIRST_ATTEMPT_SQL = (
+    "INSERT INTO executions (id, job_id, project_id, scheduled_time, state, attempts, target, "
+    "node_id, lateness_ms, first_attempt_at, last_attempt_at, date_created, date_modified) "
+    "SELECT ?, ?, ?, ?, 'dispatched', 1, ?, ?, ?, ?, ?, ?, ? "
+    "WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?) "
+    "ON CONFLICT (id) DO UPDATE SET lateness_ms = coalesce(lateness_ms, excluded.lateness_ms), "
+    "first_attempt_at = coalesce(first_attempt_at, excluded.first_attempt_at)"
+)
+
+
+def _finish_delivery(conn: sqlite3.Connection, delivery_id: str,
+                     executions: list[str] | None, keep_facts: bool = True) -> None:
+    """
+    Take a delivery out of the outbox; with C{executions}, only those occurrences. Their
+    outcome is recorded by the same command (an outcome, a hold, a new delivery), but a
+    first attempt's start and lateness were known only to the outbox: C{keep_facts} stores
+    them on the execution's row first.
+    """
+    if executions is None:
+        conn.execute("DELETE FROM deliveries WHERE id = ?", (delivery_id,))
+        return
+    row = conn.execute("SELECT occurrences, project_id, target, node_id, started_at "
+                       "FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+    if row is None:
+        return
+    gone = set(executions)
+    released = [o for o in json.loads(row[0]) if o[0] in gone]
+    if keep_facts:
+        started = row[4]
+        start = parse_time(started)
+        conn.executemany(_FIRST_ATTEMPT_SQL, [
+            (eid, job_id, row[1], scheduled, row[2], row[3],
+             round((start - parse_time(scheduled)).total_seconds() * 1000, 1),
+             started, started, started, started, job_id)
+            for eid, job_id, scheduled, attempt in released if attempt == 1])
+    left = [o for o in json.loads(row[0]) if o[0] not in gone]
+    if left:
+        conn.execute("UPDATE deliveries SET occurrences = ? WHERE id = ?",
+                     (json.dumps(left, separators=(",", ":")), delivery_id))
+    else:
+        conn.execute("DELETE FROM deliveries WHERE id = ?", (delivery_id,))
 
 
 def _execution_delete(conn: sqlite3.Connection, command: Command) -> Result:

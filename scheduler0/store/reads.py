@@ -8,10 +8,40 @@ stalling the reactor.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any, Iterable
 
 Record = dict[str, Any]
+
+#: The columns of an execution row, in table order.
+EXECUTION_ROW = (
+    "id", "job_id", "project_id", "scheduled_time", "state", "attempts", "target", "node_id",
+    "last_status", "last_error", "error_category", "duration_ms", "lateness_ms",
+    "first_attempt_at", "last_attempt_at", "next_retry_at", "date_created", "date_modified",
+)
+
+#: Occurrences in the delivery outbox as execution rows in state 'dispatched' (what an
+#: earlier attempt recorded, such as the first attempt's lateness, carried over). They take
+#: precedence over the stored row of the same execution, whose outcome is not known yet.
+IN_FLIGHT = """
+SELECT o.value ->> 0 AS id, o.value ->> 1 AS job_id, d.project_id,
+       o.value ->> 2 AS scheduled_time, 'dispatched' AS state, o.value ->> 3 AS attempts,
+       d.target, d.node_id, e.last_status, e.last_error, e.error_category, e.duration_ms,
+       coalesce(e.lateness_ms, CASE WHEN o.value ->> 3 = 1 THEN round(
+           (julianday(d.started_at) - julianday(o.value ->> 2)) * 86400000.0, 1) END)
+           AS lateness_ms,
+       coalesce(e.first_attempt_at, d.started_at) AS first_attempt_at,
+       d.started_at AS last_attempt_at, NULL AS next_retry_at,
+       coalesce(e.date_created, d.started_at) AS date_created,
+       d.started_at AS date_modified, d.id AS delivery_id
+FROM deliveries d, json_each(d.occurrences) o
+LEFT JOIN executions e ON e.id = o.value ->> 0
+"""
+_IN_FLIGHT_IDS = "SELECT o.value ->> 0 FROM deliveries d, json_each(d.occurrences) o"
+_ROW = ", ".join(EXECUTION_ROW)
+#: dead letters: dead, and not being delivered again (a replay in flight)
+_DEAD = f"state = 'dead' AND id NOT IN ({_IN_FLIGHT_IDS})"
 
 
 def project_record(row: sqlite3.Row) -> Record:
@@ -126,14 +156,16 @@ class StateReader:
     # executions
 
     def execution(self, execution_id: str) -> Record | None:
-        row = self._one("SELECT * FROM executions WHERE id = ?", (execution_id,))
+        row = (self._one(f"SELECT * FROM ({IN_FLIGHT}) WHERE id = ?", (execution_id,))
+               or self._one("SELECT * FROM executions WHERE id = ?", (execution_id,)))
         return execution_record(row) if row else None
 
     def executions(self, *, job_id: int | None = None, project_id: int | None = None,
                    state: str | None = None, since: str | None = None,
                    until: str | None = None, limit: int = 50,
                    offset: int = 0) -> tuple[list[Record], int]:
-        """Newest first, filtered on scheduled time C{[since, until)}."""
+        """Newest first, filtered on scheduled time C{[since, until)}; occurrences being
+        delivered now are listed as 'dispatched'."""
         clauses, args = [], []
         for column, value in (("job_id", job_id), ("project_id", project_id),
                               ("state", state)):
@@ -146,11 +178,22 @@ class StateReader:
         if until is not None:
             clauses.append("scheduled_time < ?")
             args.append(until)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where = " AND ".join(clauses) or "1"
+        if not self._count("SELECT count(*) FROM deliveries"):
+            # the common case, and the cheap one: nothing in flight
+            rows = self._conn.execute(
+                f"SELECT * FROM executions WHERE {where} "
+                "ORDER BY scheduled_time DESC, id LIMIT ? OFFSET ?",
+                (*args, limit, offset)).fetchall()
+            total = self._count(f"SELECT count(*) FROM executions WHERE {where}", args)
+            return [execution_record(r) for r in rows], total
+        stored = f"SELECT {_ROW} FROM executions WHERE {where} AND id NOT IN ({_IN_FLIGHT_IDS})"
+        flying = f"SELECT {_ROW} FROM ({IN_FLIGHT}) WHERE {where}"
         rows = self._conn.execute(
-            f"SELECT * FROM executions{where} ORDER BY scheduled_time DESC, id LIMIT ? OFFSET ?",
-            (*args, limit, offset)).fetchall()
-        total = self._count(f"SELECT count(*) FROM executions{where}", args)
+            f"{stored} UNION ALL {flying} ORDER BY scheduled_time DESC, id LIMIT ? OFFSET ?",
+            (*args, *args, limit, offset)).fetchall()
+        total = (self._count(f"SELECT count(*) FROM ({stored})", args)
+                 + self._count(f"SELECT count(*) FROM ({flying})", args))
         return [execution_record(r) for r in rows], total
 
     def signing_secret(self, project_id: int) -> Record | None:
@@ -191,8 +234,14 @@ class ScheduleReader:
 
     def last_scheduled_times(self) -> dict[int, str]:
         """Each job's newest recorded occurrence: where its schedule continues from."""
-        return dict(self._conn.execute(
+        last = dict(self._conn.execute(
             "SELECT job_id, max(scheduled_time) FROM executions GROUP BY job_id"))
+        for job_id, stamp in self._conn.execute(
+                "SELECT o.value ->> 1, max(o.value ->> 2) FROM deliveries d, "
+                "json_each(d.occurrences) o GROUP BY 1"):
+            if stamp > last.get(job_id, ""):
+                last[job_id] = stamp
+        return last
 
     def unfinished_executions(self) -> list[Record]:
         """Occurrences held, dispatched or waiting for a retry: to resume after a restart."""
@@ -200,6 +249,14 @@ class ScheduleReader:
             "SELECT * FROM executions WHERE state IN ('scheduled', 'dispatched', 'retrying') "
             "ORDER BY scheduled_time").fetchall()
         return [execution_record(r) for r in rows]
+
+    def deliveries(self) -> list[Record]:
+        """The delivery outbox: POSTs that were in flight when the node stopped."""
+        return [{"id": row[0], "nodeId": row[1], "projectId": row[2], "target": row[3],
+                 "startedAt": row[4], "occurrences": json.loads(row[5])}
+                for row in self._conn.execute(
+                    "SELECT id, node_id, project_id, target, started_at, occurrences "
+                    "FROM deliveries ORDER BY started_at, id")]
 
     def signing_secrets(self, project_id: int, now: str) -> list[str]:
         """The secrets to sign a project's callbacks with: current first, then the previous
@@ -246,11 +303,11 @@ class OperationsReader:
 
     def dead_letter_count(self) -> int:
         return self._conn.execute(
-            "SELECT count(*) FROM executions WHERE state = 'dead'").fetchone()[0]
+            f"SELECT count(*) FROM executions WHERE {_DEAD}").fetchone()[0]
 
     def dead_letters(self, target: str | None = None, limit: int | None = None) -> list[Record]:
         """Dead-lettered executions, most recent first."""
-        sql = "SELECT * FROM executions WHERE state = 'dead'"
+        sql = f"SELECT * FROM executions WHERE {_DEAD}"
         args: list[Any] = []
         if target is not None:
             sql += " AND target = ?"
@@ -266,15 +323,23 @@ class OperationsReader:
         rows = self._conn.execute(
             "SELECT target, count(*), min(coalesce(first_attempt_at, date_created)), "
             "max(coalesce(last_attempt_at, date_modified)), max(attempts), "
-            "sum(error_category = 'permanent') FROM executions WHERE state = 'dead' "
+            f"sum(error_category = 'permanent') FROM executions WHERE {_DEAD} "
             "GROUP BY target").fetchall()
         return {row[0]: {"count": row[1], "firstAttempt": row[2], "lastAttempt": row[3],
                          "attempts": row[4], "permanent": bool(row[5])} for row in rows}
 
     def dispatched_before(self, cutoff: str) -> list[Record]:
-        """Executions dispatched before C{cutoff} whose outcome was never recorded."""
+        """Executions dispatched before C{cutoff} whose outcome was never recorded: the
+        outbox's, each with the C{deliveryId} it belongs to, and 'dispatched' rows."""
+        flying = self._conn.execute(
+            f"SELECT * FROM ({IN_FLIGHT}) WHERE last_attempt_at < ? ORDER BY scheduled_time",
+            (cutoff,)).fetchall()
+        records = [{**execution_record(r), "deliveryId": r["delivery_id"]} for r in flying]
         rows = self._conn.execute(
             "SELECT * FROM executions WHERE state = 'dispatched' AND "
             "coalesce(last_attempt_at, date_modified) < ? ORDER BY scheduled_time",
             (cutoff,)).fetchall()
-        return [execution_record(r) for r in rows]
+        seen = {r["executionId"] for r in records}
+        records.extend({**execution_record(r), "deliveryId": None} for r in rows
+                       if r["id"] not in seen)
+        return records

@@ -88,6 +88,20 @@ CREATE INDEX IF NOT EXISTS executions_by_time ON executions (scheduled_time);
 CREATE INDEX IF NOT EXISTS executions_unfinished ON executions (state)
     WHERE state NOT IN ('succeeded', 'failed');
 
+-- The delivery outbox: one row per callback POST in flight, written (durably) before the
+-- POST and deleted in the same transaction as its outcome records. An occurrence listed
+-- here is 'dispatched'; after a crash it is sent again with the same execution id. One row
+-- per POST instead of one 'dispatched' row per occurrence halves the rows written per
+-- firing. occurrences: JSON [[execution id, job id, scheduled time, attempt], ...].
+CREATE TABLE IF NOT EXISTS deliveries (
+    id TEXT PRIMARY KEY,
+    node_id INTEGER NOT NULL,
+    project_id INTEGER NOT NULL,
+    target TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    occurrences TEXT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS credentials (
     id INTEGER PRIMARY KEY,
     api_key TEXT NOT NULL UNIQUE,
