@@ -77,6 +77,8 @@ class Delivery:
     chunk_id: int
     occurrences: list[Occurrence]
     held: bool = False  # recorded as 'scheduled' while waiting for an open breaker
+    #: the occurrences' body items, encoded when the chunk was measured (None: encode)
+    items: list[bytes] | None = None
     #: its outbox row's id
     id: str = attrs.Factory(lambda: uuid.uuid4().hex)
     #: resumed after a restart: the outbox row its occurrences are still listed in, until
@@ -238,8 +240,9 @@ class Executor(Service):
                 self._refuse(group[max(room, 0):], "the dispatch queue is full (MaxQueue)")
                 group = group[:max(room, 0)]
             room -= len(group)
-            for chunk_id, chunk in enumerate(self._chunks(group)):
-                delivery = Delivery(chunk[0].target, url, project_id, chunk_id, chunk)
+            for chunk_id, (chunk, items) in enumerate(self._chunks(group)):
+                delivery = Delivery(chunk[0].target, url, project_id, chunk_id, chunk,
+                                    items=items)
                 self._status(delivery.target).queue.append(delivery)
                 touched.add(delivery.target)
         for target in touched:
@@ -248,24 +251,28 @@ class Executor(Service):
             else:
                 self._pump(target)
 
-    def _chunks(self, group: list[Occurrence]) -> Iterable[list[Occurrence]]:
+    def _chunks(self, group: list[Occurrence]) -> Iterable[tuple[list[Occurrence], list[bytes]]]:
         """Greedy chunks whose body (C{[item,item,...]}) is at most C{max_payload_bytes},
         measured exactly and with room for the attempt number to grow on retries (a retry
-        re-sends the same chunk). An item larger than the limit goes alone."""
+        re-sends the same chunk). An item larger than the limit goes alone. Each chunk comes
+        with its body items, so they are encoded once."""
         limit = self.settings.max_payload_bytes
         widest_attempt = len(str(self.settings.retry_max + 1))
         chunk: list[Occurrence] = []
+        items: list[bytes] = []
         size = 1  # "["; every item then adds its length and a "," or the closing "]"
         for occurrence in group:
             digits = len(str(occurrence.attempt))
-            item = len(occurrence.body_item()) + max(widest_attempt - digits, 0) + 1
+            body = occurrence.body_item()
+            item = len(body) + max(widest_attempt - digits, 0) + 1
             if chunk and size + item > limit:
-                yield chunk
-                chunk, size = [], 1
+                yield chunk, items
+                chunk, items, size = [], [], 1
             chunk.append(occurrence)
+            items.append(body)
             size += item
         if chunk:
-            yield chunk
+            yield chunk, items
 
     def _status(self, target: str) -> TargetStatus:
         status = self.targets.get(target)
@@ -311,6 +318,7 @@ class Executor(Service):
                                for o in delivery.occurrences)
                 released.extend(delivery.release(delivery.occurrences))
                 delivery.replaces = None  # the 'scheduled' records stand for them now
+                delivery.items = None  # held maybe for long: encode again when sent
         if records:
             return self._recorder.record(records, finished=released)
         return None
@@ -322,6 +330,7 @@ class Executor(Service):
             gone = [o for o in delivery.occurrences if not self._is_live(o.job_id)]
             self._abandon(gone, finished=delivery.release(gone))
             delivery.occurrences = live
+            delivery.items = None
         return bool(live)
 
     def _start(self, status: TargetStatus, delivery: Delivery, probe: bool = False) -> None:
@@ -349,7 +358,10 @@ class Executor(Service):
         d.addBoth(self._finished, status, delivery, started, probe)
 
     def _post(self, delivery: Delivery) -> Any:
-        body = b"[" + b",".join(o.body_item() for o in delivery.occurrences) + b"]"
+        items = delivery.items
+        if items is None:
+            items = [o.body_item() for o in delivery.occurrences]
+        body = b"[" + b",".join(items) + b"]"
         headers = {
             "Content-Type": ["application/json"],
             "x-payload-chunk-id": [str(delivery.chunk_id)],
@@ -498,9 +510,9 @@ class Executor(Service):
         for o in occurrences:
             groups.setdefault((o.callback_url, o.project_id), []).append(o)
         for (url, project_id), group in groups.items():
-            for chunk_id, chunk in enumerate(self._chunks(group)):
+            for chunk_id, (chunk, items) in enumerate(self._chunks(group)):
                 delivery = Delivery(chunk[0].target, url, project_id, chunk_id, chunk,
-                                    replaces=replaces)
+                                    items=items, replaces=replaces)
                 self._status(delivery.target).queue.append(delivery)
         if self._stopping:
             for status in self.targets.values():
@@ -514,9 +526,9 @@ class Executor(Service):
         for o in occurrences:
             groups.setdefault((o.callback_url, o.project_id), []).append(o)
         for (url, project_id), group in groups.items():
-            for chunk_id, chunk in enumerate(self._chunks(group)):
-                self._schedule_retry(Delivery(chunk[0].target, url, project_id, chunk_id, chunk),
-                                     delay)
+            for chunk_id, (chunk, items) in enumerate(self._chunks(group)):
+                self._schedule_retry(Delivery(chunk[0].target, url, project_id, chunk_id, chunk,
+                                              items=items), delay)
 
     def _abandon(self, occurrences: list[Occurrence], finished: list[dict] = ()) -> None:  # type: ignore[assignment]
         stamp = format_time(from_seconds(self._clock.seconds()))
