@@ -165,7 +165,8 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
                         lambda: scheduler.plans, executor,
                         outbox=lambda: schedule_reader().deliveries()), "recovery")
     add(RetentionService(reactor, commands, config.execution_retention_days,
-                         config.execution_retention_per_job), "retention")
+                         config.execution_retention_per_job,
+                         last_job_id=lambda: reader().sequence("jobs")), "retention")
 
     add(HeapService(reactor, jobs=lambda: len(scheduler.plans),
                     busy=lambda seconds: (scheduler.busy_within(seconds) or executor.in_flight > 0

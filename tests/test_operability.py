@@ -1233,6 +1233,27 @@ class MetricsTests(SynchronousTestCase):
         h.ok("POST", "/api/supervisor/halt")
         self.assertEqual(value(scrape(h), "scheduler0_scheduler_halted"), 1)
 
+    def test_one_duration_per_post_and_one_lateness_per_occurrence(self) -> None:
+        """Three jobs on one URL go in one POST: the callback-duration histogram counts
+        POSTs, the lateness histogram and the outcome counter count occurrences."""
+        h = Ops(self)
+        p = h.project()
+        for _ in range(3):
+            h.job(p, GOOD + "/same")
+        h.clock.advance(60)
+        (post,) = h.http.pending(GOOD)
+        self.assertEqual(len(post.ids()), 3)
+        m = scrape(h)
+        self.assertEqual(value(m, "scheduler0_occurrence_lateness_seconds_count"), 3)
+        self.assertEqual(value(m, "scheduler0_callback_duration_seconds_count"), 0)
+        h.clock.advance(0.5)
+        post.answer(200)
+        m = scrape(h)
+        self.assertEqual(value(m, "scheduler0_callback_duration_seconds_count"), 1)
+        self.assertAlmostEqual(value(m, "scheduler0_callback_duration_seconds_sum"), 0.5)
+        self.assertEqual(value(m, "scheduler0_occurrences_total", outcome="succeeded"), 3)
+        self.assertEqual(value(m, "scheduler0_occurrence_lateness_seconds_count"), 3)
+
     def test_lateness_of_a_catch_up(self) -> None:
         h = Ops(self)
         p = h.project()

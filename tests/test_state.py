@@ -213,29 +213,107 @@ class RetentionTests(SynchronousTestCase):
 
 
 class RetentionServiceTests(SynchronousTestCase):
-    def test_prunes_every_hour_with_the_configured_bounds(self) -> None:
+    def setUp(self) -> None:
         from twisted.internet.defer import succeed
         from twisted.internet.task import Clock
 
         from scheduler0.execution.retention import RetentionService
 
-        submitted: list[Command] = []
+        self.submitted: list[Command] = []
+        submitted = self.submitted
 
         class Log:
             def submit(self, command: Command):  # type: ignore[no-untyped-def]
                 submitted.append(command)
-                return succeed({"ok": True, "deleted": 0})
+                return succeed({"ok": True, "deleted": 10, "commands": 0})
 
-        clock = Clock()
-        clock.advance(1795708800)  # 2026-11-26T16:00:00Z
-        service = RetentionService(clock, Log(), days=7, per_job=100)
-        service.startService()
-        self.addCleanup(service.stopService)
-        self.assertEqual(submitted, [])
-        clock.advance(3600)
-        (command,) = submitted
-        self.assertEqual(command.kind, C.EXECUTION_PRUNE)
-        self.assertEqual(command.payload, {"before": "2026-11-19T17:00:00.000Z",
-                                           "keep_per_job": 100})
-        clock.advance(3600)
-        self.assertEqual(len(submitted), 2)
+        self.clock = Clock()
+        self.clock.advance(1795708800)  # 2026-11-26T16:00:00Z
+        self.last_job_id = 1200
+        self.service = RetentionService(self.clock, Log(), days=7, per_job=100,
+                                        last_job_id=lambda: self.last_job_id,
+                                        jobs_per_command=500, pause=0.05)
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+
+    def test_prunes_every_hour_in_job_ranges_with_pauses_between(self) -> None:
+        self.assertEqual(self.submitted, [])
+        self.clock.advance(3600)
+        (first,) = self.submitted                   # one command, then a pause
+        self.assertEqual(first.kind, C.EXECUTION_PRUNE)
+        self.assertEqual(first.payload, {"before": "2026-11-19T17:00:00.000Z",
+                                         "keep_per_job": 100, "jobs": [1, 501],
+                                         "commands_before": "2026-11-25T17:00:00.000Z"})
+        self.clock.advance(0.05)
+        self.clock.advance(0.05)
+        self.assertEqual([c.payload["jobs"] for c in self.submitted],
+                         [[1, 501], [501, 1001], [1001, 1501]])
+        self.assertNotIn("commands_before", self.submitted[1].payload)
+        self.clock.advance(1)
+        self.assertEqual(len(self.submitted), 3)   # the pass covered job ids 1..1200
+        self.clock.advance(3600)
+        self.assertEqual(len(self.submitted), 4)   # the next pass has begun
+        self.clock.pump([0.05, 0.05])
+        self.assertEqual(len(self.submitted), 6)
+
+    def test_a_pass_stops_with_the_service(self) -> None:
+        self.clock.advance(3600)
+        self.service.stopService()
+        self.clock.advance(10)
+        self.assertEqual(len(self.submitted), 1)
+
+
+class RangedRetentionTests(SynchronousTestCase):
+    """Pruning in job-id ranges deletes exactly what one whole-table prune deletes."""
+
+    def fill(self) -> sqlite3.Connection:
+        conn = fresh_db(self)
+        at = "2026-11-26T16:00:00.000Z"
+        record = RetentionTests.record
+        rows = []
+        for job_id in (1, 2, 3, 7):
+            for minute in range(12):
+                state = "retrying" if (job_id, minute) == (1, 11) else (
+                    "dead" if minute % 5 == 1 else "succeeded")
+                rows.append(record(None, job_id, minute, state))  # type: ignore[arg-type]
+        apply_batch(conn, [
+            Command("p", C.PROJECT_CREATE, at, {"project": {"id": 1, "name": "a", "description": "",
+                                                           "signing_secret": "s"}}),
+            Command("j", C.JOB_CREATE, at, {"jobs": [job(i) for i in (1, 2, 3, 7)]}),
+            Command("r", C.EXECUTION_RECORD, at, {"records": rows}),
+        ])
+        return conn
+
+    def left(self, conn: sqlite3.Connection) -> set:
+        return {tuple(r) for r in conn.execute("SELECT id, state FROM executions")}
+
+    def test_ranges_match_the_whole_table(self) -> None:
+        at = "2026-11-26T17:00:00.000Z"
+        bounds = {"before": "2026-11-26T16:04:00.000Z", "keep_per_job": 5}
+        whole = self.fill()
+        (expected,) = apply_batch(whole, [Command("x", C.EXECUTION_PRUNE, at, bounds)])
+        ranged = self.fill()
+        results = apply_batch(ranged, [
+            Command(f"x{low}", C.EXECUTION_PRUNE, at, {**bounds, "jobs": [low, low + 2]})
+            for low in (1, 3, 5, 7)])
+        self.assertEqual(self.left(ranged), self.left(whole))
+        self.assertEqual(sum(r["deleted"] for r in results), expected["deleted"])
+        # job 1 keeps its 5 newest (one of them unfinished); nothing unfinished goes
+        self.assertEqual(sorted(i for i, _ in self.left(whole) if i.startswith("1-")),
+                         sorted(f"1-{m}" for m in (7, 8, 9, 10, 11)))
+
+    def test_old_applied_command_ids_are_forgotten(self) -> None:
+        conn = self.fill()
+        (result,) = apply_batch(conn, [Command("x", C.EXECUTION_PRUNE, "2026-11-27T17:00:00.000Z", {
+            "before": "2026-11-19T17:00:00.000Z", "keep_per_job": 100, "jobs": [1, 501],
+            "commands_before": "2026-11-26T17:00:00.000Z"})])
+        self.assertEqual(result["commands"], 3)
+        ids = [r[0] for r in conn.execute("SELECT id FROM applied_commands")]
+        self.assertEqual(ids, ["x"])
+        # a forgotten id applies again like a new command: harmless for these kinds, and
+        # nothing resubmits a day-old command
+        (again,) = apply_batch(conn, [Command("p", C.PROJECT_CREATE, "2026-11-27T17:00:01.000Z",
+                                              {"project": {"id": 1, "name": "a",
+                                                           "description": "",
+                                                           "signing_secret": "s"}})])
+        self.assertFalse(again["ok"])

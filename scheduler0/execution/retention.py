@@ -1,14 +1,21 @@
 """
-Execution retention: an hourly command prunes finished execution records, so the database
+Execution retention: every hour a pass prunes finished execution records, so the database
 does not grow without end (C{ExecutionRetentionDays}, C{ExecutionRetentionPerJob}).
+
+At 200,000 jobs firing every minute an hour adds 12 million records; deleting them in one
+write would hold the writer thread (and with it every delivery's outbox write) for many
+seconds. A pass therefore walks the job ids in ranges of C{jobs_per_command}, one
+C{execution.prune} command after the other, each an indexed delete of a few thousand rows.
+The first command of a pass also forgets applied command ids older than a day.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from twisted.application.service import Service
-from twisted.internet.task import LoopingCall
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 
 from ..consensus.interface import ICommandLog
@@ -18,17 +25,30 @@ from ..timestamps import format_time, from_seconds
 
 log = Logger()
 
+#: applied command ids are kept this long (seconds) to answer a resubmission the same way
+COMMANDS_KEPT = 86400.0
+
 
 class RetentionService(Service):
+    """
+    @param last_job_id: the highest job id ever used (the pass walks 1..that).
+    @param pause: seconds between two commands of a pass, so other writes go between.
+    """
+
     def __init__(self, clock: Any, commands: ICommandLog, days: int, per_job: int,
-                 interval: float = 3600.0) -> None:
+                 last_job_id: Callable[[], int], interval: float = 3600.0,
+                 jobs_per_command: int = 500, pause: float = 0.05) -> None:
         self._clock = clock
         self._commands = commands
         self._days = days
         self._per_job = per_job
+        self._last_job_id = last_job_id
+        self._jobs_per_command = jobs_per_command
+        self._pause = pause
         self._loop = LoopingCall(self.prune)
         self._loop.clock = clock
         self._interval = interval
+        self._pass: Deferred | None = None
 
     def startService(self) -> None:
         Service.startService(self)
@@ -38,15 +58,47 @@ class RetentionService(Service):
         Service.stopService(self)
         if self._loop.running:
             self._loop.stop()
+        if self._pass is not None:
+            self._pass.cancel()
 
-    def prune(self) -> Any:
+    def prune(self) -> Deferred | None:
+        """Start a pass (unless the previous one is still going); its Deferred fires with
+        the number of records deleted."""
+        if self._pass is not None:
+            return None
+        self._pass = ensureDeferred(self._prune_all())
+
+        def done(result: Any) -> Any:
+            self._pass = None
+            return result
+
+        def failed(failure: Any) -> None:
+            if not failure.check(CancelledError):  # stopped mid-pass: the next start goes on
+                log.failure("pruning execution records failed", failure)
+
+        self._pass.addBoth(done)
+        self._pass.addErrback(failed)
+        return self._pass
+
+    async def _prune_all(self) -> int:
         now = self._clock.seconds()
-        command = new_command(C.EXECUTION_PRUNE, {
-            "before": format_time(from_seconds(now - self._days * 86400)),
-            "keep_per_job": self._per_job,
-        }, now)
-        d = self._commands.submit(command)
-        d.addCallback(lambda result: log.info("pruned {deleted} execution records",
-                                              deleted=result.get("deleted", 0)))
-        d.addErrback(lambda f: log.failure("pruning execution records failed", f))
-        return d
+        before = format_time(from_seconds(now - self._days * 86400))
+        last = self._last_job_id()
+        deleted = forgotten = 0
+        low = 1
+        while True:
+            payload: dict[str, Any] = {"before": before, "keep_per_job": self._per_job,
+                                       "jobs": [low, low + self._jobs_per_command]}
+            if low == 1:
+                payload["commands_before"] = format_time(from_seconds(now - COMMANDS_KEPT))
+            result = await self._commands.submit(
+                new_command(C.EXECUTION_PRUNE, payload, self._clock.seconds()))
+            deleted += result.get("deleted", 0)
+            forgotten += result.get("commands", 0)
+            low += self._jobs_per_command
+            if low > last or not self.running:
+                break
+            await deferLater(self._clock, self._pause, lambda: None)
+        log.info("pruned {deleted} execution records and {commands} applied command ids",
+                 deleted=deleted, commands=forgotten)
+        return deleted

@@ -343,21 +343,45 @@ def _execution_prune(conn: sqlite3.Connection, command: Command) -> Result:
     Retention: finished executions older than C{before}, and beyond the newest
     C{keep_per_job} of each job, are deleted. A job's newest execution is always kept: it
     is the anchor its schedule continues from after a restart.
+
+    With C{jobs} (C{[from, to)} job ids) only those jobs' executions are pruned, through
+    the per-job index: the retention service walks the jobs in small ranges so no single
+    write holds the writer for long. C{commands_before} also forgets applied command ids
+    issued before it (kept only to answer a resubmitted command the same way).
     """
+    payload = command.payload
     terminal = ",".join(f"'{s}'" for s in TERMINAL_STATES)
-    old = conn.execute(
-        f"DELETE FROM executions WHERE state IN ({terminal}) AND scheduled_time < ? "
-        "AND scheduled_time < (SELECT max(e.scheduled_time) FROM executions e "
-        "WHERE e.job_id = executions.job_id)",
-        (command.payload["before"],),
-    ).rowcount
-    excess = conn.execute(
-        f"DELETE FROM executions WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER "
-        f"(PARTITION BY job_id ORDER BY scheduled_time DESC) AS n FROM executions) "
-        f"WHERE n > ?) AND state IN ({terminal})",
-        (command.payload["keep_per_job"],),
-    ).rowcount
-    return {"deleted": old + excess}
+    before, keep = payload["before"], payload["keep_per_job"]
+    forgotten = 0
+    if payload.get("commands_before"):
+        forgotten = conn.execute("DELETE FROM applied_commands WHERE issued_at < ?",
+                                 (payload["commands_before"],)).rowcount
+    if "jobs" not in payload:
+        old = conn.execute(
+            f"DELETE FROM executions WHERE state IN ({terminal}) AND scheduled_time < ? "
+            "AND scheduled_time < (SELECT max(e.scheduled_time) FROM executions e "
+            "WHERE e.job_id = executions.job_id)", (before,)).rowcount
+        excess = conn.execute(
+            f"DELETE FROM executions WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER "
+            f"(PARTITION BY job_id ORDER BY scheduled_time DESC) AS n FROM executions) "
+            f"WHERE n > ?) AND state IN ({terminal})", (keep,)).rowcount
+        return {"deleted": old + excess, "commands": forgotten}
+    low, high = payload["jobs"]
+    deleted = 0
+    # per job, through executions_by_job: its newest row (the anchor) and the row just
+    # past the newest keep_per_job bound what goes
+    jobs = conn.execute(
+        "SELECT job_id, max(scheduled_time), (SELECT e.scheduled_time FROM executions e "
+        "WHERE e.job_id = x.job_id ORDER BY e.scheduled_time DESC LIMIT 1 OFFSET ?) "
+        "FROM executions x WHERE job_id >= ? AND job_id < ? GROUP BY job_id",
+        (keep, low, high)).fetchall()
+    for job_id, newest, beyond in jobs:
+        bound = min(before, newest)
+        deleted += conn.execute(
+            f"DELETE FROM executions WHERE job_id = ? AND state IN ({terminal}) "
+            "AND (scheduled_time < ? OR scheduled_time <= ?)",
+            (job_id, bound, beyond if beyond is not None else "")).rowcount
+    return {"deleted": deleted, "commands": forgotten}
 
 
 # -- credentials ------------------------------------------------------------------------
