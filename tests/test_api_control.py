@@ -112,6 +112,18 @@ class ExecutionApiTests(SynchronousTestCase):
         self.assertEqual(self.h.ok("GET", f"/executions?projectId={self.project['id']}&limit=1")
                          ["total"], 4)
 
+    def test_total_stops_counting_at_the_cap(self) -> None:
+        """A listing over millions of executions answers at once: the count stops at the
+        cap and says so, and the page itself is whole."""
+        self.assertNotIn("totalCapped", self.h.ok("GET", "/executions"))
+        self.h.store.reader.executions_count_cap = 3
+        page = self.h.ok("GET", "/executions?limit=10")
+        self.assertEqual((page["total"], page["totalCapped"], len(page["executions"])),
+                         (3, True, 4))
+        exact = self.h.ok("GET", f"/executions?jobId={self.jobs[0]['id']}")
+        self.assertEqual(exact["total"], 3)
+        self.assertNotIn("totalCapped", exact)
+
     def test_one_execution(self) -> None:
         execution_id = f"{self.jobs[0]['id']}-20261126T160100Z"
         record = self.h.ok("GET", f"/executions/{execution_id}")

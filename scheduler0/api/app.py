@@ -368,10 +368,12 @@ class Api:
     def _executions(self, request: Any, job_id: int | None) -> bytes:
         limit, offset = V.page(request.args)
         filters = V.execution_filters(request.args)
-        executions, total = self.reader().executions(job_id=job_id, limit=limit, offset=offset,
-                                                     **filters)
-        return respond(request, 200, {"total": total, "offset": offset, "limit": limit,
-                                      "executions": executions})
+        executions, total, capped = self.reader().executions(
+            job_id=job_id, limit=limit, offset=offset, **filters)
+        page = {"total": total, "offset": offset, "limit": limit, "executions": executions}
+        if capped:
+            page["totalCapped"] = True  # at least `total` match; counting stopped there
+        return respond(request, 200, page)
 
     @app.route("/api/v1/executions/<execution_id>", methods=["GET"])
     @requires("read")

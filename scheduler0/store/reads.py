@@ -40,6 +40,8 @@ LEFT JOIN executions e ON e.id = o.value ->> 0
 """
 _IN_FLIGHT_IDS = "SELECT o.value ->> 0 FROM deliveries d, json_each(d.occurrences) o"
 _ROW = ", ".join(EXECUTION_ROW)
+#: executions counted at most for a listing's C{total} (a few milliseconds' work)
+EXECUTIONS_COUNT_CAP = 100_000
 #: dead letters: dead, and not being delivered again (a replay in flight)
 _DEAD = f"state = 'dead' AND id NOT IN ({_IN_FLIGHT_IDS})"
 
@@ -90,6 +92,7 @@ class StateReader:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self.executions_count_cap = EXECUTIONS_COUNT_CAP
 
     def _one(self, sql: str, args: Iterable[Any]) -> sqlite3.Row | None:
         return self._conn.execute(sql, tuple(args)).fetchone()
@@ -163,9 +166,12 @@ class StateReader:
     def executions(self, *, job_id: int | None = None, project_id: int | None = None,
                    state: str | None = None, since: str | None = None,
                    until: str | None = None, limit: int = 50,
-                   offset: int = 0) -> tuple[list[Record], int]:
+                   offset: int = 0) -> tuple[list[Record], int, bool]:
         """Newest first, filtered on scheduled time C{[since, until)}; occurrences being
-        delivered now are listed as 'dispatched'."""
+        delivered now are listed as 'dispatched'. Answers the page, the number of matching
+        executions and whether that number stopped at C{count_cap}: the table may hold tens
+        of millions of rows, and counting them all would stall the reactor for a second."""
+        count_cap = self.executions_count_cap
         clauses, args = [], []
         for column, value in (("job_id", job_id), ("project_id", project_id),
                               ("state", state)):
@@ -185,16 +191,18 @@ class StateReader:
                 f"SELECT * FROM executions WHERE {where} "
                 "ORDER BY scheduled_time DESC, id LIMIT ? OFFSET ?",
                 (*args, limit, offset)).fetchall()
-            total = self._count(f"SELECT count(*) FROM executions WHERE {where}", args)
-            return [execution_record(r) for r in rows], total
+            total = self._count(
+                f"SELECT count(*) FROM (SELECT 1 FROM executions WHERE {where} LIMIT ?)",
+                (*args, count_cap + 1))
+            return [execution_record(r) for r in rows], min(total, count_cap), total > count_cap
         stored = f"SELECT {_ROW} FROM executions WHERE {where} AND id NOT IN ({_IN_FLIGHT_IDS})"
         flying = f"SELECT {_ROW} FROM ({IN_FLIGHT}) WHERE {where}"
         rows = self._conn.execute(
             f"{stored} UNION ALL {flying} ORDER BY scheduled_time DESC, id LIMIT ? OFFSET ?",
             (*args, *args, limit, offset)).fetchall()
-        total = (self._count(f"SELECT count(*) FROM ({stored})", args)
-                 + self._count(f"SELECT count(*) FROM ({flying})", args))
-        return [execution_record(r) for r in rows], total
+        total = self._count(f"SELECT count(*) FROM ({stored} UNION ALL {flying} LIMIT ?)",
+                            (*args, *args, count_cap + 1))
+        return [execution_record(r) for r in rows], min(total, count_cap), total > count_cap
 
     def signing_secret(self, project_id: int) -> Record | None:
         row = self._one("SELECT signing_secret, previous_signing_secret, "
