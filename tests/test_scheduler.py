@@ -527,6 +527,17 @@ class RunNowTests(SynchronousTestCase):
         self.assertEqual(h.fired(1)[-1], T0 + 10 * MINUTE)
         self.assertEqual(len(h.occurrences), 3)
 
+    def test_run_now_twice_in_one_millisecond_gives_two_ids(self) -> None:
+        # two clicks of "run" within a millisecond are two runs: with one execution id a
+        # deduplicating receiver would run the job once
+        h = Harness([job(1, "@every 1m")]).start()
+        h.advance_to(T0 + 30.25)
+        ids = [h.scheduler.run_now(1).execution_id for _ in range(3)]
+        self.assertEqual(ids, ["1-20261126T160030.250Z", "1-20261126T160030.251Z",
+                               "1-20261126T160030.252Z"])
+        h.advance_to(T0 + 30.5)
+        self.assertEqual(h.scheduler.run_now(1).execution_id, "1-20261126T160030.500Z")
+
     def test_unknown_job(self) -> None:
         h = Harness([job(1, "@every 1m")]).start()
         self.assertIsNone(h.scheduler.run_now(99))

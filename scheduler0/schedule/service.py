@@ -71,7 +71,7 @@ class JobPlan:
 
     __slots__ = ("job_id", "project_id", "schedule", "zone", "anchor", "every", "start", "end",
                  "paused", "policy", "grace", "callback_url", "target", "payload",
-                 "next_fire", "generation", "last_scheduled")
+                 "next_fire", "generation", "last_scheduled", "last_extra")
 
     def __init__(self, job: Record, generation: int) -> None:
         self.job_id: int = job["id"]
@@ -96,6 +96,7 @@ class JobPlan:
         self.next_fire: float | None = None
         self.generation = generation
         self.last_scheduled: float | None = None
+        self.last_extra: float = 0.0  # the scheduled time of the latest run-now
 
 
 class SchedulerService(Service):
@@ -206,10 +207,12 @@ class SchedulerService(Service):
         plan = self.plans.get(job_id)
         if plan is None:
             return None
-        scheduled = round(self._clock.seconds(), 3)
+        scheduled = round(max(self._clock.seconds(), plan.last_extra + 0.001), 3)
         if scheduled == int(scheduled):
             # a whole second could be a slot of the job: keep the execution ids apart
-            scheduled += 0.001
+            scheduled = round(scheduled + 0.001, 3)
+        # two runs asked for within the same millisecond get their own execution ids
+        plan.last_extra = scheduled
         occurrence = self._occurrence(plan, scheduled)
         self._dispatch([occurrence])
         return occurrence
@@ -256,7 +259,7 @@ class SchedulerService(Service):
             return
         plan = self._new_plan(records[0])
         if old is not None:
-            plan.last_scheduled = old.last_scheduled
+            plan.last_scheduled, plan.last_extra = old.last_scheduled, old.last_extra
         # a changed job continues from now: no catch-up for the time before the change, and
         # no second run of an occurrence that already fired in this very instant
         base = self._clock.seconds() - 1e-6
