@@ -69,7 +69,8 @@ SHAPE = [
     '.updatedAt | type == "string" and ts',
     '.enabled | type == "boolean"',
     'keys == ["breakers","deadLetter","enabled","instances","queue","staleness","updatedAt"]',
-    '.queue | (.depth | int) and (.dueWithinSeconds | int) and (.perType | type == "object"'
+    '.queue | (.depth | int) and (.retryWaiting | int) and (.dueWithinSeconds | int)'
+    ' and (.perType | type == "object"'
     ' and all(.[]; int))',
     '.deadLetter | (.count | int) and (.tasks | type == "array" and length <= 25)'
     ' and .count >= (.tasks | length)',

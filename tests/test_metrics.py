@@ -44,9 +44,13 @@ class FakeExecutor:
     queue: int = 0
     in_flight: int = 0
     breakers: list[FakeBreaker] = attrs.Factory(list)
+    waiting: int = 0
 
     def queued(self) -> int:
         return self.queue
+
+    def retry_waiting(self) -> int:
+        return self.waiting
 
 
 @attrs.define
@@ -185,6 +189,7 @@ class BoundCollectorTests(SynchronousTestCase):
         self.bind()
         first = scrape(self.metrics)
         self.assertEqual(value(first, "scheduler0_queue_depth"), 5.0)
+        self.assertEqual(value(first, "scheduler0_retries_waiting"), 0.0)
         self.assertEqual(value(first, "scheduler0_due_within_12s"), 2.0)
         self.assertEqual(value(first, "scheduler0_dead_letters"), 7.0)
         self.assertEqual(value(first, "scheduler0_executions_in_flight"), 2.0)
@@ -193,6 +198,7 @@ class BoundCollectorTests(SynchronousTestCase):
         self.assertEqual(value(first, "scheduler0_scheduler_halted"), 0.0)
 
         self.executor.queue, self.executor.in_flight = 40, 0
+        self.executor.waiting = 6
         self.scheduler.due[12] = 9
         self.scheduler.plans.pop(1)
         self.scheduler.next_fires = 1
@@ -200,6 +206,7 @@ class BoundCollectorTests(SynchronousTestCase):
         self.dead = 11
         second = scrape(self.metrics)
         self.assertEqual(value(second, "scheduler0_queue_depth"), 40.0)
+        self.assertEqual(value(second, "scheduler0_retries_waiting"), 6.0)
         self.assertEqual(value(second, "scheduler0_due_within_12s"), 9.0)
         self.assertEqual(value(second, "scheduler0_dead_letters"), 11.0)
         self.assertEqual(value(second, "scheduler0_executions_in_flight"), 0.0)

@@ -272,8 +272,10 @@ class Shape:
                             "staleness", "instances"}, set(s))
         self.time(s["updatedAt"], nullable=False)
         tc.assertIs(type(s["enabled"]), bool)
-        tc.assertLessEqual({"depth", "dueWithinSeconds", "perType"}, set(s["queue"]))
+        tc.assertLessEqual({"depth", "retryWaiting", "dueWithinSeconds", "perType"},
+                           set(s["queue"]))
         self.integer(s["queue"]["depth"])
+        self.integer(s["queue"]["retryWaiting"])
         self.integer(s["queue"]["dueWithinSeconds"])
         tc.assertIsInstance(s["queue"]["perType"], dict)
         for kind, count in s["queue"]["perType"].items():
@@ -360,12 +362,27 @@ class HealthTests(SynchronousTestCase):
         self.shape = Shape(self)
         self.p = self.h.project()
 
+    def test_retries_waiting_out_their_backoff_are_counted(self) -> None:
+        """An operator sees occurrences that failed and wait for their retry, not an empty
+        queue, until the retry queues and sends them."""
+        h = self.h
+        for _ in range(3):
+            h.job(self.p, FLAKY + "/r")
+        h.clock.advance(60)
+        h.answer(FLAKY, 503)                        # one POST of 3, retried after ~1 s
+        queue = h.health()["queue"]
+        self.assertEqual((queue["depth"], queue["retryWaiting"]), (0, 3))
+        self.assertEqual(value(scrape(h), "scheduler0_retries_waiting"), 3)
+        h.clock.advance(2)                          # the backoff ends: sent again
+        self.assertEqual(len(h.http.pending(FLAKY)), 1)
+        self.assertEqual(h.health()["queue"]["retryWaiting"], 0)
+
     def test_empty_snapshot(self) -> None:
         s = self.h.health()
         self.shape.snapshot(s)
         self.assertEqual(s["updatedAt"], stamp(T0))
         self.assertIs(s["enabled"], True)
-        self.assertEqual(s["queue"], {"depth": 0, "dueWithinSeconds": 0,
+        self.assertEqual(s["queue"], {"depth": 0, "retryWaiting": 0, "dueWithinSeconds": 0,
                                       "perType": {"http": 0}})
         self.assertEqual(s["deadLetter"], {"count": 0, "tasks": []})
         self.assertEqual((s["breakers"], s["staleness"], s["instances"]), ([], [], []))

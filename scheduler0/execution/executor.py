@@ -165,7 +165,7 @@ class Executor(Service):
         self.targets: dict[str, TargetStatus] = {}
         self.in_flight = 0
         self.halted = False
-        self._retries: set[Any] = set()
+        self._retries: dict[Any, int] = {}  # retry timer -> occurrences it will queue
         self.counters = {"succeeded": 0, "failed": 0, "retrying": 0, "dead": 0}
         self._drained: list[Deferred] = []
         self.drain_timeout = 5.0
@@ -186,7 +186,7 @@ class Executor(Service):
         Service.stopService(self)
         self.halted = True
         self._stopping = True
-        for call in list(self._retries):
+        for call in list(self._retries.keys()):
             if call.active():
                 call.cancel()
         self._retries.clear()
@@ -220,6 +220,10 @@ class Executor(Service):
 
     def queued(self) -> int:
         return sum(status.queued() for status in self.targets.values())
+
+    def retry_waiting(self) -> int:
+        """Occurrences waiting out a retry's backoff (queued again when it ends)."""
+        return sum(self._retries.values())
 
     @property
     def in_flight_ids(self) -> Any:
@@ -492,12 +496,12 @@ class Executor(Service):
             return
 
         def again() -> None:
-            self._retries.discard(call)
+            self._retries.pop(call, None)
             self._status(delivery.target).queue.append(delivery)
             self._pump(delivery.target)
 
         call = self._clock.callLater(delay, again)
-        self._retries.add(call)
+        self._retries[call] = len(delivery.occurrences)
 
     def redeliver(self, occurrences: list[Occurrence], replaces: str,
                   dropped: list[str] = ()) -> None:  # type: ignore[assignment]

@@ -120,6 +120,7 @@ class HealthReport:
             "updatedAt": _time(now),
             "enabled": self._enabled(),
             "queue": {"depth": depth,
+                      "retryWaiting": executor.retry_waiting(),
                       "dueWithinSeconds": self._scheduler.due_within(DUE_WINDOW),
                       "perType": {EXECUTION_TYPE: depth}},
             "deadLetter": {"count": reads.dead_letter_count(), "tasks": tasks},

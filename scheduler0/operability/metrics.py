@@ -153,6 +153,7 @@ class Metrics:
         Read these at every scrape (binding again replaces the previous binding):
 
           - C{scheduler0_queue_depth}: occurrences waiting in the executor's queues;
+          - C{scheduler0_retries_waiting}: occurrences waiting out a retry backoff;
           - C{scheduler0_due_within_12s}: jobs whose next fire is within 12 s;
           - C{scheduler0_dead_letters}: C{dead_letters()}, occurrences in state dead;
           - C{scheduler0_executions_in_flight}: callback POSTs in flight;
@@ -195,6 +196,9 @@ class _StateCollector:
             lambda: [_gauge("scheduler0_queue_depth",
                             "Occurrences queued in the executor, not yet sent.",
                             self._executor.queued())],
+            lambda: [_gauge("scheduler0_retries_waiting",
+                            "Occurrences waiting out a retry backoff before they queue again.",
+                            self._executor.retry_waiting())],
             lambda: [_gauge("scheduler0_due_within_12s",
                             "Jobs whose next fire is within 12 seconds.",
                             self._scheduler.due_within(12))],
