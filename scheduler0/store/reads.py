@@ -12,14 +12,12 @@ import json
 import sqlite3
 from typing import Any, Iterable
 
+from ..state.machine import EXECUTION_COLUMNS
+
 Record = dict[str, Any]
 
 #: The columns of an execution row, in table order.
-EXECUTION_ROW = (
-    "id", "job_id", "project_id", "scheduled_time", "state", "attempts", "target", "node_id",
-    "last_status", "last_error", "error_category", "duration_ms", "lateness_ms",
-    "first_attempt_at", "last_attempt_at", "next_retry_at", "date_created", "date_modified",
-)
+EXECUTION_ROW = (*EXECUTION_COLUMNS, "date_created", "date_modified")
 
 #: Occurrences in the delivery outbox as execution rows in state 'dispatched' (what an
 #: earlier attempt recorded, such as the first attempt's lateness, carried over). They take
@@ -169,8 +167,8 @@ class StateReader:
                    offset: int = 0) -> tuple[list[Record], int, bool]:
         """Newest first, filtered on scheduled time C{[since, until)}; occurrences being
         delivered now are listed as 'dispatched'. Answers the page, the number of matching
-        executions and whether that number stopped at C{count_cap}: the table may hold tens
-        of millions of rows, and counting them all would stall the reactor for a second."""
+        executions and whether that number stopped at C{executions_count_cap}: the table
+        may hold tens of millions of rows, and counting them all would stall the reactor."""
         count_cap = self.executions_count_cap
         clauses, args = [], []
         for column, value in (("job_id", job_id), ("project_id", project_id),
