@@ -310,7 +310,8 @@ def _finish_delivery(conn: sqlite3.Connection, delivery_id: str,
     if row is None:
         return
     gone = set(executions)
-    released = [o for o in json.loads(row[0]) if o[0] in gone]
+    listed = json.loads(row[0])
+    released = [o for o in listed if o[0] in gone]
     if keep_facts:
         started = row[4]
         start = parse_time(started)
@@ -319,7 +320,7 @@ def _finish_delivery(conn: sqlite3.Connection, delivery_id: str,
              round((start - parse_time(scheduled)).total_seconds() * 1000, 1),
              started, started, started, started, job_id)
             for eid, job_id, scheduled, attempt in released if attempt == 1])
-    left = [o for o in json.loads(row[0]) if o[0] not in gone]
+    left = [o for o in listed if o[0] not in gone]
     if left:
         conn.execute("UPDATE deliveries SET occurrences = ? WHERE id = ?",
                      (json.dumps(left, separators=(",", ":")), delivery_id))
