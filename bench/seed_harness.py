@@ -511,7 +511,8 @@ def text_report(result: dict[str, Any]) -> str:
 class Node:
     """A fresh node in a temp dir on free ports (twistd -n, source tree on PYTHONPATH)."""
 
-    def __init__(self, keep: bool = False) -> None:
+    def __init__(self, keep: bool = False, extra: str = "") -> None:
+        """@param extra: more YAML lines for the node's config (e.g. C{RateLimitPerMinute: 0})."""
         self.dir = tempfile.mkdtemp(prefix="s0-seed-")
         self.keep = keep
         self.port = free_port()
@@ -519,7 +520,7 @@ class Node:
         self.config = os.path.join(self.dir, "scheduler0.yml")
         with open(self.config, "w") as f:
             f.write(f"Port: {self.port}\nRaftAddress: 127.0.0.1:{raft}\n"
-                    f"DataDir: {self.dir}/data\n")
+                    f"DataDir: {self.dir}/data\n{extra}")
         twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
         env = dict(os.environ, PYTHONPATH=REPO)
         self.log_path = os.path.join(self.dir, "node.log")

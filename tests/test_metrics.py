@@ -59,6 +59,7 @@ class FakeScheduler:
     halted: bool = False
     due: dict[float, int] = attrs.Factory(dict)
     next_fires: int = 0
+    skipped: dict[str, int] = attrs.Factory(lambda: {"late": 0, "downtime": 0})
 
     def due_within(self, seconds: float) -> int:
         return self.due.get(seconds, -1)  # -1: asked about another horizon than 12 s
@@ -213,6 +214,18 @@ class BoundCollectorTests(SynchronousTestCase):
         self.assertEqual(value(second, "scheduler0_jobs_planned"), 2.0)
         self.assertEqual(value(second, "scheduler0_jobs_pending"), 1.0)
         self.assertEqual(value(second, "scheduler0_scheduler_halted"), 1.0)
+
+    def test_skipped_occurrences_by_reason(self) -> None:
+        """Occurrences a misfire policy did not run are a counter a user can alert on."""
+        self.bind()
+        first = scrape(self.metrics)
+        self.assertEqual(value(first, "scheduler0_occurrences_skipped_total", reason="late"), 0.0)
+        self.scheduler.skipped.update(late=120, downtime=3)
+        second = scrape(self.metrics)
+        self.assertEqual(value(second, "scheduler0_occurrences_skipped_total", reason="late"),
+                         120.0)
+        self.assertEqual(
+            value(second, "scheduler0_occurrences_skipped_total", reason="downtime"), 3.0)
 
     def test_breakers(self) -> None:
         self.bind()

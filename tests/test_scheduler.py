@@ -605,3 +605,83 @@ class HeapHygieneTests(SynchronousTestCase):
         self.assertEqual(h.fired(), [])
         self.assertEqual(h.scheduler._heap, [])
         self.assertEqual(h.clock.getDelayedCalls(), [])
+
+
+# ------------------------------------------------------------------------------- 9. under load
+
+
+class DueTimerUnderWritesTests(SynchronousTestCase):
+    """
+    Issue 8: under a stream of applied API writes (each handed back in its own reactor
+    turn, each re-arming the scheduler's timer) a due fire must not be pushed behind the
+    next write, turn after turn: the scheduler starved while the API was saturated.
+    """
+
+    def test_a_stream_of_writes_does_not_postpone_due_occurrences(self) -> None:
+        self.patch(service_module, "TICK_BUDGET", 1)  # a burst spread over follow-up turns
+        h = Harness([job(i, "@every 1m", policy="skip") for i in (1, 2, 3)]
+                    + [job(9, "@every 1h")]).start()
+        dispatched_at_write: list[int] = []
+        writes = 100
+
+        def applied_write() -> None:
+            # the command log hands back the next result in the next turn ...
+            dispatched_at_write.append(len(h.occurrences))
+            if len(dispatched_at_write) < writes:
+                h.clock.callLater(0, applied_write)
+            # ... after the observers saw this one
+            h.update(9, data=f"v{len(dispatched_at_write)}")
+
+        h.advance_to(T0 + MINUTE - 0.5)
+        h.clock.callLater(0.6, applied_write)
+        # one long turn (requests being served) carries the clock past the due time
+        h.clock.advance(0.8)
+        self.assertEqual(len(dispatched_at_write), writes)
+        self.assertEqual(sorted(o.job_id for o in h.occurrences), [1, 2, 3])
+        # every due occurrence went out within the first few writes, not after the stream
+        self.assertEqual(dispatched_at_write[3], 3, dispatched_at_write[:10])
+
+
+class SkippedOccurrenceTests(SynchronousTestCase):
+    """What a misfire policy does not run is counted by reason and logged, rate-limited."""
+
+    def setUp(self) -> None:
+        self.events: list[dict] = []
+        from twisted.logger import globalLogPublisher
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def skip_lines(self) -> list[dict]:
+        return [e for e in self.events if "skipped {count}" in e.get("log_format", "")]
+
+    def test_stall_counts_late_skips_exactly_for_every(self) -> None:
+        h = Harness([job(1, "@every 1m", policy="skip"),
+                     job(2, "@every 1m", policy="fire_once", grace=600)]).start()
+        h.advance_to(T0 + 10 * MINUTE + 30)  # the reactor stalled for 10.5 minutes
+        self.assertEqual(h.take(), [T0 + 10 * MINUTE])  # job 2's one catch-up run
+        self.assertEqual(h.scheduler.skipped, {"late": 10 + 9, "downtime": 0})
+        self.assertEqual(h.scheduler.last_skipped_at, h.now)
+        lines = self.skip_lines()
+        self.assertEqual([(e["count"], e["reason"]) for e in lines], [(19, "late")])
+
+    def test_restart_after_downtime_counts_downtime(self) -> None:
+        h = Harness([job(1, "*/5 * * * *", policy="fire_all"),
+                     job(2, "@every 1m", policy="skip")],
+                    last={1: T0, 2: T0}, now=T0 + HOUR).start()
+        # fire_all runs the eleven slots of job 1 missed before now (now's is on time)
+        self.assertEqual(len(h.take()), 11)
+        self.assertEqual(h.scheduler.skipped, {"late": 0, "downtime": 59})
+
+    def test_log_lines_are_rate_limited(self) -> None:
+        h = Harness([job(1, "@every 1s", policy="skip")]).start()
+        for _ in range(30):  # thirty stalls of 3 s within 90 s
+            h.clock.advance(3)
+        lines = self.skip_lines()
+        # one line at the first skip, then at most one per SKIP_LOG_INTERVAL (10 s)
+        self.assertLessEqual(len(lines), 10)
+        self.assertGreaterEqual(len(lines), 8)
+        # each line tells how many since the previous one; stopping logs the rest, so
+        # together the lines account for every skip
+        h.scheduler.stopService()
+        self.assertEqual(sum(e["count"] for e in self.skip_lines()),
+                         h.scheduler.skipped["late"])

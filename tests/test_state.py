@@ -144,6 +144,52 @@ class LocalCommandLogTests(TestCase):
         yield self.assertFailure(log.submit(script()[0]), NotAccepting)
 
 
+    @defer.inlineCallbacks
+    def test_execution_records_go_ahead_of_waiting_api_writes(self):  # type: ignore[no-untyped-def]
+        """
+        Issue 8: a callback waits for its outbox entry to be written; API writes queued
+        before it must not delay it. It is applied in the next batch, first, and its
+        result is handed back before theirs (which go one per reactor turn).
+        """
+        log = LocalCommandLog(self.store.path, reactor, max_batch=64)
+        yield log.startService()
+        self.addCleanup(lambda: log.running and log.stopService())
+        answered: list[str] = []
+
+        def project(i: int) -> Command:
+            return Command(f"api{i}", C.PROJECT_CREATE, "2026-11-26T16:00:00.000Z",
+                           {"project": {"id": i, "name": f"api{i}", "description": "",
+                                        "signing_secret": "s"}})
+
+        writes = [log.submit(project(i)) for i in range(1, 201)]  # the first is being written
+        record = log.submit(Command("outbox", C.EXECUTION_RECORD, "2026-11-26T16:00:00.000Z",
+                                    {"records": []}))
+        for i, d in enumerate(writes, 1):
+            d.addCallback(lambda _, i=i: answered.append(f"api{i}"))
+        record.addCallback(lambda _: answered.append("outbox"))
+        yield defer.gatherResults(writes + [record])
+        # only the write already in the writer's hands was answered before it
+        self.assertEqual(answered.index("outbox"), 1, answered[:5])
+
+    @defer.inlineCallbacks
+    def test_execution_records_are_not_refused_for_the_api_backlog(self):  # type: ignore[no-untyped-def]
+        from scheduler0.consensus.interface import NotAccepting
+
+        log = LocalCommandLog(self.store.path, reactor, max_pending=5)
+        yield log.startService()
+        self.addCleanup(lambda: log.running and log.stopService())
+        writes = [log.submit(Command(f"w{i}", C.PROJECT_CREATE, "2026-11-26T16:00:00.000Z",
+                                     {"project": {"id": i, "name": f"w{i}", "description": "",
+                                                  "signing_secret": "s"}}))
+                  for i in range(1, 8)]
+        # the first is in the writer's hands, five wait: the seventh is refused
+        yield self.assertFailure(writes.pop(), NotAccepting)
+        result = yield log.submit(Command("r", C.EXECUTION_RECORD, "2026-11-26T16:00:00.000Z",
+                                          {"records": []}))
+        self.assertTrue(result["ok"])
+        yield defer.gatherResults(writes)
+
+
 class RetentionTests(SynchronousTestCase):
     """execution.prune bounds the executions table without losing what must stay."""
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Iterator
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, Counter, Histogram, PlatformCollector,
     ProcessCollector, generate_latest)
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from twisted.logger import Logger
 
 log = Logger()
@@ -163,6 +163,8 @@ class Metrics:
             states always present, so alerts need no per-target series);
           - C{scheduler0_jobs_planned} and C{scheduler0_jobs_pending} (planned with a next
             fire), C{scheduler0_scheduler_halted} (1 or 0);
+          - C{scheduler0_occurrences_skipped_total{reason}}: occurrences a misfire policy did
+            not run (C{late} or C{downtime});
           - with C{raft_state} (the command log's C{status()}): C{scheduler0_raft_is_leader}
             and C{scheduler0_raft_<term|commit_index|applied_index|last_log_index|
             fsm_pending|num_peers>} for those that are present and numeric.
@@ -216,6 +218,7 @@ class _StateCollector:
             lambda: [_gauge("scheduler0_scheduler_halted",
                             "1 while the scheduler is halted by the supervisor, else 0.",
                             1 if self._scheduler.halted else 0)],
+            self._skipped,
         ]
         if self._raft_state is not None:
             readers.append(self._raft)
@@ -226,6 +229,16 @@ class _StateCollector:
                 log.failure("metrics: a reading failed; left out of this scrape")
                 continue
             yield from metrics
+
+    def _skipped(self) -> Iterable[Metric]:
+        skipped = CounterMetricFamily(
+            "scheduler0_occurrences_skipped",
+            "Occurrences not run by their job's misfire policy, by reason: late (the scheduler "
+            "ran more than 1 s behind) or downtime (due while the node was down or halted).",
+            labels=["reason"])
+        for reason, count in sorted(self._scheduler.skipped.items()):
+            skipped.add_metric([reason], count)
+        return [skipped]
 
     def _breakers(self) -> Iterable[Metric]:
         per_target = GaugeMetricFamily(

@@ -14,7 +14,10 @@ are skipped when popped and the heap is rebuilt when they pile up.
 Missed occurrences (node down, scheduler halted, reactor stalled more than
 L{MISFIRE_TOLERANCE}) follow the job's C{misfirePolicy}: C{skip}; C{fire_once}: the latest
 missed occurrence runs once if it is at most C{misfireGraceSeconds} late; C{fire_all}: every
-missed occurrence runs (at most L{MAX_CATCH_UP} per job and planning).
+missed occurrence runs (at most L{MAX_CATCH_UP} per job and planning). Whatever a policy
+does not run is I{skipped}: counted in L{skipped} by reason (C{late}: the scheduler ran
+behind; C{downtime}: the node was down or halted) for the metrics and the health snapshot,
+and logged at most once per L{SKIP_LOG_INTERVAL}.
 """
 
 from __future__ import annotations
@@ -47,6 +50,11 @@ CREATE_BUDGET = 500
 MISFIRE_TOLERANCE = 1.0
 #: Most catch-up occurrences one job gets from one planning (fire_all).
 MAX_CATCH_UP = 1000
+#: A timer that fires at most this much after the earliest due time is kept as it is:
+#: re-arming it for a float rounding of the same instant would only push it back.
+ARM_SLACK = 0.001
+#: Seconds between two log lines about skipped occurrences (each says how many since the last).
+SKIP_LOG_INTERVAL = 10.0
 #: Most occurrences handled in one reactor turn; the rest follow at once, so a burst of
 #: due jobs never holds the reactor for long.
 TICK_BUDGET = 5000
@@ -128,6 +136,11 @@ class SchedulerService(Service):
         self.halted = False
         self._creating: deque[Record] = deque()
         self._planning: Any = None
+        #: occurrences skipped by misfire policies, by reason ("late" or "downtime")
+        self.skipped: dict[str, int] = {"late": 0, "downtime": 0}
+        self.last_skipped_at: float | None = None
+        self._unlogged_skips: dict[str, int] = {}
+        self._skip_log_call: Any = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -142,7 +155,8 @@ class SchedulerService(Service):
             plan = self._new_plan(job)
             stamp = last.get(job["id"])
             plan.last_scheduled = parse_time(stamp).timestamp() if stamp else None
-            due.extend(self._plan(plan, plan.last_scheduled, now, catch_up=True, tolerance=0))
+            due.extend(self._plan(plan, plan.last_scheduled, now, catch_up=True, tolerance=0,
+                                  reason="downtime"))
         log.info("scheduler planned {jobs} jobs; {due} missed occurrences to catch up",
                  jobs=len(self.plans), due=len(due))
         if due:
@@ -156,6 +170,9 @@ class SchedulerService(Service):
         if self._planning is not None and self._planning.active():
             self._planning.cancel()
         self._planning = None
+        if self._skip_log_call is not None and self._skip_log_call.active():
+            self._skip_log_call.cancel()
+        self._log_skips()
 
     def halt(self) -> None:
         """Stop starting occurrences until L{resume}; plans are kept."""
@@ -171,7 +188,7 @@ class SchedulerService(Service):
         for plan in list(self.plans.values()):
             if plan.next_fire is not None and plan.next_fire < now:
                 due.extend(self._plan(plan, plan.next_fire - 1e-6, now, catch_up=True,
-                                      tolerance=0))
+                                      tolerance=0, reason="downtime"))
         if due:
             self._dispatch(due)
         self._arm()
@@ -285,13 +302,15 @@ class SchedulerService(Service):
         return _ts(fire)
 
     def _plan(self, plan: JobPlan, base: float | None, now: float,
-              catch_up: bool, tolerance: float = MISFIRE_TOLERANCE) -> list[Occurrence]:
+              catch_up: bool, tolerance: float = MISFIRE_TOLERANCE,
+              reason: str = "late") -> list[Occurrence]:
         """
         Set the plan's next fire after C{base} (its last occurrence; None = its anchor) and
         push it. Occurrences more than C{tolerance} late are missed: with C{catch_up} they
         are returned per the misfire policy, else skipped. After a restart or a halt the
         tolerance is 0: an occurrence due while the node was down or halted was missed,
-        however little before now it was due.
+        however little before now it was due. With C{catch_up}, what the policy does not
+        run is counted as skipped for C{reason}.
         """
         missed: list[float] = []
         plan.next_fire = None
@@ -301,6 +320,8 @@ class SchedulerService(Service):
         fire = self._next(plan, after)
         late = now - tolerance
         if fire is not None and fire < late:
+            if catch_up:
+                first_missed = fire
             if catch_up and plan.policy == "fire_all":
                 while fire is not None and fire < late and len(missed) < MAX_CATCH_UP:
                     missed.append(fire)
@@ -319,6 +340,8 @@ class SchedulerService(Service):
                     missed.append(latest)
             if fire is not None and fire < late:
                 fire = self._next(plan, late)
+            if catch_up:
+                self._count_skipped(plan, first_missed, late, len(missed), reason)
         plan.next_fire = fire
         if fire is not None:
             heapq.heappush(self._heap, (fire, plan.generation, plan.job_id))
@@ -327,6 +350,38 @@ class SchedulerService(Service):
         if missed:
             plan.last_scheduled = missed[-1]
         return [self._occurrence(plan, when) for when in missed]
+
+    def _count_skipped(self, plan: JobPlan, first: float, late: float, ran: int,
+                       reason: str) -> None:
+        """Count the slots in [C{first}, C{late}) that the policy did not run (C{ran} of them
+        did): exact for C{@every}; for cron specs estimated from the spec's mean interval,
+        since walking every missed slot after a long downtime would stall the start."""
+        step = plan.every[1] if plan.every is not None else plan.schedule.interval_hint()
+        slots = max(1, math.ceil((late - first) / step)) if step else 1
+        skipped = max(0, slots - ran)
+        if not skipped:
+            return
+        self.skipped[reason] = self.skipped.get(reason, 0) + skipped
+        self.last_skipped_at = self._clock.seconds()
+        self._unlogged_skips[reason] = self._unlogged_skips.get(reason, 0) + skipped
+        if self._skip_log_call is None or not self._skip_log_call.active():
+            self._skip_log_call = self._clock.callLater(0, self._log_skips)
+
+    def _log_skips(self) -> None:
+        """One line for the skips since the last one; the next no sooner than
+        L{SKIP_LOG_INTERVAL} (a stalled node must not flood its log)."""
+        self._skip_log_call = None
+        if not self._unlogged_skips:
+            return
+        counts, self._unlogged_skips = self._unlogged_skips, {}
+        for reason, count in sorted(counts.items()):
+            log.warn(
+                "skipped {count} occurrences by their misfire policy ({reason}: {why}); "
+                "see scheduler0_occurrences_skipped_total", count=count, reason=reason,
+                why="the scheduler ran more than 1 s behind" if reason == "late"
+                else "they were due while the node was down or halted")
+        if self.running:
+            self._skip_log_call = self._clock.callLater(SKIP_LOG_INTERVAL, self._log_skips)
 
     def _occurrence(self, plan: JobPlan, scheduled: float) -> Occurrence:
         return Occurrence(
@@ -355,12 +410,14 @@ class SchedulerService(Service):
         if not self._heap:
             self._cancel_timer()
             return
+        now = self._clock.seconds()
         when = self._heap[0][0]
         if self._timer is not None and self._timer.active():
-            if self._timer.getTime() <= when:
+            # keep a timer that fires in time; never push a due one back behind new work
+            if self._timer.getTime() <= max(when, now) + ARM_SLACK:
                 return
             self._timer.cancel()
-        self._timer = self._clock.callLater(max(0.0, when - self._clock.seconds()), self._tick)
+        self._timer = self._clock.callLater(max(0.0, when - now), self._tick)
 
     def _valid(self, entry: tuple[float, int, int]) -> bool:
         plan = self.plans.get(entry[2])
