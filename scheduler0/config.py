@@ -417,6 +417,27 @@ KEYS: tuple[Key, ...] = (
     Key("RateLimitPerMinute", int, 500,
         "Requests per minute allowed per client IP before 429; 0 turns the limit off.",
         _int_check(0, note="0 = off"), "http"),
+    Key("RequestReadTimeout", float, 20.0,
+        "Seconds a client has to send a request's line and headers (from its first byte), and "
+        "then its body (plus RequestBodyMinBytesPerSecond's allowance); a slower request is "
+        "answered 408 and its connection closed.",
+        _number_check(gt=0, note="seconds"), "http"),
+    Key("RequestBodyMinBytesPerSecond", int, 1000,
+        "Slowest request body accepted: every this many bytes received give the body one more "
+        "second beyond RequestReadTimeout, so a large body on a slow but steady link arrives "
+        "and a trickle does not.",
+        _int_check(1, note="bytes per second"), "http"),
+    Key("IdleConnectionTimeout", float, 60.0,
+        "Seconds a connection may stay open between requests before the node closes it.",
+        _number_check(gt=0, note="seconds"), "http"),
+    Key("MaxConnections", int, 1024,
+        "Most client connections open at once; past it a new connection is answered 503 and "
+        "closed. Lowered at start to half the process's open-file limit if that is smaller.",
+        _int_check(1), "http"),
+    Key("MaxConnectionsPerClient", int, 256,
+        "Most connections open at once from one client IP (IPv6: per /64); past it a new one is "
+        "answered 429 and closed; 0 = no per-client cap.",
+        _int_check(0, note="0 = off"), "http"),
     # ---- security
     Key("SecretKey", str, None,
         "Node secret from which signing material is derived; unset = generated into DataDir on "
@@ -576,6 +597,11 @@ class Config:
     port: int = _field("Port")
     max_request_body_mb: float = _field("MaxRequestBodyMb")
     rate_limit_per_minute: int = _field("RateLimitPerMinute")
+    request_read_timeout: float = _field("RequestReadTimeout")
+    request_body_min_bytes_per_second: int = _field("RequestBodyMinBytesPerSecond")
+    idle_connection_timeout: float = _field("IdleConnectionTimeout")
+    max_connections: int = _field("MaxConnections")
+    max_connections_per_client: int = _field("MaxConnectionsPerClient")
     # security
     secret_key: str | None = _field("SecretKey")
     auth_username: str | None = _field("AuthUsername")

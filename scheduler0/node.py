@@ -20,7 +20,7 @@ from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
 
 from .api.app import Api, ApiSettings, Operations
 from .api.auth import Authenticator
-from .api.site import DrainingHTTPService, make_site
+from .api.site import DrainingHTTPService, SiteLimits, make_site
 from .config import Config
 from .consensus.local import LocalCommandLog
 from .execution.breaker import Breakers
@@ -208,7 +208,8 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
     )
     api.fire_times = fire_times
     site = make_site(api.resource(), int(config.max_request_body_mb * 1024 * 1024),
-                     limiter=RateLimiter(config.rate_limit_per_minute, reactor), metrics=metrics)
+                     limiter=RateLimiter(config.rate_limit_per_minute, reactor), metrics=metrics,
+                     limits=SiteLimits.from_config(config), clock=reactor)
     listener = strports.service(http_endpoint(config), site)
     add(DrainingHTTPService(listener, site, reactor), "http")
     node.api = api  # type: ignore[attr-defined]

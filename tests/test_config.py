@@ -40,6 +40,8 @@ PROJECT_KEYS = (
     "DataDir", "TLSCertFile", "TLSKeyFile", "MaxRequestBodyMb", "RateLimitPerMinute",
     "CallbackAllowNetworks", "CallbackDenyNetworks", "ExecutionRetentionDays",
     "ExecutionRetentionPerJob", "MisfireGraceSeconds", "CallbackConcurrencyPerTarget",
+    "RequestReadTimeout", "RequestBodyMinBytesPerSecond", "IdleConnectionTimeout",
+    "MaxConnections", "MaxConnectionsPerClient",
 )
 KEY_BY_NAME = {key.name: key for key in KEYS}
 
@@ -648,7 +650,9 @@ class DumpYamlTests(_Helpers):
         "CallbackAllowNetworks": ["10.0.0.0/8", "fd00::/8"],
         "CallbackDenyNetworks": ["169.254.0.0/16"], "ExecutionRetentionDays": 7,
         "ExecutionRetentionPerJob": 5, "MisfireGraceSeconds": 0,
-        "CallbackConcurrencyPerTarget": 2,
+        "CallbackConcurrencyPerTarget": 2, "RequestReadTimeout": 7.5,
+        "RequestBodyMinBytesPerSecond": 4096, "IdleConnectionTimeout": 15.0,
+        "MaxConnections": 300, "MaxConnectionsPerClient": 0,
     }
 
     def test_values_cover_every_key(self) -> None:
