@@ -20,6 +20,7 @@ from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
 
 from .api.app import Api, ApiSettings, Operations
 from .api.auth import Authenticator
+from .api.admission import AdmissionResource
 from .api.site import DrainingHTTPService, SiteLimits, make_site
 from .config import Config
 from .consensus.local import LocalCommandLog
@@ -207,7 +208,10 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
         operations=operations,
     )
     api.fire_times = fire_times
-    site = make_site(api.resource(), int(config.max_request_body_mb * 1024 * 1024),
+    # requests are rendered a bounded slice per reactor turn, so the scheduler's timers and
+    # the writer's results are never stuck behind a saturated API
+    site = make_site(AdmissionResource(api.resource(), reactor),
+                     int(config.max_request_body_mb * 1024 * 1024),
                      limiter=RateLimiter(config.rate_limit_per_minute, reactor), metrics=metrics,
                      limits=SiteLimits.from_config(config), clock=reactor)
     listener = strports.service(http_endpoint(config), site)
