@@ -14,6 +14,8 @@ from .config import Config, ConfigError, load_config
 from .logs import DAEMON_OBSERVER, configure
 from .node import build_node
 from .node_secrets import SecretsError, resolve, secrets_path
+from .store.database import DatabaseError
+from .store.lock import DataDirError, DataDirLock, DataDirLockService
 
 log = Logger()
 
@@ -72,14 +74,23 @@ def makeService(options: Options) -> Any:
     from twisted.internet import reactor
 
     config = options.config
+    # before anything touches DataDir: a second node on it would deliver everything twice
+    lock = DataDirLock(config.data_dir)
     try:
+        lock.acquire()
         node_secrets, created = resolve(config, create=True)
-    except SecretsError as e:
+    except (DataDirError, SecretsError) as e:
         raise SystemExit(f"scheduler0: {e}")
     if created:
         log.info("generated node secrets in {path} (mode 0600)",
                  path=secrets_path(config.data_dir))
-    node = build_node(config, node_secrets, reactor)
+    try:
+        node = build_node(config, node_secrets, reactor)
+    except DatabaseError as e:
+        raise SystemExit(f"scheduler0: {e}")
+    lock_service = DataDirLockService(lock)
+    lock_service.setName("datadir-lock")
+    lock_service.setServiceParent(node)
     # twistd re-raises SIGTERM after a clean shutdown, so the process would end "killed by
     # signal 15"; a clean stop must exit 0 (systemd, the issue's contract). Forget the
     # signal once the service tree has stopped.

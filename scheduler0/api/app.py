@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 
-from ..consensus.interface import ICommandLog, NotAccepting
+from ..consensus.interface import ICommandLog, NotAccepting, StorageFull
 from ..schedule.spec import FireTimeCache, load_zone, parse_spec
 from ..state import commands as C
 from ..state.commands import Command, new_command
@@ -34,8 +34,8 @@ from ..execution.signing import new_signing_secret
 from ..operability.repairs import RepairError
 from . import validation as V
 from .auth import Authenticator, hash_secret, new_api_key, new_api_secret
-from .errors import (ApiError, BadRequest, MethodNotAllowed, NotFound, Unavailable,
-                     error_for_status)
+from .errors import (ApiError, BadRequest, InsufficientStorage, MethodNotAllowed, NotFound,
+                     Unavailable, error_for_status)
 
 log = Logger()
 
@@ -141,6 +141,8 @@ class Api:
         d.addTimeout(self.settings.apply_timeout, self.clock)
         try:
             result = await d
+        except StorageFull as e:
+            raise InsufficientStorage(str(e)) from None
         except NotAccepting as e:
             raise Unavailable(str(e)) from None
         except DeferredTimeout:

@@ -50,6 +50,12 @@ class Unavailable(ApiError):
     status = 503
 
 
+class InsufficientStorage(ApiError):
+    """The node's disk is full: the write was not stored; it can be retried once freed."""
+
+    status = 507
+
+
 _BY_STATUS = {cls.status: cls for cls in (
     BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict,
     PayloadTooLarge, TooManyRequests, Unavailable)}

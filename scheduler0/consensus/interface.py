@@ -21,6 +21,29 @@ class NotAccepting(Exception):
     """The log cannot take commands now (stopping, overloaded, or no leader)."""
 
 
+class StorageFull(NotAccepting):
+    """
+    The disk holding the database is full: the command was not stored (nothing of its
+    batch was). Writes succeed again by themselves once space is freed.
+    """
+
+    def __init__(self, message: str = "the disk holding the database is full; the write "
+                 "was not stored (free space on the node and retry)") -> None:
+        super().__init__(message)
+
+
+class StorageFailed(NotAccepting):
+    """
+    The database could not be written (an I/O error, a damaged file): the command was not
+    stored. Unlike a rejection, the same command can succeed once the storage is fixed.
+    """
+
+    def __init__(self, message: str = "the node could not write its database (an I/O "
+                 "error); the write was not stored (retry later; the node's log says more)"
+                 ) -> None:
+        super().__init__(message)
+
+
 class ICommandLog(Interface):
     def submit(command: Command) -> Any:
         """

@@ -20,9 +20,9 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from ..state.commands import Command
-from ..state.machine import apply_batch
-from ..store.database import connect
-from .interface import ICommandLog, NotAccepting, Observer
+from ..state.machine import EXCEPTION_KEY, apply_batch
+from ..store.database import connect, storage_failure
+from .interface import ICommandLog, NotAccepting, Observer, StorageFailed, StorageFull
 
 log = Logger()
 
@@ -152,14 +152,29 @@ class LocalCommandLog(Service):
         d = self._in_writer(apply_batch, self._conn, [c for c, _ in batch])
         d.addBoth(self._written, batch)
 
+    # what keeps the database from being written ("full", "io", "damaged"), while it lasts
+    _storage_trouble: str | None = None
+
     def _written(self, results: list[dict] | Failure,
                  batch: list[tuple[Command, Deferred]]) -> None:
+        """
+        A failed batch fails each of its commands' Deferreds (nothing of it is stored); a
+        storage failure with a L{StorageFull}/L{StorageFailed} that says so, so callers
+        answer clearly and know the command can be retried.
+        """
         self._busy = False
         if isinstance(results, Failure):
-            log.failure("writing {count} commands failed", results, count=len(batch))
+            trouble = storage_failure(results.value)
+            self._storage_trouble = _log_batch_failure(
+                results, trouble, self._storage_trouble, len(batch), self._path)
+            error: Any = _storage_error(trouble) if trouble else results
             for _, d in batch:
-                d.errback(results)
+                d.errback(error)
         else:
+            if self._storage_trouble is not None:
+                log.info("the database takes writes again")
+                self._storage_trouble = None
+            _log_malformed(batch, results)
             self._applied += len(batch)
             self._delivering.extend(
                 (command, d, result) for (command, d), result in zip(batch, results))
@@ -192,3 +207,35 @@ def _failed(error: Exception) -> Deferred:
     d: Deferred = Deferred()
     d.errback(error)
     return d
+
+
+def _storage_error(trouble: str) -> NotAccepting:
+    if trouble == "full":
+        return StorageFull()
+    if trouble == "damaged":
+        return StorageFailed("the node's database file is damaged; the write was not "
+                             "stored (the operator must restore it from a backup)")
+    return StorageFailed()
+
+
+def _log_batch_failure(failure: Failure, trouble: str | None, before: str | None,
+                       count: int, path: str) -> str | None:
+    """Log a failed batch; a storage failure once when it starts, not for every batch."""
+    if trouble is None:
+        log.failure("writing {count} commands failed", failure, count=count)
+    elif trouble != before:
+        log.error("cannot write the database {path} ({trouble}: {error}); every write fails "
+                  "until it can ({count} in this batch)", path=path, trouble=trouble,
+                  error=str(failure.value), count=count)
+    return trouble
+
+
+def _log_malformed(batch: list[tuple[Command, Deferred]], results: list[dict]) -> None:
+    """Log (with its traceback) each command its applier failed on; the rest committed."""
+    for (command, _), result in zip(batch, results):
+        error = result.pop(EXCEPTION_KEY, None)
+        if error is not None:
+            log.failure("command {command_id} ({kind}) failed in its applier; rejected it "
+                        "({message}) and committed the rest of its batch",
+                        Failure(error, type(error), error.__traceback__),
+                        command_id=command.id, kind=command.kind, message=result["error"])

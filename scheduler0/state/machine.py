@@ -14,6 +14,7 @@ import sqlite3
 from typing import Any, Callable, Iterable, Mapping
 
 from . import commands as C
+from ..store.database import storage_failure
 from ..timestamps import parse_time
 from .commands import Command
 
@@ -32,6 +33,15 @@ class Rejected(Exception):
 def apply_command(conn: sqlite3.Connection, command: Command) -> Result:
     """
     Apply one command inside the caller's transaction, atomically (a savepoint), once.
+
+    A command whose applier raises is rolled back to its savepoint and I{rejected}, so the
+    other commands of its batch still commit: a rejection for what the applier refused
+    (L{Rejected}, a constraint), a stable "malformed" message for anything else that is
+    about the command (a value sqlite cannot store, a missing field, a bug). Those
+    messages never quote exception text, which differs between Python and sqlite versions
+    and so between replicas; the exception itself is returned under L{EXCEPTION_KEY} (not
+    stored) for the log. A storage failure (disk full, I/O error, damaged file) is not
+    about the command: it propagates and fails the whole batch, which can be retried.
     """
     row = conn.execute(
         "SELECT result FROM applied_commands WHERE id = ?", (command.id,)
@@ -40,6 +50,7 @@ def apply_command(conn: sqlite3.Connection, command: Command) -> Result:
         return json.loads(row[0])
     applier = _APPLIERS.get((command.kind, command.version))
     conn.execute("SAVEPOINT command")
+    unexpected: Exception | None = None
     try:
         if applier is None:
             raise Rejected(
@@ -52,28 +63,61 @@ def apply_command(conn: sqlite3.Connection, command: Command) -> Result:
     except sqlite3.IntegrityError as error:
         conn.execute("ROLLBACK TO command")
         result = {"ok": False, "status": 409, "error": f"conflicts with stored data: {error}"}
-    except (KeyError, TypeError, ValueError) as error:
-        # a malformed payload fails the same way on every replica: reject, do not crash
+    except Exception as error:
+        if storage_failure(error) is not None:
+            raise
         conn.execute("ROLLBACK TO command")
-        result = {"ok": False, "status": 400,
-                  "error": f"malformed {command.kind} command: {type(error).__name__} {error}"}
+        unexpected = error
+        status, reason = _malformed(error)
+        result = {"ok": False, "status": status,
+                  "error": f"malformed {command.kind} command: {reason}"}
     conn.execute(
         "INSERT INTO applied_commands (id, kind, issued_at, result) VALUES (?, ?, ?, ?)",
         (command.id, command.kind, command.issued_at, json.dumps(result)),
     )
     conn.execute("RELEASE command")
+    if unexpected is not None:
+        result = {**result, EXCEPTION_KEY: unexpected}
     return result
 
 
+# Not stored and not part of the answer: the exception behind a "malformed" rejection, for
+# the command log to log (this module runs in the writer thread and does not log).
+EXCEPTION_KEY = "_exception"
+
+
+def _malformed(error: Exception) -> tuple[int, str]:
+    """A status and a message that depend only on the kind of C{error}, never its text."""
+    if isinstance(error, OverflowError):
+        return 400, "a value is out of range"
+    if isinstance(error, sqlite3.DataError):
+        return 400, "a value is too large to store"
+    if isinstance(error, KeyError):
+        return 400, "a required field is missing"
+    if isinstance(error, (TypeError, sqlite3.InterfaceError, sqlite3.ProgrammingError)):
+        return 400, "a value has the wrong type"
+    if isinstance(error, ValueError):
+        return 400, "a value is not valid"
+    return 500, "it could not be applied (an internal error; the node's log has details)"
+
+
 def apply_batch(conn: sqlite3.Connection, commands: Iterable[Command]) -> list[Result]:
-    """Apply commands in order in one transaction: one commit for the whole batch."""
+    """
+    Apply commands in order in one transaction: one commit for the whole batch. When the
+    batch fails (a storage failure, a failed commit) nothing of it is stored and the
+    connection is left outside any transaction, ready for the next batch.
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
         results = [apply_command(conn, command) for command in commands]
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the error being raised says more than this one
         raise
-    conn.execute("COMMIT")
     return results
 
 

@@ -4,6 +4,10 @@ Opening the sqlite file the way every connection in this process must see it.
 WAL lets the reactor thread read while the writer thread commits; ``synchronous=NORMAL``
 with WAL keeps commits durable across a process crash (only power loss can drop the last
 transactions), at a fraction of the cost of ``FULL`` (see reference/stack.md §6).
+
+An existing file is never "repaired" into an empty one: L{ensure_schema} creates tables
+only in a database that has none, and refuses a file whose tables, columns or schema
+version are not the ones this release writes.
 """
 
 from __future__ import annotations
@@ -11,17 +15,58 @@ from __future__ import annotations
 import os
 import sqlite3
 
-from .schema import SCHEMA, SCHEMA_VERSION
+from .schema import SCHEMA, SCHEMA_VERSION, expected_tables
 
 DATABASE_FILENAME = "scheduler0.db"
 
+RESTORE_HINT = "restore it from a backup (README, 'Operating a node')"
+
+# sqlite primary result codes that say the storage failed rather than the command: the same
+# command can succeed later, so it must not be recorded as rejected.
+_STORAGE_CODES = {
+    3: "io",       # SQLITE_PERM
+    5: "io",       # SQLITE_BUSY
+    6: "io",       # SQLITE_LOCKED
+    7: "io",       # SQLITE_NOMEM
+    8: "io",       # SQLITE_READONLY
+    9: "io",       # SQLITE_INTERRUPT
+    10: "io",      # SQLITE_IOERR
+    11: "damaged",  # SQLITE_CORRUPT
+    13: "full",    # SQLITE_FULL
+    14: "io",      # SQLITE_CANTOPEN
+    15: "io",      # SQLITE_PROTOCOL
+    22: "io",      # SQLITE_NOLFS
+    26: "damaged",  # SQLITE_NOTADB
+}
+
 
 class DatabaseError(Exception):
-    """The database file cannot be used (wrong schema version, unreadable, ...)."""
+    """The database file cannot be used; the message is one line naming the file and the fix."""
 
 
 def database_path(data_dir: str) -> str:
     return os.path.join(data_dir, DATABASE_FILENAME)
+
+
+def refuse(path: str, problem: str, remedy: str = RESTORE_HINT) -> DatabaseError:
+    return DatabaseError(f"database {path} {problem}; {remedy}")
+
+
+def storage_failure(error: BaseException) -> str | None:
+    """
+    C{"full"}, C{"damaged"} or C{"io"} when C{error} means the database could not be
+    read or written (disk full, I/O error, damaged file, out of memory); None when it is
+    about the command itself (a bad value, a constraint), which fails the same way on
+    every replica.
+    """
+    if isinstance(error, MemoryError):
+        return "io"
+    if not isinstance(error, sqlite3.Error):
+        return None
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is None:
+        return None
+    return _STORAGE_CODES.get(code & 0xFF)
 
 
 def connect(path: str, *, check_same_thread: bool = True) -> sqlite3.Connection:
@@ -40,16 +85,92 @@ def connect(path: str, *, check_same_thread: bool = True) -> sqlite3.Connection:
     return conn
 
 
+def file_of(conn: sqlite3.Connection) -> str:
+    """The file behind C{conn}'s main database, for messages."""
+    for row in conn.execute("PRAGMA database_list"):
+        if row[1] == "main":
+            return row[2] or ":memory:"
+    return "?"
+
+
+def verify_schema(conn: sqlite3.Connection) -> bool:
+    """
+    Check that C{conn} holds this release's schema, reading only. Returns False for a
+    database with no tables at all (a new file), True for a valid one.
+
+    @raise DatabaseError: an unknown schema version, a missing table or column, or a file
+        that is not a Scheduler0 database.
+    """
+    path = file_of(conn)
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    present = {row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not present and version == 0:
+        return False
+    if version == 0:
+        # written before user_version was set: the meta row is the marker
+        if "meta" not in present:
+            raise refuse(path, "is not a Scheduler0 database (it has no schema version)",
+                         "point DataDir at the right directory, or " + RESTORE_HINT)
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row is not None and str(row[0]).isdigit() else -1
+    if version != SCHEMA_VERSION:
+        shown = "unknown" if version < 0 else str(version)
+        raise refuse(path, f"has schema version {shown} and this release reads version "
+                     f"{SCHEMA_VERSION}", "run the release that wrote it, or " + RESTORE_HINT)
+    for table, columns in expected_tables().items():
+        if table not in present:
+            raise refuse(path, f"has lost its table {table!r}")
+        found = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        missing = [column for column in columns if column not in found]
+        if missing:
+            raise refuse(path, f"has lost column(s) {', '.join(missing)} of table {table!r}")
+    return True
+
+
 def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create the tables of an empty database, or check that an existing one is ours."""
-    conn.executescript(SCHEMA)
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    if row is None:
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+    """
+    Create the tables of a database that has none (atomically, with its version), or
+    check that an existing one is ours; a file written before C{user_version} was used
+    gets it set, and an index that went missing is rebuilt.
+
+    @raise DatabaseError: see L{verify_schema}.
+    """
+    if not verify_schema(conn):
+        conn.executescript(
+            "BEGIN IMMEDIATE;\n" + SCHEMA
+            + f"\nINSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', "
+              f"'{SCHEMA_VERSION}');\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
         )
-    elif int(row[0]) != SCHEMA_VERSION:
-        raise DatabaseError(
-            f"database schema version {row[0]} is not the version {SCHEMA_VERSION} this "
-            "release understands"
-        )
+        return
+    conn.executescript(SCHEMA)  # every table exists: this only rebuilds missing indexes
+    if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def create_database(path: str) -> None:
+    """
+    Create a new database at C{path} under a temporary name and rename it into place
+    once its schema is written, so a crash never leaves a half-made or empty
+    C{scheduler0.db}: an existing empty file always means damage.
+    """
+    temporary = path + ".new"
+    for leftover in (temporary, temporary + "-journal"):
+        if os.path.lexists(leftover):
+            os.remove(leftover)
+    conn = sqlite3.connect(temporary, isolation_level=None)
+    try:
+        ensure_schema(conn)
+    finally:
+        conn.close()
+    fd = os.open(temporary, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
+    directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

@@ -5,7 +5,17 @@ Every table here is written only by L{scheduler0.state.machine.apply_command}; n
 bookkeeping that must not be replicated lives elsewhere.
 """
 
+import functools
+import sqlite3
+
+# The authoritative marker is sqlite's header field C{PRAGMA user_version}; the meta row
+# C{schema_version} says the same for files written before user_version was set (they are
+# migrated by setting it). A release that changes the tables bumps this and migrates.
 SCHEMA_VERSION = 1
+
+# The table that can grow to tens of millions of rows; the start-up check may skip it on a
+# very large file (see L{scheduler0.store.integrity}).
+LARGE_TABLES = ("executions",)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -112,3 +122,17 @@ CREATE TABLE IF NOT EXISTS credentials (
     date_modified TEXT NOT NULL
 );
 """
+
+
+@functools.lru_cache(maxsize=1)
+def expected_tables() -> dict[str, tuple[str, ...]]:
+    """Every table of L{SCHEMA} with its columns, in order: what an existing file must have."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(SCHEMA)
+        names = [row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {name: tuple(row[1] for row in conn.execute(f"PRAGMA table_info({name})"))
+                for name in names}
+    finally:
+        conn.close()

@@ -1,4 +1,7 @@
-"""The store as a service: opens the database (creating its schema) and the read connection."""
+"""
+The store as a service: checks or creates the database file, then opens the read
+connection.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ import sqlite3
 from twisted.application.service import Service
 from twisted.logger import Logger
 
-from .database import connect, database_path, ensure_schema
+from .database import connect, database_path
+from .integrity import open_database
 from .reads import OperationsReader, ScheduleReader, StateReader
 
 log = Logger()
@@ -29,15 +33,20 @@ class StoreService(Service):
         self.operations_reader: OperationsReader | None = None
 
     def open(self) -> StateReader:
-        """Open synchronously; idempotent, so C{makeService} can fail early on a bad file."""
+        """
+        Open synchronously; idempotent, so C{makeService} can fail early on a bad file.
+
+        @raise scheduler0.store.database.DatabaseError: the file is damaged, of another
+            schema version, or empty where it had state; the message is one line.
+        """
         if self.reader is None:
             os.makedirs(self.data_dir, mode=0o700, exist_ok=True)
+            done = open_database(self.path)
             self._conn = connect(self.path)
-            ensure_schema(self._conn)
             self.reader = StateReader(self._conn)
             self.schedule_reader = ScheduleReader(self._conn)
             self.operations_reader = OperationsReader(self._conn)
-            log.info("opened database {path}", path=self.path)
+            log.info("opened database {path} ({done})", path=self.path, done=done)
         return self.reader
 
     def startService(self) -> None:
