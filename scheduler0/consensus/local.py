@@ -4,6 +4,10 @@ The single-node command log: commands are applied by one writer thread, in batch
 Writes never run in the reactor thread. Commands submitted while a batch is being written
 wait and go together in the next transaction, so a burst of API writes costs one commit,
 not one per request.
+
+The scheduler's own writes (L{URGENT_KINDS}: a delivery's outbox entry, which its callback
+waits for, and outcome records) go ahead of API writes, in the batch and when results are
+handed back: a saturated API may slow down, the callbacks may not (issue 8).
 """
 
 from __future__ import annotations
@@ -19,12 +23,17 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
+from ..state import commands as C
 from ..state.commands import Command
 from ..state.machine import EXCEPTION_KEY, apply_batch
 from ..store.database import connect, storage_failure
 from .interface import ICommandLog, NotAccepting, Observer, StorageFailed, StorageFull
 
 log = Logger()
+
+#: Commands that jump the queue: the scheduler's execution records and outbox changes. No
+#: observer acts on them, so handing their results back early reorders nothing observers see.
+URGENT_KINDS = frozenset({C.EXECUTION_RECORD})
 
 
 @implementer(ICommandLog)
@@ -48,6 +57,7 @@ class LocalCommandLog(Service):
         self._max_batch = max_batch
         self._max_pending = max_pending
         self._pending: deque[tuple[Command, Deferred]] = deque()
+        self._urgent: deque[tuple[Command, Deferred]] = deque()
         self._observers: list[Observer] = []
         self._busy = False
         self._accepting = False
@@ -56,6 +66,7 @@ class LocalCommandLog(Service):
         self._conn: Any = None
         self._applied = 0
         self._delivering: deque[tuple[Command, Deferred, dict]] = deque()
+        self._delivering_urgent: deque[tuple[Command, Deferred, dict]] = deque()
         self._delivery_call: Any = None
 
     # -- service ------------------------------------------------------------------------
@@ -103,7 +114,7 @@ class LocalCommandLog(Service):
         return passthrough
 
     def _when_idle(self) -> Deferred:
-        if not self._busy and not self._pending and not self._delivering:
+        if not self._busy and not self._waiting() and not self._delivering_any():
             return succeed(None)
         d: Deferred = Deferred()
         self._idle.append(d)
@@ -114,10 +125,14 @@ class LocalCommandLog(Service):
     def submit(self, command: Command) -> Deferred:
         if not self._accepting:
             return _failed(NotAccepting("the node is not accepting writes (starting or stopping)"))
-        if len(self._pending) >= self._max_pending:
-            return _failed(NotAccepting("too many writes are waiting; retry shortly"))
         d: Deferred = Deferred()
-        self._pending.append((command, d))
+        if command.kind in URGENT_KINDS:
+            # never refused for the API's backlog: the recorder keeps one command in flight
+            self._urgent.append((command, d))
+        elif len(self._pending) >= self._max_pending:
+            return _failed(NotAccepting("too many writes are waiting; retry shortly"))
+        else:
+            self._pending.append((command, d))
         self._kick()
         return d
 
@@ -131,8 +146,8 @@ class LocalCommandLog(Service):
             "num_peers": "0",
             "applied_index": str(self._applied),
             "commit_index": str(self._applied),
-            "last_log_index": str(self._applied + len(self._pending)),
-            "fsm_pending": str(len(self._pending)),
+            "last_log_index": str(self._applied + self._waiting()),
+            "fsm_pending": str(self._waiting()),
         }
 
     def leader(self) -> tuple[str, str] | None:
@@ -140,14 +155,24 @@ class LocalCommandLog(Service):
 
     # -- the writer ---------------------------------------------------------------------
 
+    def _waiting(self) -> int:
+        return len(self._urgent) + len(self._pending)
+
+    def _delivering_any(self) -> bool:
+        return bool(self._delivering_urgent or self._delivering)
+
     def _kick(self) -> None:
-        if self._busy or not self._pending or self._conn is None:
-            if not self._busy and not self._pending and not self._delivering:
+        if self._busy or not self._waiting() or self._conn is None:
+            if not self._busy and not self._waiting() and not self._delivering_any():
                 idle, self._idle = self._idle, []
                 for d in idle:
                     d.callback(None)
             return
-        batch = [self._pending.popleft() for _ in range(min(self._max_batch, len(self._pending)))]
+        # urgent commands first, then API writes up to the batch size
+        batch = list(self._urgent)
+        self._urgent.clear()
+        room = max(self._max_batch - len(batch), 0)
+        batch.extend(self._pending.popleft() for _ in range(min(room, len(self._pending))))
         self._busy = True
         d = self._in_writer(apply_batch, self._conn, [c for c, _ in batch])
         d.addBoth(self._written, batch)
@@ -176,31 +201,41 @@ class LocalCommandLog(Service):
                 self._storage_trouble = None
             _log_malformed(batch, results)
             self._applied += len(batch)
-            self._delivering.extend(
-                (command, d, result) for (command, d), result in zip(batch, results))
+            self._queue_results(batch, results)
             self._deliver()
         self._kick()
 
+    def _queue_results(self, batch: list[tuple[Command, Deferred]], results: list[dict]) -> None:
+        for (command, d), result in zip(batch, results):
+            lane = self._delivering_urgent if command.kind in URGENT_KINDS else self._delivering
+            lane.append((command, d, result))
+
     def _deliver(self) -> None:
         """
-        Tell observers and callers about applied commands, in order. With the writer
-        thread, one command per reactor turn: what follows a big write (planning 1,000
-        jobs, rendering the answer) never holds up other requests for long.
+        Tell observers and callers about applied commands, in order. Urgent results all
+        at once, ahead of the others (callbacks wait on them); with the writer thread, the
+        others one per reactor turn: what follows a big write (planning 1,000 jobs,
+        rendering the answer) never holds up other requests for long.
         """
+        if self._delivery_call is not None and self._delivery_call.active():
+            self._delivery_call.cancel()
         self._delivery_call = None
+        while self._delivering_urgent:
+            self._hand_back(*self._delivering_urgent.popleft())
         while self._delivering:
-            command, d, result = self._delivering.popleft()
-            for observer in self._observers:
-                try:
-                    observer(command, result)
-                except Exception:
-                    log.failure("observer failed on command {command_id}",
-                                command_id=command.id)
-            d.callback(result)
+            self._hand_back(*self._delivering.popleft())
             if self._threaded and self._delivering:
                 self._delivery_call = self._reactor.callLater(0, self._deliver)
                 return
         self._kick()
+
+    def _hand_back(self, command: Command, d: Deferred, result: dict) -> None:
+        for observer in self._observers:
+            try:
+                observer(command, result)
+            except Exception:
+                log.failure("observer failed on command {command_id}", command_id=command.id)
+        d.callback(result)
 
 
 def _failed(error: Exception) -> Deferred:
