@@ -106,3 +106,53 @@ class FakeHTTP:
 
     def to(self, prefix: str) -> list[Post]:
         return [p for p in self.posts if p.url.startswith(prefix)]
+
+
+class StreamingResponse(FakeResponse):
+    """A response whose body arrives in C{chunk}s for as long as the reader lets it (it
+    stops once its transport is stopped): C{total} bytes, or an endless body (None) that
+    stalls after C{most} chunks. C{delivered} counts the bytes handed to the reader."""
+
+    def __init__(self, code: int, chunk: bytes, total: int | None = None,
+                 most: int = 10_000) -> None:
+        super().__init__(code, b"", finish=False)
+        self.chunk = chunk
+        self.total = total
+        self.most = most
+        self.delivered = 0
+
+    def deliverBody(self, protocol: Any) -> None:
+        protocol.makeConnection(self.transport)
+        for _ in range(self.most):
+            if self.transport.stopped or (self.total is not None
+                                          and self.delivered >= self.total):
+                break
+            self.delivered += len(self.chunk)
+            protocol.dataReceived(self.chunk)
+        if (self.total is not None and self.delivered >= self.total
+                and not self.transport.stopped):
+            protocol.connectionLost(Failure(ResponseDone()))
+
+
+class FlakyCommandLog:
+    """
+    An C{ICommandLog} in front of a real one that, while C{failing} is set, applies
+    nothing: an exception fails the submit (a full disk), a dict is answered as the
+    result (a rejection, C{{"ok": False, ...}}). C{refused} counts the commands refused.
+    """
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.failing: Exception | dict | None = None
+        self.refused = 0
+
+    def submit(self, command: Any) -> Deferred:
+        if self.failing is None:
+            return self.real.submit(command)
+        self.refused += 1
+        if isinstance(self.failing, dict):
+            return defer.succeed(dict(self.failing))
+        return defer.fail(self.failing)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)

@@ -325,7 +325,7 @@ class HealthTests(OperabilityTestCase):
         wait = ts(breaker["retryAt"]) - ts(breaker["since"])
         self.assertTrue(4.0 - EPS <= wait <= 6.0 + EPS, item)
         self.assertEqual(item["pollStatus"]["lastError"]["category"], "transient", item)
-        self.assertEqual(item["pollStatus"]["lastError"]["message"], "HTTP 503", item)
+        self.assertEqual(item["pollStatus"]["lastError"]["message"], "HTTP 503: {}", item)
         self.assertGreaterEqual(item["pollStatus"]["consecutiveFailures"], 5, item)
         self.assertGreaterEqual(ts(item["pollStatus"]["firstFailureAt"]), mode["fail_from"], item)
         self.assertLess(ts(item["pollStatus"]["lastSuccess"]), mode["fail_from"], item)
@@ -420,8 +420,8 @@ class HealthTests(OperabilityTestCase):
         # instances with recent errors: the two failing ones, each with its category
         self.assertEqual(sorted(e["key"] for e in errors), sorted(failing), errors)
         got = {e["key"]: (e["lastError"]["category"], e["lastError"]["message"]) for e in errors}
-        self.assertEqual(got, {key_of(transient): ("transient", "HTTP 503"),
-                               key_of(refusing): ("permanent", "HTTP 401")})
+        self.assertEqual(got, {key_of(transient): ("transient", "HTTP 503: {}"),
+                               key_of(refusing): ("permanent", "HTTP 401: {}")})
         for e in errors:
             self.assertLessEqual(ts(e["lastError"]["at"]), ts(snapshot["updatedAt"]) + EPS)
 
@@ -602,7 +602,7 @@ class DeadLetterTests(OperabilityTestCase):
         self.assertEqual(snapshot["deadLetter"]["count"], 1)
         (task,) = snapshot["deadLetter"]["tasks"]
         self.assertEqual((task["instance"], task["type"], task["failures"], task["lastError"]),
-                         (target_of(refusing), "http", 1, "HTTP 401"), task)
+                         (target_of(refusing), "http", 1, "HTTP 401: {}"), task)
 
         # replay needs admin (or peer) auth
         await self.api(node, "POST", "/api/monitoring/dlq/retry", headers={}, expect=401)

@@ -351,7 +351,7 @@ class ExecutorTests(SynchronousTestCase):
             nominal = 2.0 ** (attempt - 1)
             self.assertTrue(0.8 * nominal <= delay <= 1.2 * nominal, delay)
             self.assertRecord(o.execution_id, state="retrying", attempts=attempt,
-                              lastStatus=500, lastError="HTTP 500", errorCategory=TRANSIENT,
+                              lastStatus=500, lastError="HTTP 500: ok", errorCategory=TRANSIENT,
                               nextRetryAt=stamp(self.clock.seconds() + delay),
                               firstAttemptAt=stamp(first_at), latenessMs=5000.0)
             self.clock.advance(delay - 0.01)
@@ -376,7 +376,7 @@ class ExecutorTests(SynchronousTestCase):
         executor.submit([o])
         self.http.posts[0].answer(401)
         self.assertRecord(o.execution_id, state="dead", attempts=1, lastStatus=401,
-                          lastError="HTTP 401", errorCategory=PERMANENT, nextRetryAt=None)
+                          lastError="HTTP 401: ok", errorCategory=PERMANENT, nextRetryAt=None)
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.clock.advance(10_000)
         self.assertEqual(len(self.http.posts), 1)

@@ -416,7 +416,7 @@ class HealthTests(SynchronousTestCase):
         perm = h.instance(AUTH, s)
         self.assertEqual(perm["pollStatus"], {
             "lastSuccess": None,
-            "lastError": {"at": stamp(fired), "message": "HTTP 401", "category": "permanent"},
+            "lastError": {"at": stamp(fired), "message": "HTTP 401: ok", "category": "permanent"},
             "consecutiveFailures": 1, "firstFailureAt": stamp(fired)})
         self.assertEqual(perm["deadLetter"]["present"], True)
         self.assertEqual(perm["deadLetter"]["reason"], "permanent_failure")
@@ -428,13 +428,13 @@ class HealthTests(SynchronousTestCase):
 
         trans = h.instance(FLAKY, s)
         self.assertEqual(trans["pollStatus"]["lastError"],
-                         {"at": stamp(fired), "message": "HTTP 503", "category": "transient"})
+                         {"at": stamp(fired), "message": "HTTP 503: ok", "category": "transient"})
         self.assertEqual(trans["deadLetter"], {"present": False})  # retrying, not dead
         self.assertEqual(s["deadLetter"]["count"], 1)
         (task,) = s["deadLetter"]["tasks"]
         self.assertEqual(task["instance"], AUTH)
         self.assertEqual(task["type"], "http")
-        self.assertEqual(task["lastError"], "HTTP 401")
+        self.assertEqual(task["lastError"], "HTTP 401: ok")
         self.assertEqual(task["failures"], 1)
         self.assertEqual(task["nextRun"], stamp(T0 + 120))
         self.assertEqual(task["executionId"], execution_id(auth["id"], fired))

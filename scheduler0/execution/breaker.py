@@ -96,6 +96,12 @@ class CircuitBreaker:
         elif self.state is BreakerState.HALF_OPEN and self._probing:
             self._open()
 
+    def probe_not_sent(self) -> None:
+        """The request L{allow} let through as the probe did not go out (the executor
+        could not record its dispatch): the next request allowed is the probe."""
+        if self.state is BreakerState.HALF_OPEN:
+            self._probing = False
+
     def reset(self) -> None:
         """Operator override: closed now, counters cleared, no pending half-open timer."""
         self._close()

@@ -8,7 +8,13 @@ target gets at most C{per_target} requests in flight and its own circuit breaker
 slow or dead receiver holds only its own queue. Every POST enters the delivery outbox (one
 row listing its occurrences, which are then 'dispatched') before it is sent, so a crash
 re-sends it with the same execution ids; its outcome records and its removal from the
-outbox are one write.
+outbox are one write. A POST whose outbox row could not be written (a full disk) is not
+sent: it would be missing from the history and could go out twice. It goes back to its
+queue, and no delivery starts until a retry of the write, after a backoff, succeeds.
+
+Of a receiver's answer, the status decides; at most C{answer_prefix_bytes} of its body are
+read (for a failure's message), then the connection is closed instead of being pooled, so
+a receiver that answers gigabytes, or never stops answering, costs a few KiB.
 
 Failures are retried with exponential backoff and jitter up to C{retry_max} times; then,
 or at once for a permanent failure (a 4xx other than 408/429), the occurrence is dead:
@@ -24,7 +30,8 @@ from typing import Any, Callable, Iterable
 
 import attrs
 from twisted.application.service import Service
-from twisted.internet.defer import CancelledError, Deferred, gatherResults, succeed
+from twisted.internet.defer import (
+    CancelledError, Deferred, gatherResults, maybeDeferred, succeed)
 from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -37,7 +44,7 @@ from ..timestamps import format_time, from_seconds
 from .backoff import retry_delay
 from .breaker import Breakers, BreakerState
 from .network_policy import CallbackRefused
-from .recorder import ExecutionRecorder
+from .recorder import ExecutionRecorder, FailureStreak, describe_failure, ignore_failure
 from .signing import SIGNATURE_HEADER, signature_header
 
 log = Logger()
@@ -45,6 +52,8 @@ log = Logger()
 TRANSIENT = "transient"
 PERMANENT = "permanent"
 MAX_RETRY_WAIT = 300.0
+#: most characters of a receiver's answer quoted in a failure's message
+ANSWER_EXCERPT_CHARS = 200
 
 
 @attrs.define
@@ -58,6 +67,11 @@ class ExecutorSettings:
     max_in_flight: int = 100
     max_queue: int = 1_000_000
     node_id: int = 1
+    #: most bytes of an answer's body read; a longer body's connection is closed
+    answer_prefix_bytes: int = 4096
+    #: backoff of the outbox write after it failed (a full disk): first delay, most
+    record_retry_delay: float = 1.0
+    record_retry_cap: float = 30.0
 
 
 def classify_status(status: int) -> str:
@@ -109,26 +123,61 @@ class TargetStatus:
         return sum(len(d.occurrences) for d in self.queue)
 
 
-class _DiscardBody(Protocol):
-    """Reads a response body to its end without keeping it (a receiver's answer may be
-    large and only its status matters). Cancelling C{finished} closes the connection, so a
-    receiver that stalls mid-body does not keep it open after the deadline."""
+@attrs.frozen
+class Answer:
+    """What a receiver answered: its status and at most a prefix of its body."""
 
-    def __init__(self) -> None:
-        self.finished: Deferred = Deferred(lambda _: self._abort())
+    code: int
+    prefix: bytes = b""
+    truncated: bool = False  # the body went on past the prefix
 
-    def _abort(self) -> None:
+    def excerpt(self, limit: int = ANSWER_EXCERPT_CHARS) -> str:
+        """The body's start as one printable line, for an error message."""
+        text = self.prefix.decode("utf-8", errors="replace")
+        text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+        if len(text) > limit or (self.truncated and text):
+            text = text[:limit].rstrip() + "..."
+        return text
+
+
+class _BoundedBody(Protocol):
+    """
+    Reads at most C{limit} bytes of a response body and keeps them; C{finished} fires
+    with them (and whether the body went on) at the body's end or as soon as it is known
+    to be longer. A longer body is not read on: its connection is closed, so it cannot go
+    back to the pool with unread data in it. Cancelling C{finished} (the deadline) closes
+    it too, so a receiver that trickles its body does not hold the delivery open.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._kept: list[bytes] = []
+        self.size = 0  # bytes received, at most one read past the limit
+        self.finished: Deferred = Deferred(lambda _: self._close())
+
+    def _close(self) -> None:
         if self.transport is not None:
             self.transport.stopProducing()
 
+    def kept(self) -> bytes:
+        return b"".join(self._kept)
+
     def dataReceived(self, data: bytes) -> None:
-        pass
+        if self.finished.called:
+            return
+        room = self._limit - self.size
+        if room > 0:
+            self._kept.append(data[:room])
+        self.size += len(data)
+        if self.size > self._limit:
+            self._close()
+            self.finished.callback((self.kept(), True))
 
     def connectionLost(self, reason: Any = None) -> None:
         if self.finished.called:
-            return  # cancelled at the deadline: the outcome is already a timeout
+            return  # had enough, or cancelled at the deadline: the outcome is decided
         if reason is None or reason.check(ResponseDone, PotentialDataLoss):
-            self.finished.callback(None)
+            self.finished.callback((self.kept(), False))
         else:
             self.finished.errback(reason)
 
@@ -171,6 +220,12 @@ class Executor(Service):
         self.drain_timeout = 5.0
         self._stopping = False  # stopService was called: schedule no retries
         self._in_flight_ids: dict[str, int] = {}  # execution id -> deliveries in flight
+        #: outbox writes are failing: nothing starts until this retry (a DelayedCall) runs
+        self._record_retry: Any = None
+        self._record_backoffs = 0  # retries of the write scheduled since it last worked
+        self._record_streak = FailureStreak(clock)
+        #: POSTs not sent because their outbox row could not be written
+        self.unrecorded = 0
         #: sees the lateness (seconds) of the first attempts in each POST as it starts
         self.observe_first_attempts: Callable[[list[float]], None] | None = None
 
@@ -190,6 +245,9 @@ class Executor(Service):
             if call.active():
                 call.cancel()
         self._retries.clear()
+        if self._record_retry is not None and self._record_retry.active():
+            self._record_retry.cancel()
+        self._record_retry = None
         # occurrences still queued (behind a target's limit, or halted) get a record, so
         # the recovery after a restart delivers them instead of losing them
         held = [self._hold(status) for status in self.targets.values()]
@@ -293,7 +351,7 @@ class Executor(Service):
     def _pump(self, target: str) -> None:
         status = self._status(target)
         breaker = self.breakers.get(target)
-        while (status.queue and not self.halted
+        while (status.queue and not self.halted and self._record_retry is None
                and status.in_flight < self.settings.per_target
                and self.in_flight < self.settings.max_in_flight):
             delivery = status.queue[0]
@@ -324,7 +382,8 @@ class Executor(Service):
                 delivery.replaces = None  # the 'scheduled' records stand for them now
                 delivery.items = None  # held maybe for long: encode again when sent
         if records:
-            return self._recorder.record(records, finished=released)
+            return ignore_failure(self._recorder.record(records, finished=released,
+                                                        keep_trying=True))
         return None
 
     def _keep_live(self, delivery: Delivery) -> bool:
@@ -344,10 +403,6 @@ class Executor(Service):
         for o in delivery.occurrences:
             flying[o.execution_id] = flying.get(o.execution_id, 0) + 1
         started = self._clock.seconds()
-        if self.observe_first_attempts is not None:
-            lateness = [started - o.scheduled for o in delivery.occurrences if o.attempt == 1]
-            if lateness:
-                self.observe_first_attempts(lateness)
         entry = {
             "id": delivery.id, "node_id": self.settings.node_id,
             "project_id": delivery.project_id, "target": delivery.target,
@@ -357,9 +412,88 @@ class Executor(Service):
         }
         d = self._recorder.record([], started=[entry],
                                   finished=delivery.release(delivery.occurrences))
-        d.addErrback(lambda f: log.failure("could not record dispatch; sending anyway", f))
-        d.addCallback(lambda _: self._post(delivery))
-        d.addBoth(self._finished, status, delivery, started, probe)
+
+        def recorded(_: Any) -> None:
+            self._recording_works()
+            if self.observe_first_attempts is not None:
+                lateness = [started - o.scheduled for o in delivery.occurrences
+                            if o.attempt == 1]
+                if lateness:
+                    self.observe_first_attempts(lateness)
+            post = maybeDeferred(self._post, delivery)
+            post.addBoth(self._finished, status, delivery, started, probe)
+
+        def not_recorded(failure: Failure) -> None:
+            self._not_recorded(failure, status, delivery, probe)
+
+        d.addCallbacks(recorded, not_recorded)
+        d.addErrback(lambda f: log.failure("delivery to {target} broke", f,
+                                           target=delivery.target))
+
+    # -- when the outbox cannot be written ------------------------------------------------
+
+    def _not_recorded(self, failure: Failure, status: TargetStatus, delivery: Delivery,
+                      probe: bool) -> None:
+        """The outbox row was not written, so the POST is not sent: the delivery goes back
+        to the head of its queue and nothing starts until a write is tried again, after a
+        backoff that grows while the writes keep failing."""
+        self._land(status, delivery)
+        self.unrecorded += 1
+        if probe:
+            self.breakers.get(delivery.target).probe_not_sent()
+        status.queue.appendleft(delivery)
+        now = self._clock.seconds()
+        if self._record_retry is None and not self._stopping:
+            delay = min(self.settings.record_retry_delay * 2.0 ** min(self._record_backoffs, 30),
+                        self.settings.record_retry_cap)
+            self._record_backoffs += 1
+            self._record_retry = self._clock.callLater(delay, self._retry_recording)
+        retry_in = self._record_retry.getTime() - now if self._record_retry is not None else 0.0
+        error = describe_failure(failure)[:300]
+        status.last_error_at = now
+        status.last_error = (f"not sent: its dispatch could not be recorded ({error}); "
+                             f"next try in {retry_in:.3g} s")
+        status.last_error_category = TRANSIENT
+        streak = self._record_streak
+        if streak.failed():
+            log.error("a callback to {target} was not sent: its dispatch could not be recorded "
+                      "({error}); no callback goes out unrecorded: deliveries are held and "
+                      "tried again in {retry_in:.3g} s ({failures} not sent in {seconds:.0f} s, "
+                      "{unlogged} not logged since the last report)", target=delivery.target,
+                      error=error,
+                      retry_in=retry_in, failures=streak.failures,
+                      seconds=now - (streak.since or now), unlogged=streak.unlogged)
+        if self._stopping:
+            self._hold(status)
+        self._landed()
+
+    def _retry_recording(self) -> None:
+        self._record_retry = None
+        self._pump_all()
+
+    def _recording_works(self) -> None:
+        self._record_backoffs = 0
+        ended = self._record_streak.succeeded()
+        if ended is not None:
+            log.info("dispatches are recorded again: callbacks go out after {failures} were "
+                     "held over {seconds:.0f} s", failures=ended[0], seconds=ended[1])
+
+    def _land(self, status: TargetStatus, delivery: Delivery) -> None:
+        """A delivery is no longer in flight (its outcome is known, or it never went)."""
+        status.in_flight -= 1
+        self.in_flight -= 1
+        for o in delivery.occurrences:
+            left = self._in_flight_ids.pop(o.execution_id, 1) - 1
+            if left:
+                self._in_flight_ids[o.execution_id] = left
+
+    def _landed(self) -> None:
+        """Tell L{stopService} once nothing is in flight."""
+        if self.in_flight == 0 and self._drained:
+            drained, self._drained = self._drained, []
+            for d in drained:
+                if not d.called:
+                    d.callback(None)
 
     def _post(self, delivery: Delivery) -> Any:
         items = delivery.items
@@ -378,12 +512,17 @@ class Executor(Service):
         # One deadline on our clock for the whole exchange (connect, answer and body), not
         # treq's timeout=, which covers only the answer, runs on the global reactor and
         # reports expiry as ResponseNeverReceived.
-        d = self._http.post(delivery.url, data=body, headers=headers)
+        # unbuffered: treq would otherwise keep the whole body in memory, whatever reads it.
+        # No redirects: only a 2xx is a success, and a redirect that the agent follows (or
+        # refuses) leaves its own body unread and its connection open for as long as the
+        # receiver keeps it open.
+        d = self._http.post(delivery.url, data=body, headers=headers, unbuffered=True,
+                            allow_redirects=False)
 
         def read(response: Any) -> Any:
-            sink = _DiscardBody()
+            sink = _BoundedBody(self.settings.answer_prefix_bytes)
             response.deliverBody(sink)
-            return sink.finished.addCallback(lambda _: response.code)
+            return sink.finished.addCallback(lambda kept: Answer(response.code, *kept))
 
         d.addCallback(read)
         d.addTimeout(self.settings.timeout, self._clock, onTimeoutCancel=_deadline_passed)
@@ -393,25 +532,20 @@ class Executor(Service):
 
     def _finished(self, outcome: Any, status: TargetStatus, delivery: Delivery,
                   started: float, probe: bool = False) -> None:
-        status.in_flight -= 1
-        self.in_flight -= 1
-        for o in delivery.occurrences:
-            left = self._in_flight_ids.pop(o.execution_id, 1) - 1
-            if left:
-                self._in_flight_ids[o.execution_id] = left
+        self._land(status, delivery)
         now = self._clock.seconds()
         duration = round((now - started) * 1000, 1)
         breaker = self.breakers.get(delivery.target)
         # A half-open breaker is decided by its probe alone: a request started before the
         # breaker opened may finish now and must neither close nor reopen it.
         counts = probe or breaker.state is not BreakerState.HALF_OPEN
-        if isinstance(outcome, int) and 200 <= outcome < 300:
+        if isinstance(outcome, Answer) and 200 <= outcome.code < 300:
             if counts:
                 breaker.record_success()
             status.last_success = now
             status.consecutive_failures = 0
             status.first_failure_at = None
-            self._succeeded(delivery, outcome, duration, started, now)
+            self._succeeded(delivery, outcome.code, duration, started, now)
         else:
             code, message, category = self._describe(outcome)
             if counts:
@@ -425,15 +559,13 @@ class Executor(Service):
         self._pump(delivery.target)
         if self.in_flight < self.settings.max_in_flight:
             self._pump_all()
-        if self.in_flight == 0 and self._drained:
-            drained, self._drained = self._drained, []
-            for d in drained:
-                if not d.called:
-                    d.callback(None)
+        self._landed()
 
     def _describe(self, outcome: Any) -> tuple[int | None, str, str]:
-        if isinstance(outcome, int):
-            return outcome, f"HTTP {outcome}", classify_status(outcome)
+        if isinstance(outcome, Answer):
+            excerpt = outcome.excerpt()
+            message = f"HTTP {outcome.code}: {excerpt}" if excerpt else f"HTTP {outcome.code}"
+            return outcome.code, message, classify_status(outcome.code)
         error = getattr(outcome, "value", outcome)
         if isinstance(error, (DeferredTimeout, CancelledError)):
             return None, f"no answer within {self.settings.timeout:g} s", TRANSIENT
@@ -465,7 +597,8 @@ class Executor(Service):
         records = self._outcome(delivery, "succeeded", started, now, last_status=code,
                                 duration_ms=duration)
         self.counters["succeeded"] += len(records)
-        self._recorder.record(records, finished=[{"id": delivery.id}])
+        ignore_failure(self._recorder.record(records, finished=[{"id": delivery.id}],
+                                             keep_trying=True))
 
     def _failed(self, delivery: Delivery, code: int | None, message: str, category: str,
                 duration: float, started: float, now: float) -> None:
@@ -488,7 +621,8 @@ class Executor(Service):
                                           delivery.chunk_id, retry), delay)
         self.counters["retrying"] += len(retry)
         self.counters["dead"] += len(records) - len(retry)
-        self._recorder.record(records, finished=[{"id": delivery.id}])
+        ignore_failure(self._recorder.record(records, finished=[{"id": delivery.id}],
+                                             keep_trying=True))
 
     def _schedule_retry(self, delivery: Delivery, delay: float) -> None:
         if self._stopping:
@@ -509,7 +643,8 @@ class Executor(Service):
         occurrence leaves that row when its new delivery starts, is held or is dropped.
         C{dropped}: execution ids of that row not to deliver (their job is gone)."""
         if dropped:
-            self._recorder.record([], finished=[{"id": replaces, "executions": list(dropped)}])
+            ignore_failure(self._recorder.record(
+                [], finished=[{"id": replaces, "executions": list(dropped)}], keep_trying=True))
         groups: dict[tuple[str, int], list[Occurrence]] = {}
         for o in occurrences:
             groups.setdefault((o.callback_url, o.project_id), []).append(o)
@@ -542,7 +677,7 @@ class Executor(Service):
             record["last_error"] = "the job was deleted or paused before delivery"
             records.append(record)
         self.counters["failed"] += len(records)
-        self._recorder.record(records, finished=finished)
+        ignore_failure(self._recorder.record(records, finished=finished, keep_trying=True))
 
     def _refuse(self, occurrences: list[Occurrence], reason: str) -> None:
         stamp = format_time(from_seconds(self._clock.seconds()))
@@ -553,7 +688,7 @@ class Executor(Service):
             records.append(record)
         self.counters["dead"] += len(records)
         log.warn("refused {count} occurrences: {reason}", count=len(records), reason=reason)
-        self._recorder.record(records)
+        ignore_failure(self._recorder.record(records, keep_trying=True))
 
     def _record(self, o: Occurrence, state: str, stamp: str, attempts: int) -> dict:
         return {
