@@ -68,7 +68,7 @@ _TS = ('def ts: . == null or (type == "string" and test("^[0-9]{4}-[0-9]{2}-[0-9
 SHAPE = [
     '.updatedAt | type == "string" and ts',
     '.enabled | type == "boolean"',
-    'keys == ["breakers","deadLetter","enabled","instances","queue","staleness","updatedAt"]',
+    'keys == ["breakers","deadLetter","enabled","instances","queue","skipped","staleness","updatedAt"]',
     '.queue | (.depth | int) and (.retryWaiting | int) and (.dueWithinSeconds | int)'
     ' and (.perType | type == "object"'
     ' and all(.[]; int))',
