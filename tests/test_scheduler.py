@@ -685,3 +685,27 @@ class SkippedOccurrenceTests(SynchronousTestCase):
         h.scheduler.stopService()
         self.assertEqual(sum(e["count"] for e in self.skip_lines()),
                          h.scheduler.skipped["late"])
+
+
+class UnplannableJobTests(SynchronousTestCase):
+    """A job whose next fire cannot be computed is logged and left out; the rest run."""
+
+    def test_a_stored_job_that_cannot_be_read_does_not_stop_the_start(self) -> None:
+        h = Harness([job(1, "this is no spec"), job(2, "@every 1m")]).start()
+        self.assertEqual(len(self.flushLoggedErrors()), 1)
+        self.assertFalse(h.scheduler.knows(1))
+        h.advance_to(T0 + 2 * MINUTE, step=1)
+        self.assertEqual(h.fired(2), [T0 + MINUTE, T0 + 2 * MINUTE])
+
+    def test_a_failing_next_fire_does_not_stop_the_timer(self) -> None:
+        h = Harness([job(1, "* * * * *"), job(2, "@every 1m")]).start()
+
+        def broken(*args: Any) -> None:
+            raise OverflowError("date value out of range")
+
+        h.scheduler._fire_times.next_fire = broken  # type: ignore[method-assign]
+        h.advance_to(T0 + 3 * MINUTE, step=1)
+        self.assertEqual(len(self.flushLoggedErrors(OverflowError)), 1)
+        self.assertEqual(h.fired(1), [T0 + MINUTE])  # due before the failure: delivered
+        self.assertEqual(h.fired(2), [T0 + MINUTE, T0 + 2 * MINUTE, T0 + 3 * MINUTE])
+        self.assertIsNone(h.scheduler.next_fire(1))

@@ -152,11 +152,14 @@ class SchedulerService(Service):
         for job in records:
             if not self._owns(job["id"]):
                 continue
-            plan = self._new_plan(job)
-            stamp = last.get(job["id"])
-            plan.last_scheduled = parse_time(stamp).timestamp() if stamp else None
-            due.extend(self._plan(plan, plan.last_scheduled, now, catch_up=True, tolerance=0,
-                                  reason="downtime"))
+            try:
+                plan = self._new_plan(job)
+                stamp = last.get(job["id"])
+                plan.last_scheduled = parse_time(stamp).timestamp() if stamp else None
+                due.extend(self._plan(plan, plan.last_scheduled, now, catch_up=True,
+                                      tolerance=0, reason="downtime"))
+            except Exception:
+                self._unplannable(job["id"])
         log.info("scheduler planned {jobs} jobs; {due} missed occurrences to catch up",
                  jobs=len(self.plans), due=len(due))
         if due:
@@ -264,7 +267,10 @@ class SchedulerService(Service):
         for _ in range(min(CREATE_BUDGET, len(self._creating))):
             job = self._creating.popleft()
             self.plans.pop(job["id"], None)
-            self._plan(self._new_plan(job), None, now, catch_up=False)
+            try:
+                self._plan(self._new_plan(job), None, now, catch_up=False)
+            except Exception:
+                self._unplannable(job["id"])
         if self._creating:
             self._planning = self._clock.callLater(0, self._plan_created)
         self._arm()
@@ -274,7 +280,11 @@ class SchedulerService(Service):
         records = self._job_records([job_id]) if self._owns(job_id) else []
         if not records:
             return
-        plan = self._new_plan(records[0])
+        try:
+            plan = self._new_plan(records[0])
+        except Exception:
+            self._unplannable(job_id)
+            return
         if old is not None:
             plan.last_scheduled, plan.last_extra = old.last_scheduled, old.last_extra
         # a changed job continues from now: no catch-up for the time before the change, and
@@ -282,7 +292,10 @@ class SchedulerService(Service):
         base = self._clock.seconds() - 1e-6
         if plan.last_scheduled is not None:
             base = max(base, plan.last_scheduled)
-        self._plan(plan, base, self._clock.seconds(), catch_up=False)
+        try:
+            self._plan(plan, base, self._clock.seconds(), catch_up=False)
+        except Exception:
+            self._unplannable(job_id)
         self._arm()
 
     # -- planning -----------------------------------------------------------------------
@@ -350,6 +363,15 @@ class SchedulerService(Service):
         if missed:
             plan.last_scheduled = missed[-1]
         return [self._occurrence(plan, when) for when in missed]
+
+    def _unplannable(self, job_id: int) -> None:
+        """A job whose next fire cannot be computed (a bug, or a record this release cannot
+        read) is left unscheduled and logged; it must not stop every other job."""
+        log.failure("job {job_id} cannot be scheduled; it will not run until it is updated",
+                    job_id=job_id)
+        plan = self.plans.get(job_id)
+        if plan is not None:
+            plan.next_fire = None
 
     def _count_skipped(self, plan: JobPlan, first: float, late: float, ran: int,
                        reason: str) -> None:
@@ -442,12 +464,15 @@ class SchedulerService(Service):
                 continue
             plan = self.plans[entry[2]]
             fire = entry[0]
-            if fire < late:
-                due.extend(self._plan(plan, fire - 1e-6, now, catch_up=True))
-                continue
-            due.append(self._occurrence(plan, fire))
-            plan.last_scheduled = fire
-            due.extend(self._plan(plan, fire, now, catch_up=True))
+            try:
+                if fire < late:
+                    due.extend(self._plan(plan, fire - 1e-6, now, catch_up=True))
+                    continue
+                due.append(self._occurrence(plan, fire))
+                plan.last_scheduled = fire
+                due.extend(self._plan(plan, fire, now, catch_up=True))
+            except Exception:
+                self._unplannable(plan.job_id)
         if due:
             self._dispatch(due)
         if self._heap and self._heap[0][0] <= now:
