@@ -19,10 +19,12 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import difflib
 import getpass as getpass_module
 import http.client
 import json
 import os
+import shlex
 import socket
 import ssl
 import sys
@@ -32,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn, TextIO
 from urllib.parse import urlsplit
 
-from .config import KEYS, Config, ConfigError, dump_yaml, load_config
+from .config import CLIENT_ENV_VARS, KEYS, Config, ConfigError, dump_yaml, load_config
 from .node_secrets import NodeSecrets, SecretsError, generate, resolve, secrets_path, write_file
 
 __all__ = ["Console", "main"]
@@ -42,6 +44,10 @@ VERSION_FALLBACK = "0.1.0"
 DEFAULT_CONFIG_FILE = "scheduler0.yml"
 REQUEST_TIMEOUT = 10.0
 SCOPES = ("read", "write", "execute", "admin")
+# What `create credential` prints (the node's answer) and what --format env calls its parts.
+CREDENTIAL_FIELDS = ("id", "apiKey", "apiSecret", "scopes", "archived", "dateCreated",
+                     "dateModified")
+ENV_VARIABLES = (("apiKey", CLIENT_ENV_VARS[0]), ("apiSecret", CLIENT_ENV_VARS[1]))
 # The keys `config init` asks for, in this order.
 PROMPTED_KEYS = ("Host", "Port", "DataDir", "NodeId", "RaftAddress", "LogLevel")
 SECRET_KEYS = ("SecretKey", "AuthUsername", "AuthPassword")
@@ -427,8 +433,48 @@ def _message(payload: bytes) -> str:
     return text[:300] + ("..." if len(text) > 300 else "")
 
 
+def _fields(names: list[str] | None) -> list[str] | None:
+    """The --field names, checked before the node is asked: a credential whose secret could
+    not be printed would be lost."""
+    if not names:
+        return None
+    for name in names:
+        if name not in CREDENTIAL_FIELDS:
+            close = difflib.get_close_matches(name, CREDENTIAL_FIELDS, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise CliError(f"--field: {name!r} is not a field of a credential; {hint}expected "
+                           f"one of {', '.join(CREDENTIAL_FIELDS)}", 2)
+    return names
+
+
+def _field_text(value: object) -> str:
+    """A field on a line of its own: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _render_credential(credential: dict[str, Any], output: str,
+                       fields: list[str] | None) -> str:
+    """The created credential as --format / --field ask: JSON, shell lines, or bare values."""
+    if fields:
+        missing = [name for name in fields if name not in credential]
+        if missing:
+            raise CliError(f"the node's answer has no {', '.join(missing)} (it has "
+                           f"{', '.join(sorted(credential))}); archive credential "
+                           f"{credential.get('id')} and try again")
+        return "\n".join(_field_text(credential[name]) for name in fields)
+    if output == "env":
+        for name in ("apiKey", "apiSecret"):
+            if not isinstance(credential.get(name), str):
+                raise CliError(f"the node's answer has no {name}: {json.dumps(credential)}")
+        return "\n".join(f"export {variable}={shlex.quote(credential[name])}"
+                         for name, variable in ENV_VARIABLES)
+    return json.dumps(credential)
+
+
 def cmd_create_credential(args: argparse.Namespace, console: Console) -> int:
     config = _load(args, console)
+    if _fields(args.fields) and args.format == "env":
+        raise CliError("--field and --format env cannot be combined; give one of them", 2)
     scopes = _scopes(args.scopes)
     base = _base_url(args.url) if args.url is not None else _node_url(config)
     if args.timeout <= 0:
@@ -466,7 +512,7 @@ def cmd_create_credential(args: argparse.Namespace, console: Console) -> int:
             envelope = None
         if (isinstance(envelope, dict) and envelope.get("success") is True
                 and isinstance(envelope.get("data"), dict)):
-            console.out(json.dumps(envelope["data"]))
+            console.out(_render_credential(envelope["data"], args.format, args.fields))
             return 0
         raise CliError(f"201 unexpected answer from {url}: {_message(payload)}")
     message = _message(payload) or "(empty answer)"
@@ -706,21 +752,39 @@ AuthUsername, AuthPassword in the file, environment or --set) take precedence ov
     ccred = create_actions.add_parser(
         "credential", formatter_class=_FORMATTER,
         help="create an API key and secret for a client",
-        description="""\
+        description=f"""\
 Ask the running node for a new API credential and print it as one JSON object on stdout:
-{"id", "apiKey", "apiSecret", "scopes", "archived", "dateCreated", "dateModified"}.
+{{"id", "apiKey", "apiSecret", "scopes", "archived", "dateCreated", "dateModified"}}.
 The secret is shown only this once; clients send it as the headers x-api-key and x-secret-key.
+For scripts, --format env prints two shell lines instead,
+  export {CLIENT_ENV_VARS[0]}=...
+  export {CLIENT_ENV_VARS[1]}=...
+(so: eval "$({PROG} create credential --format env)"), and --field NAME prints just that
+field, one line per --field given.
+
+The default scopes are read, write and execute: calls that need admin (managing credentials,
+the monitoring and supervisor calls) need --scopes read,write,execute,admin.
 
 The node is reached at Protocol://Host:Port from the configuration (a wildcard Host such as
 0.0.0.0 means this machine), or at --url. The request is authenticated with the node secrets
 (AuthUsername/AuthPassword from the configuration or <DataDir>/node-secrets.json) and is never
 sent through a proxy or along a redirect. Errors go to stderr as one line and exit with 1.""",
-        epilog=f"Example: KEY=$({PROG} create credential --config {DEFAULT_CONFIG_FILE} "
-               f"--scopes read,write)")
+        epilog=f"Examples:\n"
+               f"  eval \"$({PROG} create credential --config {DEFAULT_CONFIG_FILE} "
+               f"--format env)\"\n"
+               f"  {{ read -r KEY; read -r SECRET; }} < <({PROG} create credential "
+               f"--scopes read --field apiKey --field apiSecret)")
     _add_config_options(ccred, "YAML configuration file of the node to ask")
     ccred.add_argument("--scopes", metavar="LIST",
                        help="comma-separated scopes from read, write, execute, admin "
                             "(default: the node's default, read,write,execute)")
+    ccred.add_argument("--format", choices=("json", "env"), default="json",
+                       help=f"json (default): the whole credential as one JSON object; env: "
+                            f"'export {CLIENT_ENV_VARS[0]}=...' and "
+                            f"'export {CLIENT_ENV_VARS[1]}=...' lines for a shell")
+    ccred.add_argument("--field", dest="fields", metavar="NAME", action="append",
+                       help=f"print only this field of the credential, e.g. apiKey "
+                            f"(repeatable: one line each; one of {', '.join(CREDENTIAL_FIELDS)})")
     ccred.add_argument("--url", metavar="BASE",
                        help="the node's base URL, e.g. https://node1.example:9091 (default: "
                             "from the configuration)")

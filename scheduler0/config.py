@@ -415,7 +415,10 @@ KEYS: tuple[Key, ...] = (
         "Largest request body accepted, in MB; larger bodies are answered 413.",
         _number_check(gt=0, note="megabytes"), "http"),
     Key("RateLimitPerMinute", int, 500,
-        "Requests per minute allowed per client IP before 429; 0 turns the limit off.",
+        "Requests per minute allowed per client IP (IPv6: per /64) before 429; 0 turns the "
+        "limit off. The client is the TCP peer (X-Forwarded-For is not trusted), so behind a "
+        "proxy all its clients share one budget. The probes /api/v1/healthcheck and "
+        "/metrics are not counted.",
         _int_check(0, note="0 = off"), "http"),
     Key("RequestReadTimeout", float, 20.0,
         "Seconds a client has to send a request's line and headers (from its first byte), and "
@@ -728,20 +731,31 @@ def _parse_bool(value: object, text: bool) -> bool:
     raise _wrong_type(value)
 
 
-def _parse_json_list(value: str) -> list:
+def _parse_text_list(value: str) -> list:
+    """A list written on one line, as the example file writes lists: YAML flow syntax
+    ``[10.0.0.0/8, 192.168.0.0/16]`` or ``[{Address: ..., NodeId: 1}]``, or a JSON array
+    (which is tried first, so JSON keeps its exact meaning)."""
     try:
         parsed = json.loads(value)
-    except ValueError as e:
-        raise _Invalid(f"not valid JSON ({e.msg} at character {e.pos})") from None
+    except ValueError:
+        try:
+            parsed = yaml.load(value, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            where = f" at character {mark.index}" if mark else ""
+            raise _Invalid(f"not a valid list ({problem}{where}); write it as [a, b] in YAML "
+                           f"flow syntax, quoting an item that starts with ':', or as a JSON "
+                           f"array") from None
     if not isinstance(parsed, list):
-        raise _Invalid(shown=f"{_show(value)} ({_type_name(parsed)} in JSON)")
+        raise _Invalid(shown=f"{_show(value)} ({_type_name(parsed)}, not a list)")
     return parsed
 
 
 def _parse_str_list(value: object, text: bool) -> tuple[str, ...]:
     if text and isinstance(value, str):
         if value.strip().startswith("["):
-            items = _parse_json_list(value)
+            items = _parse_text_list(value)
         else:
             items = [part.strip() for part in value.split(",") if part.strip()]
     elif value is None:
@@ -793,7 +807,7 @@ def _parse_replica(index: int, entry: object, text: bool) -> Replica:
 
 def _parse_replicas(value: object, text: bool) -> tuple[Replica, ...]:
     if text and isinstance(value, str):
-        items = [] if not value.strip() else _parse_json_list(value)
+        items = [] if not value.strip() else _parse_text_list(value)
     elif value is None:
         items = []
     elif isinstance(value, (list, tuple)):
@@ -845,14 +859,72 @@ def _accept(key: Key, raw: object, text: bool, source: str) -> Any:
         raise _fail(key, raw, problem, source) from None
 
 
+def _looks_secret(name: str, hint_is_secret: bool) -> bool:
+    return hint_is_secret or any(word in name.lower() for word in ("pass", "secret", "token"))
+
+
+def _hidden(value: object) -> str:
+    return f"<hidden {_type_name(value).split(' ', 1)[-1]}>"
+
+
 def _unknown_key(name: object, value: object, source: str) -> ConfigError:
     hint = _suggest(str(name), [key.name for key in KEYS])
     advice = f"did you mean {hint}?" if hint else "see etc/scheduler0.yml for the known keys"
-    looks_secret = (hint is not None and _BY_NAME[hint].secret) or any(
-        word in str(name).lower() for word in ("pass", "secret", "token"))
-    shown = f"<hidden {_type_name(value).split(' ', 1)[-1]}>" if looks_secret else _show(value, 60)
+    secret = _looks_secret(str(name), hint is not None and _BY_NAME[hint].secret)
+    shown = _hidden(value) if secret else _show(value, 60)
     return ConfigError(f"{name}: unknown key (value {shown}) is not allowed; "
                        f"{advice} {_origin_text(source)}", key=str(name))
+
+
+# Variables with the prefix that are not keys and are still allowed: the ones
+# ``scheduler0 create credential --format env`` prints for a user's scripts.  The node never
+# reads them; they are listed so that a shell holding them can still start a node.
+CLIENT_ENV_VARS = ("SCHEDULER0_API_KEY", "SCHEDULER0_API_SECRET")
+
+
+def _known_variables() -> dict[str, Key | None]:
+    """Every SCHEDULER0_* name the loader accepts: key -> its Key, client variable -> None."""
+    known: dict[str, Key | None] = {name: None for name in CLIENT_ENV_VARS}
+    for key in KEYS:
+        for variable in (key.env, *key.env_aliases):
+            known[variable] = key
+    return known
+
+
+# The Go original's variables that have no counterpart here (PySyncObj has no such knobs):
+# a closest-spelling suggestion would point at an unrelated key.
+_GO_ONLY_ENV_VARS = frozenset({
+    "SCHEDULER0_RAFT_HEARTBEAT_TIMEOUT", "SCHEDULER0_RAFT_ELECTION_TIMEOUT",
+    "SCHEDULER0_RAFT_COMMIT_TIMEOUT", "SCHEDULER0_RAFT_MAX_APPEND_ENTRIES",
+})
+
+
+def _unknown_variable(name: str, value: str) -> ConfigError:
+    if name in _GO_ONLY_ENV_VARS:
+        return ConfigError(f"{name}: unknown variable (value {_show(value, 60)}) is not allowed; "
+                           f"it is a setting of the Go original that this node does not have, "
+                           f"unset it (from the environment)", key=name)
+    known = _known_variables()
+    # compare what follows the prefix, which every candidate shares
+    canonical = [key.env for key in KEYS] + list(CLIENT_ENV_VARS)
+    tail = _suggest(name[len(ENV_PREFIX):], [c[len(ENV_PREFIX):] for c in canonical])
+    hint = ENV_PREFIX + tail if tail else None
+    hinted = known.get(hint) if hint else None
+    advice = (f"did you mean {hint}?" if hint else
+              "see etc/scheduler0.yml for the variable of each key")
+    secret = _looks_secret(name, hint in CLIENT_ENV_VARS or (hinted is not None
+                                                             and hinted.secret))
+    shown = _hidden(value) if secret else _show(value, 60)
+    return ConfigError(f"{name}: unknown variable (value {shown}) is not allowed; {advice} "
+                       f"(from the environment)", key=name)
+
+
+def _check_environment(environ: Mapping[str, str]) -> None:
+    """A misspelt variable stops start-up like a misspelt key, instead of being ignored."""
+    known = _known_variables()
+    for name in sorted(environ):
+        if name.startswith(ENV_PREFIX) and name not in known:
+            raise _unknown_variable(name, environ[name])
 
 
 # --------------------------------------------------------------------------------------------
@@ -947,12 +1019,14 @@ def load_config(path: str | os.PathLike[str] | None = None,
       have the key's type (an int for an int key; an int is fine for a float key; booleans are
       never numbers); ``null`` means "unset" for SecretKey/AuthUsername/AuthPassword and an
       empty list for list keys.  Unknown keys are errors with a suggestion.
-    - ``environ``: ``None`` = ``os.environ``.  Only ``SCHEDULER0_<UPPER_SNAKE>`` names of known
-      keys (and the Go original's SCHEDULER0_LOGLEVEL / SCHEDULER0_PEER_CONNECT_RETRY_DELAY_SECONDS)
-      are read; every other SCHEDULER0_* variable is ignored, because other tools (the CLI, test
-      harnesses) set their own.  Strings are coerced: ints, floats, booleans
-      (true/false/yes/no/1/0/on/off), lists (JSON array or comma-separated), Replicas (JSON array
-      of objects with Address/RaftAddress/NodeId or address/raft_address/nodeId/node_id).
+    - ``environ``: ``None`` = ``os.environ``.  ``SCHEDULER0_<UPPER_SNAKE>`` names of known keys
+      (and the Go original's SCHEDULER0_LOGLEVEL / SCHEDULER0_PEER_CONNECT_RETRY_DELAY_SECONDS)
+      are read.  Any other SCHEDULER0_* variable is an error naming it (a misspelling would
+      otherwise be silently ignored), except the client variables in ``CLIENT_ENV_VARS``,
+      which the node does not read.  Strings are coerced: ints, floats, booleans
+      (true/false/yes/no/1/0/on/off), lists (a YAML flow list ``[a, b]``, a JSON array or
+      comma-separated), Replicas (a YAML flow or JSON list of mappings with
+      Address/RaftAddress/NodeId or address/raft_address/nodeId/node_id).
     - ``overrides``: the command line, keyed by key name (``"Port"``).  Strings are coerced like
       the environment, other values must already have the right type; a None value means "not
       given" (the usual argparse default) and is skipped.  Unknown names are errors.
@@ -973,6 +1047,7 @@ def load_config(path: str | os.PathLike[str] | None = None,
             values[name] = _accept(key, raw, False, origin)
             sources[name] = origin
 
+    _check_environment(environ)
     for key in KEYS:
         for variable in (key.env, *key.env_aliases):
             if variable in environ:
@@ -1052,7 +1127,10 @@ def dump_yaml(values: Mapping[str, object]) -> str:
         "# Scheduler0 configuration.",
         "# Precedence: built-in defaults < this file < SCHEDULER0_<UPPER_SNAKE> environment "
         "variables < command line.",
-        "# Unknown keys, wrong types and impossible values stop start-up with a one-line error.",
+        "# Unknown keys (and SCHEDULER0_* variables that name no key), wrong types and "
+        "impossible values stop start-up with a one-line error.",
+        "# A list is written [a, b] (YAML flow syntax) here, in its variable and in "
+        "--set 'Key=[a, b]'.",
     ]
     group = None
     for key in KEYS:

@@ -5,12 +5,13 @@ The twistd plugin's options and C{makeService}: C{twistd -n scheduler0 [--config
 from __future__ import annotations
 
 import os
+import shlex
 from typing import Any
 
 from twisted.logger import Logger
 from twisted.python import usage
 
-from .config import Config, ConfigError, load_config
+from .config import KEYS, Config, ConfigError, load_config
 from .logs import DAEMON_OBSERVER, configure
 from .node import build_node
 from .node_secrets import SecretsError, resolve, secrets_path
@@ -70,6 +71,25 @@ class Options(usage.Options):
             parent["logger"] = DAEMON_OBSERVER
 
 
+_SECRET_KEYS = frozenset(key.name for key in KEYS if key.secret)
+
+
+def credential_command(options: Options) -> str:
+    """The C{scheduler0 create credential} command line for this node: the options it was
+    started with, repeated, so that the command reads the same configuration and reaches
+    this node when pasted into a shell. A secret given with --set is not logged: it shows
+    as <hidden>, to be replaced by hand."""
+    argv = ["scheduler0", "create", "credential"]
+    if options["config"]:
+        argv += ["--config", options["config"]]
+    for option in ("host", "port", "data-dir", "log-level"):
+        if options[option] is not None:
+            argv += [f"--{option}", str(options[option])]
+    for key, value in options["set"]:
+        argv += ["--set", f"{key}={'<hidden>' if key in _SECRET_KEYS else value}"]
+    return shlex.join(argv)
+
+
 def makeService(options: Options) -> Any:
     from twisted.internet import reactor
 
@@ -95,12 +115,11 @@ def makeService(options: Options) -> Any:
     # signal 15"; a clean stop must exit 0 (systemd, the issue's contract). Forget the
     # signal once the service tree has stopped.
     reactor.addSystemEventTrigger("after", "shutdown", _forget_exit_signal, reactor)
-    config_hint = f" --config {options['config']}" if options["config"] else ""
     log.info(
         "Scheduler0 node {node_id} serving {url}/api/v1 with data in {data_dir}. "
-        "Create an API credential with: scheduler0 create credential{config_hint}",
+        "Create an API credential with: {credential_command}",
         node_id=config.node_id, url=config.http_base_url(), data_dir=config.data_dir,
-        config_hint=config_hint,
+        credential_command=credential_command(options),
     )
     return node
 

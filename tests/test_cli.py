@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import shlex
 import signal
 import socket
 import stat
@@ -384,6 +386,50 @@ class CreateCredentialTests(TestCase):
         status, _ = await deferToThread(http_get, url, bad)
         self.assertEqual(status, 401)
 
+    async def test_format_env_prints_export_lines_a_shell_can_eval(self) -> None:
+        """Issue 9 item 8: a script gets the key and secret without parsing JSON."""
+        result = await self.cli("--format", "env", "--scopes", "read")
+        self.assertEqual(result.status, 0, result)
+        self.assertEqual(result.err, "")
+        self.assertRegex(result.out, r"^export SCHEDULER0_API_KEY=\S+\n"
+                                     r"export SCHEDULER0_API_SECRET=\S+\n$")
+        shell = subprocess.run(
+            ["sh", "-c", 'eval "$1"; printf "%s\\n%s\\n" "$SCHEDULER0_API_KEY" '
+                         '"$SCHEDULER0_API_SECRET"', "sh", result.out],
+            capture_output=True, text=True, timeout=30, check=True)
+        key, secret = shell.stdout.splitlines()
+        url = self.node.base + "/api/v1/projects"
+        status, envelope = await deferToThread(
+            http_get, url, {"x-api-key": key, "x-secret-key": secret})
+        self.assertEqual(status, 200, envelope)
+        # a node started from the same shell accepts the two variables
+        environ = {"SCHEDULER0_API_KEY": key, "SCHEDULER0_API_SECRET": secret}
+        self.assertEqual(load_config(None, environ), load_config(None, {}))
+
+    async def test_field_prints_bare_values_one_line_each(self) -> None:
+        result = await self.cli("--field", "apiKey", "--field", "apiSecret", "--field", "scopes",
+                                "--field", "id", "--scopes", "read,write")
+        self.assertEqual(result.status, 0, result)
+        key, secret, scopes, number = result.out.splitlines()
+        self.assertEqual((json.loads(scopes), int(number) > 0), (["read", "write"], True))
+        status, _ = await deferToThread(http_get, self.node.base + "/api/v1/projects",
+                                        {"x-api-key": key, "x-secret-key": secret})
+        self.assertEqual(status, 200)
+
+    async def test_unknown_field_is_refused_before_a_credential_is_made(self) -> None:
+        result = await self.cli("--field", "apikey")
+        self.assertEqual(result.status, 2)
+        self.assertEqual(result.out, "")
+        self.assertEqual(result.err, "scheduler0: --field: 'apikey' is not a field of a "
+                                     "credential; did you mean apiKey? expected one of id, "
+                                     "apiKey, apiSecret, scopes, archived, dateCreated, "
+                                     "dateModified\n")
+        result = await self.cli("--field", "apiKey", "--format", "env")
+        self.assertEqual(result.status, 2)
+        self.assertIn("--field and --format env cannot be combined", result.err)
+        listed = await self.cli("--url", self.node.base, "--field", "id")
+        self.assertEqual(listed.out, "1\n")  # the refused calls created nothing
+
     async def test_default_scopes_are_the_nodes(self) -> None:
         result = await self.cli()
         self.assertEqual(result.status, 0, result)
@@ -489,6 +535,15 @@ class StartTests(SynchronousTestCase):
         self.assertEqual(run(["start"]).status, 7)
         self.assertEqual(self.calls, [["twistd", "--nodaemon", "--pidfile=", "scheduler0"]])
 
+    def test_misspelt_variable_exits_2_before_twistd(self) -> None:
+        result = run(["start"], environ={"SCHEDULER0_JOB_EXECUTON_TIMEOUT": "10"})
+        self.assertEqual(result.status, 2)
+        self.assertEqual(self.calls, [])
+        self.assertEqual(result.err, "scheduler0: configuration error: "
+                                     "SCHEDULER0_JOB_EXECUTON_TIMEOUT: unknown variable (value "
+                                     "10) is not allowed; did you mean "
+                                     "SCHEDULER0_JOB_EXECUTION_TIMEOUT? (from the environment)\n")
+
     def test_configuration_error_exits_2_before_twistd(self) -> None:
         result = run(["start", "--port", "99999"])
         self.assertEqual(result.status, 2)
@@ -508,8 +563,40 @@ class StartTests(SynchronousTestCase):
         self.assertEqual(plugin_options.config.port, 9300)
 
 
+class StartUpHintTests(SynchronousTestCase):
+    """The command the node logs at start for getting a credential (issue 9 item 8)."""
+
+    def options(self, *argv: str) -> Any:
+        from scheduler0 import tap
+        self.patch(os, "environ", {})
+        options = tap.Options()
+        options.parseOptions(list(argv))
+        return tap.credential_command(options)
+
+    def test_repeats_the_options_the_node_was_started_with(self) -> None:
+        config_path = self.mktemp()
+        Path(config_path).write_text("Port: 9100\n")
+        command = self.options("--config", config_path, "--host", "0.0.0.0", "-p", "9200",
+                               "-d", "my data", "--set", "NodeId=1",
+                               "--set", "CallbackAllowNetworks=[10.0.0.0/8, 192.168.0.0/16]")
+        self.assertEqual(shlex.split(command), [
+            "scheduler0", "create", "credential", "--config", config_path, "--host", "0.0.0.0",
+            "--port", "9200", "--data-dir", "my data", "--set", "NodeId=1",
+            "--set", "CallbackAllowNetworks=[10.0.0.0/8, 192.168.0.0/16]"])
+        self.assertEqual(self.options(), "scheduler0 create credential")
+
+    def test_never_logs_a_secret(self) -> None:
+        command = self.options("--set", "AuthPassword=hunter2-pw", "--set", "SecretKey=k3y-k3y")
+        self.assertNotIn("hunter2", command)
+        self.assertNotIn("k3y", command)
+        self.assertEqual(shlex.split(command)[3:], ["--set", "AuthPassword=<hidden>",
+                                                    "--set", "SecretKey=<hidden>"])
+
+
 class StartEndToEndTests(TestCase):
-    """`scheduler0 start` in a real process, then `create credential` against it."""
+    """`scheduler0 start` in a real process, then `create credential` against it, exactly as
+    the node's start-up line says (issue 9 item 8: the line used to drop the options the node
+    was started with, so it asked another port and data directory)."""
 
     timeout = 60
 
@@ -524,7 +611,9 @@ class StartEndToEndTests(TestCase):
             with open(log_path, "wb") as log:
                 process = subprocess.Popen(
                     [sys.executable, "-m", "scheduler0.cli", "start", "--host", "127.0.0.1",
-                     "--port", str(port), "--data-dir", data_dir],
+                     "--port", str(port), "--data-dir", data_dir,
+                     "--set", "CallbackDenyNetworks=[169.254.0.0/16, fd00::/8]",
+                     "--set", "JobExecutionTimeout=10"],
                     env=env, stdout=log, stderr=subprocess.STDOUT)
             try:
                 deadline = time.monotonic() + 30
@@ -536,7 +625,15 @@ class StartEndToEndTests(TestCase):
                         if process.poll() is not None or time.monotonic() > deadline:
                             raise AssertionError(Path(log_path).read_text()) from None
                         time.sleep(0.1)
-                result = run(["create", "credential", "--port", str(port), "-d", data_dir])
+                # the command the node's log says to run, pasted as it is
+                hint = re.search(r"Create an API credential with: (.*)$",
+                                 Path(log_path).read_text(), re.MULTILINE)
+                if hint is None:
+                    raise AssertionError(Path(log_path).read_text())
+                argv = shlex.split(hint.group(1))
+                if argv[:3] != ["scheduler0", "create", "credential"]:
+                    raise AssertionError(hint.group(0))
+                result = run(argv[1:])
             finally:
                 process.send_signal(signal.SIGTERM)
                 try:
@@ -552,6 +649,7 @@ class StartEndToEndTests(TestCase):
             self.assertIn("apiSecret", json.loads(result.out))
             self.assertEqual(stat.S_IMODE(os.stat(secrets_path(data_dir)).st_mode), 0o600)
             self.assertIn(f"serving http://127.0.0.1:{port}/api/v1", log)
+            self.assertIn("--set 'CallbackDenyNetworks=[169.254.0.0/16, fd00::/8]'", log)
             self.assertIn(code, (0, -signal.SIGTERM), log)
 
         return deferToThread(scenario).addCallback(check)
@@ -570,7 +668,8 @@ class HelpAndVersionTests(SynchronousTestCase):
                                  "--secret-key", "--generate", "<DataDir>/node-secrets.json",
                                  "0600"],
         ("create", "credential"): ["--config", "--scopes", "--url", "--cafile", "--timeout",
-                                   "apiKey", "x-api-key"],
+                                   "apiKey", "x-api-key", "--format", "--field",
+                                   "export SCHEDULER0_API_KEY=", "read,write,execute,admin"],
         ("start",): ["--config", "--host", "--port", "--data-dir", "--set", "--log-level",
                      "twistd --nodaemon", "./scheduler0-data"],
         ("version",): ["version"],

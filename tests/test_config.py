@@ -230,10 +230,41 @@ class PrecedenceTests(_Helpers):
         self.assertEqual(both.log_level, "warn")
         self.assertEqual(both.source["LogLevel"], "env SCHEDULER0_LOG_LEVEL")
 
-    def test_unknown_env_ignored(self) -> None:
-        config = load_config(environ={"SCHEDULER0_PROTOCL": "ftp", "SCHEDULER0_CONFIG": "/x",
-                                      "SCHEDULER0_PORTT": "nonsense", "PORT": "1"})
+    def test_misspelt_variable_stops_start_up_naming_it(self) -> None:
+        """Issue 9 item 6: a misspelt SCHEDULER0_* variable used to be ignored, so the node
+        ran with the default the operator meant to change."""
+        message = self.config_error(environ={"SCHEDULER0_JOB_EXECUTON_TIMEOUT": "10"},
+                                    key="SCHEDULER0_JOB_EXECUTON_TIMEOUT")
+        self.assertEqual(message, "SCHEDULER0_JOB_EXECUTON_TIMEOUT: unknown variable (value 10) "
+                                  "is not allowed; did you mean "
+                                  "SCHEDULER0_JOB_EXECUTION_TIMEOUT? (from the environment)")
+        cases = {
+            "SCHEDULER0_PROTOCL": "did you mean SCHEDULER0_PROTOCOL?",
+            "SCHEDULER0_PORTT": "did you mean SCHEDULER0_PORT?",
+            "SCHEDULER0_LOGLEVL": "did you mean SCHEDULER0_LOG_LEVEL?",
+            "SCHEDULER0_MAXWORKERS": "did you mean SCHEDULER0_MAX_WORKERS?",
+            "SCHEDULER0_API_SECRT": "did you mean SCHEDULER0_API_SECRET?",
+            "SCHEDULER0_CONFIG": "see etc/scheduler0.yml for the variable of each key",
+            "SCHEDULER0_RAFT_HEARTBEAT_TIMEOUT": "a setting of the Go original",
+        }
+        for name, advice in cases.items():
+            self.config_error(f"{name}: unknown variable", advice, "(from the environment)",
+                              environ={name: "1", "SCHEDULER0_PORT": "9002"}, key=name)
+
+    def test_misspelt_variable_never_echoes_a_secret(self) -> None:
+        for name in ("SCHEDULER0_AUTH_PASWORD", "SCHEDULER0_SECRETKEY", "SCHEDULER0_API_SECRT"):
+            message = self.config_error(f"{name}: unknown variable (value <hidden string>)",
+                                        environ={name: "hunter2"})
+            self.assertNotIn("hunter2", message)
+
+    def test_variables_that_are_not_scheduler0_keys(self) -> None:
+        """Other prefixes are not ours; the client variables that `create credential --format
+        env` prints may sit in the shell that starts a node."""
+        config = load_config(environ={"PORT": "1", "scheduler0_port": "x", "SCHEDULER0PORT": "x",
+                                      "SCHEDULER0_API_KEY": "k", "SCHEDULER0_API_SECRET": "s"})
         self.assertEqual(config, load_config(environ={}))
+        self.assertEqual(set(config_module.CLIENT_ENV_VARS),
+                         {"SCHEDULER0_API_KEY", "SCHEDULER0_API_SECRET"})
 
     def test_empty_and_comment_only_file_gives_defaults(self) -> None:
         for text in ("", "# nothing set\n"):
@@ -316,6 +347,40 @@ class CoercionTests(_Helpers):
     def test_list_json(self) -> None:
         config = self.env("CallbackDenyNetworks", '["169.254.0.0/16", "fd00::/8"]')
         self.assertEqual(config.callback_deny_networks, ("169.254.0.0/16", "fd00::/8"))
+
+    def test_list_in_yaml_flow_syntax(self) -> None:
+        """Issue 9 item 6: `--set Key=[a, b]`, as etc/scheduler0.yml writes lists, used to be
+        refused as invalid JSON."""
+        config = load_config(environ={}, overrides={
+            "CallbackAllowNetworks": "[10.0.0.0/8, 192.168.0.0/16]",
+            "CallbackDenyNetworks": "['fd00::/8', '169.254.0.0/16']",
+            "Replicas": "[{Address: http://127.0.0.1:9091, RaftAddress: 127.0.0.1:7071, "
+                        "NodeId: 1}, {Address: http://127.0.0.1:9092, RaftAddress: "
+                        "127.0.0.1:7072, NodeId: 2}, {address: http://127.0.0.1:9093, "
+                        "raft_address: 127.0.0.1:7073, nodeId: 3}]"})
+        self.assertEqual(config.callback_allow_networks, ("10.0.0.0/8", "192.168.0.0/16"))
+        self.assertEqual(config.callback_deny_networks, ("fd00::/8", "169.254.0.0/16"))
+        self.assertEqual(config.replicas, THREE_NODES)
+        self.assertEqual(self.env("CallbackDenyNetworks", "[ ]").callback_deny_networks, ())
+        self.assertEqual(self.env("CallbackDenyNetworks", "[169.254.0.0/16]")
+                         .callback_deny_networks, ("169.254.0.0/16",))
+
+    def test_example_file_list_lines_work_on_the_command_line(self) -> None:
+        """The commented examples of etc/scheduler0.yml, pasted after --set Key=."""
+        text = EXAMPLE.read_text()
+        for name in ("CallbackAllowNetworks", "CallbackDenyNetworks", "Replicas"):
+            block = re.search(rf"^# e\.g\. {name}:(.*)\n((?:#   - .*\n)*)", text, re.MULTILINE)
+            self.assertIsNotNone(block, name)
+            if block.group(2):  # block style: one "- {...}" per line, as a flow list
+                items = [line[len("#   - "):] for line in block.group(2).splitlines()]
+                value = "[" + ", ".join(items) + "]"
+            else:
+                value = block.group(1).strip()
+            from_file = load_config(self.write(f"{name}: {value}\n"), environ={})
+            from_cli = load_config(environ={}, overrides={name: value})
+            self.assertEqual(getattr(from_cli, KEY_BY_NAME[name].attr),
+                             getattr(from_file, KEY_BY_NAME[name].attr), name)
+            self.assertTrue(getattr(from_cli, KEY_BY_NAME[name].attr), name)
 
     def test_cidr_normalised(self) -> None:
         config = self.env("CallbackDenyNetworks", "10.1.2.3/8,192.168.1.1")
@@ -564,8 +629,12 @@ class ErrorTests(_Helpers):
         path = self.write("CallbackDenyNetworks: [169.254.0.0/16, not-a-net]\n")
         self.config_error("CallbackDenyNetworks: entry not-a-net is not allowed", path=path,
                           key="CallbackDenyNetworks")
-        self.config_error("CallbackDenyNetworks: '[\"10.0.0.0/8\"' is not allowed; not valid JSON",
+        self.config_error("CallbackDenyNetworks: '[\"10.0.0.0/8\"' is not allowed; not a valid "
+                          "list (", "write it as [a, b] in YAML flow syntax",
                           environ={"SCHEDULER0_CALLBACK_DENY_NETWORKS": '["10.0.0.0/8"'})
+        self.config_error("CallbackDenyNetworks: '[fd00::/8, ::1/128]' is not allowed; not a "
+                          "valid list", "quoting an item that starts with ':'",
+                          overrides={"CallbackDenyNetworks": "[fd00::/8, ::1/128]"})
 
     def test_bad_replicas(self) -> None:
         good = {"Address": "http://127.0.0.1:9091", "RaftAddress": "127.0.0.1:7071", "NodeId": 1}
@@ -590,10 +659,10 @@ class ErrorTests(_Helpers):
                               key="Replicas")
 
     def test_bad_replicas_env(self) -> None:
-        self.config_error("Replicas: [{ is not allowed; not valid JSON",
+        self.config_error("Replicas: [{ is not allowed; not a valid list",
                           "(from SCHEDULER0_REPLICAS)",
                           environ={"SCHEDULER0_REPLICAS": "[{"}, key="Replicas")
-        self.config_error('Replicas: \'{"nodeId": 1}\' (a mapping in JSON) is not allowed',
+        self.config_error('Replicas: \'{"nodeId": 1}\' (a mapping, not a list) is not allowed',
                           environ={"SCHEDULER0_REPLICAS": '{"nodeId": 1}'}, key="Replicas")
 
     def test_node_id_must_be_in_replicas(self) -> None:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.resource import Resource
 
 from scheduler0.api.rate_limit import RateLimiter, client_key, retry_after
+from scheduler0.api.site import make_site
+from tests.daemon import RawResponse, parse_response
 
 A, B = "192.0.2.1", "192.0.2.2"
 
@@ -140,3 +149,56 @@ class ClientKeyTests(SynchronousTestCase):
         self.assertEqual(client_key("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::/64")
         self.assertEqual(client_key("fe80::1%eth0"), "fe80::/64")
         self.assertEqual(client_key("unix"), "unix")
+
+
+class Ok(Resource):
+    """Answers every request 200, standing in for the API."""
+
+    isLeaf = True
+
+    def render(self, request: Any) -> bytes:
+        return b"{}"
+
+
+class ProbeTests(SynchronousTestCase):
+    """The probes a load balancer or Prometheus polls are never refused for the rate limit
+    (issue 9 item 5): only the API calls of the same address spend its budget."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_000_000)
+        self.site = make_site(Ok(), 1 << 20, RateLimiter(3, self.clock), clock=self.clock)
+        self.port = 40000
+
+    def call(self, method: str, path: str, host: str = A) -> RawResponse:
+        """One request on a new connection from C{host}; what the client reads."""
+        self.port += 1
+        address = IPv4Address("TCP", host, self.port)
+        protocol = self.site.buildProtocol(address)
+        transport = StringTransport(peerAddress=address)
+        protocol.makeConnection(transport)
+        protocol.dataReceived(f"{method} {path} HTTP/1.1\r\nHost: node\r\n\r\n".encode())
+        response = parse_response(transport.value())
+        protocol.connectionLost(Failure(ConnectionDone()))
+        return response
+
+    def test_probes_are_not_counted_and_never_refused(self) -> None:
+        for _ in range(50):
+            for method, path in (("GET", "/api/v1/healthcheck"), ("GET", "/metrics"),
+                                 ("HEAD", "/metrics"), ("GET", "/api/v1/healthcheck?x=1")):
+                self.assertEqual(self.call(method, path).code, 200, (method, path))
+        # the address's whole budget is still there for the API
+        for n in range(3):
+            self.assertEqual(self.call("GET", "/api/v1/projects").code, 200, n)
+        refused = self.call("GET", "/api/v1/jobs")
+        self.assertEqual(refused.code, 429)
+        self.assertIn("RateLimitPerMinute", refused.json()["data"])
+        # and an address that has spent its budget is still seen as up
+        self.assertEqual(self.call("GET", "/api/v1/healthcheck").code, 200)
+        self.assertEqual(self.call("GET", "/metrics").code, 200)
+
+    def test_only_the_probe_paths_are_exempt(self) -> None:
+        for path in ("/api/v1/healthcheck/x", "/api/v1/health", "/metrics/x", "/api/v1/metrics"):
+            self.call("GET", path)
+        self.assertEqual(self.call("GET", "/api/v1/jobs").code, 429)
+        self.assertEqual(self.call("GET", "/api/v1/healthcheck", host=B).code, 200)

@@ -33,6 +33,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from ..operability.metrics import route_of
+from .admission import PROBES
 from .rate_limit import RateLimiter, client_key, retry_after
 
 if TYPE_CHECKING:
@@ -103,7 +104,14 @@ class GuardResource(Resource):
     """
     What every request passes before the API: the per-client rate limit (429 with
     C{Retry-After}), the body limit (413), and the request count for metrics.
+
+    Probes (L{PROBES}: the healthcheck and C{/metrics}) are never rate limited: a load
+    balancer or Prometheus polling from the same address as busy clients must not see the
+    node as down because of them. They are cheap, and the connection caps still bound what
+    one address can hold.
     """
+
+    PROBES = PROBES
 
     isLeaf = True
 
@@ -120,7 +128,8 @@ class GuardResource(Resource):
             route = route_of(request.path)
             request.notifyFinish().addBoth(
                 lambda _: self._metrics.api_request(route, method, request.code))
-        if self._limiter is not None and self._limiter.enabled:
+        if (self._limiter is not None and self._limiter.enabled
+                and request.path not in self.PROBES):
             wait = self._limiter.check(client_key(request.getClientAddress().host))
             if wait is not None:
                 seconds = retry_after(wait)
