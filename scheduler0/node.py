@@ -173,7 +173,10 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
                     busy=lambda seconds: (scheduler.busy_within(seconds) or executor.in_flight > 0
                                           or executor.queued() > 0)), "heap")
 
-    supervisor = Supervisor(scheduler, executor)
+    supervisor = Supervisor(scheduler, executor, commands=commands, clock=reactor)
+    # before any service starts: a stored operator halt holds the scheduler and the
+    # executor from the first moment, so nothing is dispatched at start
+    supervisor.restore(schedule_reader().supervisor())
     add(MemoryGuardService(reactor, supervisor, config.max_memory), "memory-guard")
 
     def operations_reader():  # type: ignore[no-untyped-def]

@@ -136,9 +136,13 @@ class ExecutionApiTests(SynchronousTestCase):
             code, envelope = self.h.request("GET", f"/executions?{query}")
             self.assertEqual(code, 400, query)
 
-    def test_deleting_a_job_deletes_its_executions(self) -> None:
-        self.h.ok("DELETE", f"/jobs/{self.jobs[0]['id']}", expect=204)
-        self.assertEqual(self.h.ok("GET", "/executions")["total"], 1)
+    def test_deleting_a_job_keeps_its_executions(self) -> None:
+        """Its history stays listed (until retention prunes it; tests.test_job_history)."""
+        first = self.jobs[0]["id"]
+        self.h.ok("DELETE", f"/jobs/{first}", expect=204)
+        self.assertEqual(self.h.ok("GET", "/executions")["total"], 4)
+        self.assertEqual(self.h.ok("GET", f"/jobs/{first}/executions")["total"], 3)
+        self.assertEqual(self.h.request("GET", "/jobs/999/executions")[0], 404)
 
 
 class SigningSecretTests(SynchronousTestCase):

@@ -33,6 +33,7 @@ from scheduler0.consensus.local import LocalCommandLog
 from scheduler0.execution.breaker import Breakers
 from scheduler0.execution.executor import Executor, ExecutorSettings
 from scheduler0.execution.recorder import ExecutionRecorder
+from scheduler0.execution.recovery import RecoveryService
 from scheduler0.operability.health import HealthReport
 from scheduler0.operability.metrics import Metrics, record_observer
 from scheduler0.operability.repairs import Repairs
@@ -93,11 +94,12 @@ class Ops:
 
     def __init__(self, testcase: SynchronousTestCase, *, retry_max: int = 2,
                  timeout: float = 10.0, retry_delay: float = 1.0, max_memory_mb: int = 0,
-                 record_delay: float = 0.0) -> None:
+                 record_delay: float = 0.0, data_dir: str | None = None,
+                 start: float = T0) -> None:
         self.tc = testcase
         self.clock = clock = Clock()
-        clock.advance(T0)
-        self.store = StoreService(testcase.mktemp())
+        clock.advance(start)
+        self.store = StoreService(data_dir or testcase.mktemp())
         self.store.startService()
         self.commands = LocalCommandLog(self.store.path, clock, threaded=False)
         testcase.successResultOf(self.commands.startService())
@@ -136,8 +138,10 @@ class Ops:
             job_records=lambda ids: reader().jobs_by_ids(ids),
             dispatch=self.executor.submit)
         self.commands.add_observer(self.scheduler.observe)
+        self.supervisor = Supervisor(self.scheduler, self.executor, commands=self.commands,
+                                     clock=clock)
+        self.supervisor.restore(schedule_reader().supervisor())  # as build_node, first
         self.scheduler.startService()
-        self.supervisor = Supervisor(self.scheduler, self.executor)
         self.memory = 0  # bytes, what the guard reads
         self.guard = MemoryGuardService(clock, self.supervisor, max_memory_mb,
                                         read=lambda: self.memory)
@@ -949,6 +953,136 @@ class SupervisorTests(SynchronousTestCase):
         self.assertEqual((code, envelope["data"]["state"]), (200, "RUNNING"))
         code, envelope, _ = h.call("GET", "/api/supervisor/hanging", headers=admin)
         self.assertEqual((code, envelope["data"]["total"]), (200, 0))
+
+
+class SupervisorRestartTests(SynchronousTestCase):
+    """
+    Issue 9, item 7: an operator's halt survives a restart of the process (it is stored,
+    and restored before anything is dispatched); the restart is stored too; memory
+    pressure is not. Each "restart" is a new node, wired as build_node wires it, over the
+    same data directory.
+    """
+
+    def again(self, h: Ops, at: float, recovery: bool = False, **settings: Any) -> Ops:
+        """Stop C{h} and start a node on its data directory at C{at}; with C{recovery},
+        the outbox and unfinished executions are resumed as the daemon does."""
+        h.close()
+        node = Ops(self, data_dir=h.store.data_dir, start=at, **settings)
+        if recovery:
+            reads = node.store.schedule_reader
+            RecoveryService(node.clock, reads.unfinished_executions,
+                            lambda: node.scheduler.plans, node.executor,
+                            outbox=reads.deliveries).startService()
+        return node
+
+    def test_an_operators_halt_survives_a_restart_and_nothing_goes_out_at_start(self) -> None:
+        h = Ops(self)
+        p = h.project()
+        once = h.job(p, GOOD + "/once", misfirePolicy="fire_once")
+        skip = h.job(p, GOOD + "/skip", misfirePolicy="skip")
+        every = h.job(p, GOOD + "/all", misfirePolicy="fire_all")
+        h.clock.advance(60)
+        h.answer("", 200)
+        h.clock.advance(1)                                  # T0+61
+        h.ok("POST", "/api/supervisor/halt")
+        h.clock.advance(89)                                 # T0+150: 16:02 missed, halted
+
+        node = self.again(h, T0 + 400)                      # down: 16:03 .. 16:06 missed
+        self.assertEqual(node.state(), {
+            "state": "HALTED",
+            "reason": f"halted by an operator (POST /api/supervisor/halt) since "
+                      f"{stamp(T0 + 61)}"})
+        self.assertIs(node.health()["enabled"], False)
+        node.clock.advance(230)                             # T0+630
+        self.assertEqual(node.http.posts, [])               # no catch-up, nothing due
+        self.assertEqual(node.state()["state"], "HALTED")
+
+        self.assertEqual(node.ok("POST", "/api/supervisor/restart"),
+                         {"state": "RUNNING", "reason": None})
+        by_url: dict[str, list[str]] = {}
+        for post in node.http.posts:
+            by_url.setdefault(post.url, []).extend(post.ids())
+        # the misfire policies over everything missed, halted or down alike:
+        # fire_all every slot 16:02 .. 16:10; fire_once the latest (30 s late); skip none
+        self.assertEqual(by_url.pop(GOOD + "/all"),
+                         [execution_id(every["id"], T0 + 60 * k) for k in range(2, 11)])
+        self.assertEqual(by_url.pop(GOOD + "/once"), [execution_id(once["id"], T0 + 600)])
+        self.assertEqual(by_url, {})
+        node.answer("", 200)
+        node.clock.advance(30)                              # T0+660: back on schedule
+        self.assertEqual(sorted(e for post in node.http.pending() for e in post.ids()),
+                         sorted(execution_id(j["id"], T0 + 660) for j in (once, skip, every)))
+
+    def test_a_resend_after_the_restart_waits_for_the_operator(self) -> None:
+        """A POST in flight at the crash is sent again only after the operator's restart,
+        once, with the same execution id."""
+        h = Ops(self)
+        p = h.project()
+        job = h.job(p, GOOD + "/hook")                      # fire_once, grace 60
+        h.clock.advance(60)
+        (lost,) = h.http.pending(GOOD)
+        h.ok("POST", "/api/supervisor/halt")
+        node = self.again(h, T0 + 90, recovery=True)
+        node.clock.advance(60)                              # T0+150: 16:02 passes
+        self.assertEqual(node.http.posts, [])
+        node.ok("POST", "/api/supervisor/restart")
+        sent = sorted((e, a) for post in node.http.posts
+                      for e, a in zip(post.ids(), post.attempts()))
+        self.assertEqual(sent, sorted([(execution_id(job["id"], T0 + 60), 2),
+                                       (execution_id(job["id"], T0 + 120), 1)]))
+
+    def test_the_operators_restart_is_stored_too(self) -> None:
+        h = Ops(self)
+        p = h.project()
+        job = h.job(p, GOOD + "/hook")
+        h.ok("POST", "/api/supervisor/halt")
+        h.ok("POST", "/api/supervisor/restart")
+        node = self.again(h, T0 + 30)
+        self.assertEqual(node.state(), {"state": "RUNNING", "reason": None})
+        node.clock.advance(30)
+        self.assertEqual(node.sent_ids(), [execution_id(job["id"], T0 + 60)])
+
+    def test_memory_pressure_is_not_kept_across_a_restart(self) -> None:
+        h = Ops(self, max_memory_mb=100)
+        p = h.project()
+        job = h.job(p, GOOD + "/hook")
+        h.memory = 80 * MB
+        h.clock.advance(1)
+        self.assertIn("MaxMemory", h.state()["reason"])
+        node = self.again(h, T0 + 30)
+        self.assertEqual(node.state(), {"state": "RUNNING", "reason": None})
+        node.clock.advance(30)
+        self.assertEqual(node.sent_ids(), [execution_id(job["id"], T0 + 60)])
+
+    def test_a_halt_that_cannot_be_stored_holds_and_is_logged(self) -> None:
+        """The API answers at once whatever the store does; a failed write is logged with
+        what it means, and the halt holds in memory."""
+        from twisted.internet.defer import fail, succeed
+        from twisted.logger import globalLogPublisher
+
+        from scheduler0.consensus.interface import StorageFull
+
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        h = Ops(self)
+        p = h.project()
+        h.job(p, GOOD + "/hook")
+        answers = [fail(StorageFull()), succeed({"ok": False, "status": 400, "error": "no"})]
+        h.supervisor._commands = type("Failing", (), {
+            "submit": lambda self, command: answers.pop(0)})()
+        halted = h.ok("POST", "/api/supervisor/halt")
+        self.assertEqual(halted["state"], "HALTED")
+        self.assertEqual(len(self.flushLoggedErrors(StorageFull)), 1)
+        h.ok("POST", "/api/supervisor/halt")
+        messages = [e for e in events if e.get("what") == "halt"]
+        self.assertEqual(len(messages), 2, messages)
+        for event in messages:
+            self.assertIn("a restart of the process would resume the scheduler",
+                          event["after"])
+        h.clock.advance(120)
+        self.assertEqual(h.http.posts, [])
+        self.assertIsNone(h.store.schedule_reader.supervisor())    # nothing was stored
 
 
 # -- 5. hanging executions ----------------------------------------------------------------

@@ -314,9 +314,10 @@ class InFlightReadTests(SynchronousTestCase):
                           done["firstAttemptAt"]), ("succeeded", 2, 250.0, stamp(T0 + 3600.25)))
 
 
-    def test_a_deleted_jobs_execution_is_gone_at_once(self) -> None:
-        """Deleting a job deletes its executions: one in flight is not left listed (nor
-        found) until its POST answers, as it was before the outbox."""
+    def test_a_deleted_jobs_occurrence_in_flight_leaves_the_outbox_at_once(self) -> None:
+        """Deleting a job drops its outbox entries: an occurrence in flight is not left
+        listed as dispatched (nor found) until its POST answers, and its late outcome is
+        not recorded. (Its stored history stays: tests.test_job_history.)"""
         h, a = self.h, self.a
         h.clock.advance(60)
         eid = execution_id(a["id"], T0 + 60)

@@ -100,3 +100,79 @@ class NewSecretTests(SynchronousTestCase):
 
     def test_random(self) -> None:
         self.assertEqual(len({new_signing_secret() for _ in range(20)}), 20)
+
+
+class RotationTests(SynchronousTestCase):
+    """
+    Issue 9, item 8: two rotations in a row keep the first one's grace for its old
+    secret. Every previous secret signs beside the current one until its own expiry (at
+    most MAX_PREVIOUS_SECRETS of them, the most recently rotated out), through the API
+    and the reads the executor signs with.
+    """
+
+    def setUp(self) -> None:
+        from .harness import ApiHarness
+
+        self.h = ApiHarness(self)
+        self.project = self.h.project()
+        self.path = f"/projects/{self.project['id']}/signing-secret"
+        self.original = self.h.ok("GET", self.path)["signingSecret"]
+
+    def rotate(self, grace: int) -> dict:
+        return self.h.ok("POST", self.path + "/rotate", {"graceSeconds": grace})
+
+    def signing(self, at: float) -> list[str]:
+        from scheduler0.timestamps import format_time, from_seconds
+
+        return self.h.store.schedule_reader.signing_secrets(
+            self.project["id"], format_time(from_seconds(at)))
+
+    def test_a_second_rotation_keeps_the_first_ones_grace(self) -> None:
+        start = self.h.clock.seconds()
+        first = self.rotate(3600)["signingSecret"]          # the original: until +1 h
+        self.h.clock.advance(600)
+        second = self.rotate(7200)["signingSecret"]         # first: until +10 min + 2 h
+        self.assertEqual(self.signing(start + 601), [second, first, self.original])
+        # every one of them verifies the header the executor builds from that list
+        header = signature_header(BODY, self.signing(start + 601), T)
+        for secret in (second, first, self.original):
+            self.assertTrue(verify(header, BODY, secret, T), secret)
+        self.assertEqual(self.signing(start + 3599), [second, first, self.original])
+        self.assertEqual(self.signing(start + 3601), [second, first])   # its own expiry
+        self.assertEqual(self.signing(start + 600 + 7201), [second])
+
+    def test_the_api_lists_every_previous_secret(self) -> None:
+        first = self.rotate(3600)["signingSecret"]
+        self.h.clock.advance(600)
+        shown = self.rotate(7200)
+        self.assertEqual(shown["previousSigningSecrets"], [
+            {"secret": first, "expires": "2026-11-26T18:10:00.000Z"},
+            {"secret": self.original, "expires": "2026-11-26T17:00:00.000Z"}])
+        # the single-secret fields name the newest previous one, as before
+        self.assertEqual((shown["previousSigningSecret"], shown["previousSecretExpires"]),
+                         (first, "2026-11-26T18:10:00.000Z"))
+
+    def test_at_most_five_are_kept_and_expired_ones_are_dropped(self) -> None:
+        from scheduler0.store.schema import MAX_PREVIOUS_SECRETS
+
+        secrets = [self.original]
+        for _ in range(MAX_PREVIOUS_SECRETS + 2):
+            self.h.clock.advance(60)
+            secrets.append(self.rotate(86400)["signingSecret"])
+        now = self.h.clock.seconds()
+        # the current one, then the five most recently rotated out
+        self.assertEqual(self.signing(now), secrets[::-1][:MAX_PREVIOUS_SECRETS + 1])
+        self.assertEqual(len(self.h.ok("GET", self.path)["previousSigningSecrets"]),
+                         MAX_PREVIOUS_SECRETS)
+        # a rotation with no grace adds nothing that signs, and drops what has expired
+        self.h.clock.advance(86400)
+        latest = self.rotate(0)
+        self.assertEqual(latest["previousSigningSecrets"], [])
+        self.assertEqual(self.signing(self.h.clock.seconds()), [latest["signingSecret"]])
+
+    def test_deleting_the_project_deletes_its_previous_secrets(self) -> None:
+        self.rotate(3600)
+        self.h.ok("DELETE", f"/projects/{self.project['id']}", expect=204)
+        conn = self.h.store.reader._conn
+        self.assertEqual(conn.execute(
+            "SELECT count(*) FROM previous_signing_secrets").fetchone()[0], 0)

@@ -226,6 +226,8 @@ class RetentionTests(SynchronousTestCase):
         self.assertEqual(result["deleted"], 8)
 
     def test_records_of_a_deleted_job_are_dropped(self) -> None:
+        """A deleted job's history is kept as it was at the delete (its unfinished row
+        recorded failed); an outcome arriving later changes nothing and adds nothing."""
         conn = fresh_db(self)
         at = "2026-11-26T16:00:00.000Z"
         apply_batch(conn, [
@@ -233,11 +235,15 @@ class RetentionTests(SynchronousTestCase):
                                                            "signing_secret": "s"}}),
             Command("j", C.JOB_CREATE, at, {"jobs": [job(1)]}),
             Command("r", C.EXECUTION_RECORD, at, {"records": [self.record(1, 0, "dispatched")]}),
-            Command("d", C.JOB_DELETE, at, {"id": 1}),
-            # an outcome arriving after the delete must not resurrect a row
-            Command("r2", C.EXECUTION_RECORD, at, {"records": [self.record(1, 0, "succeeded")]}),
+            Command("d", C.JOB_DELETE, "2026-11-26T16:00:05.000Z", {"id": 1}),
+            Command("r2", C.EXECUTION_RECORD, at, {"records": [
+                self.record(1, 0, "succeeded"), self.record(1, 1, "succeeded")]}),
         ])
-        self.assertEqual(conn.execute("SELECT count(*) FROM executions").fetchone()[0], 0)
+        rows = [tuple(r) for r in conn.execute(
+            "SELECT id, state, last_error, date_modified FROM executions")]
+        self.assertEqual(rows, [("1-0", "failed",
+                                 "the job was deleted before this occurrence finished",
+                                 "2026-11-26T16:00:05.000Z")])
 
     def test_later_record_keeps_first_attempt_facts(self) -> None:
         conn = fresh_db(self)
@@ -363,3 +369,24 @@ class RangedRetentionTests(SynchronousTestCase):
                                                            "description": "",
                                                            "signing_secret": "s"}})])
         self.assertFalse(again["ok"])
+
+
+class RetentionPassTests(SynchronousTestCase):
+    def test_a_pass_of_one_command_answered_at_once_ends_cleanly(self) -> None:
+        """A small node's pass is one command; a command log that answers at once (as a
+        synchronous one does) ends it before prune() returns, and prune() still hands
+        back its Deferred, fired with the count, ready for the next pass."""
+        from twisted.internet.defer import succeed
+        from twisted.internet.task import Clock
+
+        from scheduler0.execution.retention import RetentionService
+
+        class Log:
+            def submit(self, command: Command):  # type: ignore[no-untyped-def]
+                return succeed({"ok": True, "deleted": 3, "commands": 0})
+
+        service = RetentionService(Clock(), Log(), days=7, per_job=100, last_job_id=lambda: 50)
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual(self.successResultOf(service.prune()), 3)
+        self.assertEqual(self.successResultOf(service.prune()), 3)

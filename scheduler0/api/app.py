@@ -357,7 +357,8 @@ class Api:
     @app.route("/api/v1/jobs/<int:job_id>/executions", methods=["GET"])
     @requires("read")
     def job_executions(self, request: Any, job_id: int) -> bytes:
-        self._job(job_id)
+        if not self.reader().has_executions(job_id):
+            self._job(job_id)  # 404 only when neither the job nor any history exists
         return self._executions(request, job_id=job_id)
 
     # -- executions ---------------------------------------------------------------------

@@ -67,7 +67,8 @@ class RetentionService(Service):
         the number of records deleted."""
         if self._pass is not None:
             return None
-        self._pass = ensureDeferred(self._prune_all())
+        # a pass may end before ensureDeferred returns (a command log that answers at once)
+        self._pass = running = ensureDeferred(self._prune_all())
 
         def done(result: Any) -> Any:
             self._pass = None
@@ -77,9 +78,9 @@ class RetentionService(Service):
             if not failure.check(CancelledError):  # stopped mid-pass: the next start goes on
                 log.failure("pruning execution records failed", failure)
 
-        self._pass.addBoth(done)
-        self._pass.addErrback(failed)
-        return self._pass
+        running.addBoth(done)
+        running.addErrback(failed)
+        return running
 
     async def _prune_all(self) -> int:
         now = self._clock.seconds()

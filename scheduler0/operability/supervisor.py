@@ -7,6 +7,13 @@ C{MaxMemory} the node stops taking new occurrences, below 60 % it takes them aga
 scheduler runs only when neither holds it; occurrences missed meanwhile follow each job's
 misfire policy when it resumes. The executor is halted only by an operator: callbacks
 already queued keep going out under memory pressure, so memory drains.
+
+An operator's halt is a decision that must outlive the process: it is stored (a
+C{supervisor.set} command) and restored at start (L{Supervisor.restore}) before anything
+is dispatched, so a crash-restart does not resume the scheduler silently. The API stays
+synchronous: the halt (or restart) takes effect in memory at once and its command is
+submitted beside it; a command that fails is logged with what it means. Memory pressure
+is not a decision and is not stored.
 """
 
 from __future__ import annotations
@@ -18,7 +25,14 @@ from twisted.application.service import Service
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from ..state import commands as C
+from ..state.commands import new_command
+from ..timestamps import format_time, from_seconds
+
 log = Logger()
+
+#: why the scheduler is held when an operator halted it
+OPERATOR_REASON = "halted by an operator (POST /api/supervisor/halt)"
 
 RUNNING = "RUNNING"
 HALTED = "HALTED"
@@ -39,10 +53,23 @@ def resident_memory_bytes() -> int:
 
 
 class Supervisor:
-    def __init__(self, scheduler: Any, executor: Any) -> None:
+    """
+    @param commands: where the operator's halt and restart are stored (an
+        L{scheduler0.consensus.interface.ICommandLog}); None keeps them in memory only.
+    @param clock: C{IReactorTime}, for the time a halt is stamped with.
+    """
+
+    def __init__(self, scheduler: Any, executor: Any, commands: Any = None,
+                 clock: Any = None) -> None:
+        if commands is not None and clock is None:
+            raise ValueError("a supervisor that stores its halt needs a clock")
         self._scheduler = scheduler
         self._executor = executor
+        self._commands = commands
+        self._clock = clock
         self.operator_halted = False
+        #: when the operator's halt began (RFC 3339), as stored
+        self.halted_since: str | None = None
         self.memory_pressure = False
         self.memory_reason: str | None = None
 
@@ -62,27 +89,83 @@ class Supervisor:
 
     def reason(self) -> str | None:
         if self.operator_halted:
-            return "halted by an operator (POST /api/supervisor/halt)"
+            since = f" since {self.halted_since}" if self.halted_since else ""
+            return f"{OPERATOR_REASON}{since}"
         if self.memory_pressure:
             return self.memory_reason
         return None
 
+    def restore(self, saved: dict[str, Any] | None) -> None:
+        """
+        At start, before the scheduler and the executor start: an operator's halt stored
+        before the process stopped holds them again, so nothing is dispatched (no
+        catch-up, no re-sent delivery) until an operator restarts the supervisor.
+        """
+        if not saved or not saved.get("halted"):
+            return
+        self.operator_halted = True
+        self.halted_since = saved.get("at")
+        self._scheduler.halt()
+        self._executor.halt()
+        log.warn("the scheduler is halted by an operator since {since} (kept across the "
+                 "restart): nothing is dispatched until POST /api/supervisor/restart",
+                 since=self.halted_since)
+
     def halt(self) -> None:
         """No new occurrence and no new delivery starts; callbacks in flight finish and are
-        recorded."""
+        recorded. Takes effect at once; the halt is stored so a restart keeps it."""
         if not self.operator_halted:
             log.info("scheduler halted by an operator")
+            self.halted_since = self._now()
         self.operator_halted = True
         self._scheduler.halt()
         self._executor.halt()
+        self._store(True)
 
     def restart(self) -> None:
         if self.operator_halted:
             log.info("scheduler restarted by an operator")
         self.operator_halted = False
+        self.halted_since = None
         self._executor.resume()
         if not self.memory_pressure:
             self._scheduler.resume()
+        self._store(False)
+
+    def _now(self) -> str | None:
+        return format_time(from_seconds(self._clock.seconds())) if self._clock else None
+
+    def _store(self, halted: bool) -> None:
+        """Submit the operator's decision (stored again on every request: a repeated halt
+        stores one whose first write failed); a failure is logged, never raised."""
+        if self._commands is None:
+            return
+        payload = {"halted": halted, "reason": OPERATOR_REASON if halted else None,
+                   "at": self.halted_since if halted else self._now()}
+        what = "halt" if halted else "restart"
+        after = ("a restart of the process would resume the scheduler" if halted else
+                 "a restart of the process would come up halted")
+
+        def stored(result: dict) -> None:
+            if not result.get("ok"):
+                log.error("the operator's {what} was refused by the store ({error}); it "
+                          "holds in memory, but {after}", what=what,
+                          error=result.get("error"), after=after)
+
+        def failed(failure: Any) -> None:
+            log.failure("the operator's {what} could not be stored; it holds in memory, but "
+                        "{after}: repeat the request once the node can write", failure,
+                        what=what, after=after)
+
+        try:
+            d = self._commands.submit(new_command(C.SUPERVISOR_SET, payload,
+                                                  self._clock.seconds()))
+        except Exception:
+            log.failure("the operator's {what} could not be stored; it holds in memory, but "
+                        "{after}: repeat the request once the node can write",
+                        what=what, after=after)
+            return
+        d.addCallbacks(stored, failed)
 
     def memory(self, used: int, limit: int) -> None:
         """Feed one memory reading (bytes) against the limit (bytes; 0 = no limit)."""

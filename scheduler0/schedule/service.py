@@ -156,6 +156,13 @@ class SchedulerService(Service):
                 plan = self._new_plan(job)
                 stamp = last.get(job["id"])
                 plan.last_scheduled = parse_time(stamp).timestamp() if stamp else None
+                if self.halted:
+                    # halted before the start (an operator's halt kept across a restart):
+                    # nothing is dispatched; resume() applies the misfire policy to
+                    # everything missed since the last occurrence, the downtime included
+                    self._plan(plan, plan.last_scheduled, now, catch_up=False,
+                               tolerance=math.inf)
+                    continue
                 due.extend(self._plan(plan, plan.last_scheduled, now, catch_up=True,
                                       tolerance=0, reason="downtime"))
             except Exception:

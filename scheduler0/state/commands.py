@@ -31,6 +31,9 @@ CREDENTIAL_DELETE = "credential.delete"
 EXECUTION_RECORD = "execution.record"
 EXECUTION_DELETE = "execution.delete"
 EXECUTION_PRUNE = "execution.prune"
+#: the operator's halt or restart of the scheduler: {"halted": bool, "reason": str | None,
+#: "at": RFC 3339 time}, kept so that a restart of the process does not undo it
+SUPERVISOR_SET = "supervisor.set"
 
 
 @attrs.frozen

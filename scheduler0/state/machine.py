@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from . import commands as C
 from ..store.database import storage_failure
+from ..store.schema import MAX_PREVIOUS_SECRETS
 from ..timestamps import parse_time
 from .commands import Command
 
@@ -193,19 +194,34 @@ def _project_delete(conn: sqlite3.Connection, command: Command) -> Result:
         raise Rejected(
             409, f"project {project_id} still has {jobs} job(s); delete them first"
         )
+    conn.execute("DELETE FROM previous_signing_secrets WHERE project_id = ?", (project_id,))
     conn.execute("DELETE FROM projects WHERE id = ?", (project_id,))
     return {"id": project_id}
 
 
 def _project_rotate_secret(conn: sqlite3.Connection, command: Command) -> Result:
-    """The new secret signs from now on; the old one is sent beside it until it expires."""
+    """
+    The new secret signs from now on; the one it replaces is kept beside it until
+    C{previous_expires}. Earlier previous secrets keep their own expiry (a second rotation
+    within the first one's grace does not cut it short); expired ones are dropped, and at
+    most L{MAX_PREVIOUS_SECRETS} are kept, the most recently rotated out.
+    """
     project_id = command.payload["id"]
     project = _require_row(conn, "projects", project_id, "project")
-    _update(conn, "projects", project_id, {
-        "signing_secret": command.payload["secret"],
-        "previous_signing_secret": project["signing_secret"],
-        "previous_secret_expires": command.payload["previous_expires"],
-    }, command.issued_at)
+    stamp = command.issued_at
+    conn.execute(
+        "INSERT OR REPLACE INTO previous_signing_secrets (project_id, secret, expires, "
+        "rotated_at) VALUES (?, ?, ?, ?)",
+        (project_id, project["signing_secret"], command.payload["previous_expires"], stamp))
+    conn.execute("DELETE FROM previous_signing_secrets WHERE project_id = ? AND expires <= ?",
+                 (project_id, stamp))
+    conn.execute(
+        "DELETE FROM previous_signing_secrets WHERE project_id = ? AND secret NOT IN ("
+        "SELECT secret FROM previous_signing_secrets WHERE project_id = ? "
+        "ORDER BY rotated_at DESC, expires DESC, secret LIMIT ?)",
+        (project_id, project_id, MAX_PREVIOUS_SECRETS))
+    _update(conn, "projects", project_id, {"signing_secret": command.payload["secret"]},
+            stamp)
     return {"id": project_id}
 
 
@@ -250,10 +266,25 @@ def _job_update(conn: sqlite3.Connection, command: Command) -> Result:
     return {"id": job_id}
 
 
+#: the last error of a deleted job's occurrences that had not finished
+DELETED_BEFORE_FINISHING = "the job was deleted before this occurrence finished"
+
+
 def _job_delete(conn: sqlite3.Connection, command: Command) -> Result:
+    """
+    The job goes; its execution history stays until retention prunes it (an operator
+    who deleted a job can still ask what it did). Occurrences that had not finished
+    (held, waiting for a retry) are recorded as failed, so nothing resumes them and
+    retention can prune them. The job's entries in the delivery outbox are dropped, as
+    is any outcome recorded after this command (L{_execution_record}): a deleted job's
+    history ends with its deletion.
+    """
     job_id = command.payload["id"]
     _require_row(conn, "jobs", job_id, "job")
-    conn.execute("DELETE FROM executions WHERE job_id = ?", (job_id,))
+    conn.execute(
+        "UPDATE executions SET state = 'failed', last_error = ?, next_retry_at = NULL, "
+        "date_modified = ? WHERE job_id = ? AND state IN ('scheduled', 'dispatched', "
+        "'retrying')", (DELETED_BEFORE_FINISHING, command.issued_at, job_id))
     conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
     for delivery_id, occurrences in conn.execute(
             "SELECT d.id, d.occurrences FROM deliveries d WHERE EXISTS "
@@ -386,8 +417,9 @@ def _execution_delete(conn: sqlite3.Connection, command: Command) -> Result:
 def _execution_prune(conn: sqlite3.Connection, command: Command) -> Result:
     """
     Retention: finished executions older than C{before}, and beyond the newest
-    C{keep_per_job} of each job, are deleted. A job's newest execution is always kept: it
-    is the anchor its schedule continues from after a restart.
+    C{keep_per_job} of each job, are deleted. An existing job's newest execution is always
+    kept: it is the anchor its schedule continues from after a restart. A deleted job's
+    history has no anchor to keep: it goes by the same age and count rules, to the last.
 
     With C{jobs} (C{[from, to)} job ids) only those jobs' executions are pruned, through
     the per-job index: the retention service walks the jobs in small ranges so no single
@@ -404,8 +436,10 @@ def _execution_prune(conn: sqlite3.Connection, command: Command) -> Result:
     if "jobs" not in payload:
         old = conn.execute(
             f"DELETE FROM executions WHERE state IN ({terminal}) AND scheduled_time < ? "
-            "AND scheduled_time < (SELECT max(e.scheduled_time) FROM executions e "
-            "WHERE e.job_id = executions.job_id)", (before,)).rowcount
+            "AND (scheduled_time < (SELECT max(e.scheduled_time) FROM executions e "
+            "WHERE e.job_id = executions.job_id) "
+            "OR NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = executions.job_id))",
+            (before,)).rowcount
         excess = conn.execute(
             f"DELETE FROM executions WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER "
             f"(PARTITION BY job_id ORDER BY scheduled_time DESC) AS n FROM executions) "
@@ -413,20 +447,38 @@ def _execution_prune(conn: sqlite3.Connection, command: Command) -> Result:
         return {"deleted": old + excess, "commands": forgotten}
     low, high = payload["jobs"]
     deleted = 0
-    # per job, through executions_by_job: its newest row (the anchor) and the row just
-    # past the newest keep_per_job bound what goes
+    # per job, through executions_by_job: its newest row (the anchor, while the job
+    # exists) and the row just past the newest keep_per_job bound what goes
     jobs = conn.execute(
         "SELECT job_id, max(scheduled_time), (SELECT e.scheduled_time FROM executions e "
-        "WHERE e.job_id = x.job_id ORDER BY e.scheduled_time DESC LIMIT 1 OFFSET ?) "
+        "WHERE e.job_id = x.job_id ORDER BY e.scheduled_time DESC LIMIT 1 OFFSET ?), "
+        "EXISTS (SELECT 1 FROM jobs j WHERE j.id = x.job_id) "
         "FROM executions x WHERE job_id >= ? AND job_id < ? GROUP BY job_id",
         (keep, low, high)).fetchall()
-    for job_id, newest, beyond in jobs:
-        bound = min(before, newest)
+    for job_id, newest, beyond, live in jobs:
+        bound = min(before, newest) if live else before
         deleted += conn.execute(
             f"DELETE FROM executions WHERE job_id = ? AND state IN ({terminal}) "
             "AND (scheduled_time < ? OR scheduled_time <= ?)",
             (job_id, bound, beyond if beyond is not None else "")).rowcount
     return {"deleted": deleted, "commands": forgotten}
+
+
+# -- the supervisor ---------------------------------------------------------------------
+
+
+def _supervisor_set(conn: sqlite3.Connection, command: Command) -> Result:
+    """The operator's halt or restart of the scheduler, kept so a restart keeps it."""
+    payload = command.payload
+    halted = payload["halted"]
+    if not isinstance(halted, bool):
+        raise Rejected(400, "halted: must be true or false")
+    conn.execute(
+        "INSERT INTO supervisor (id, halted, reason, changed_at) VALUES (1, ?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET halted = excluded.halted, reason = excluded.reason, "
+        "changed_at = excluded.changed_at",
+        (int(halted), payload.get("reason"), payload.get("at") or command.issued_at))
+    return {"halted": halted}
 
 
 # -- credentials ------------------------------------------------------------------------
@@ -478,4 +530,5 @@ _APPLIERS: dict[tuple[str, int], Callable[[sqlite3.Connection, Command], Result 
     (C.CREDENTIAL_CREATE, 1): _credential_create,
     (C.CREDENTIAL_UPDATE, 1): _credential_update,
     (C.CREDENTIAL_DELETE, 1): _credential_delete,
+    (C.SUPERVISOR_SET, 1): _supervisor_set,
 }

@@ -6,8 +6,10 @@ with WAL keeps commits durable across a process crash (only power loss can drop 
 transactions), at a fraction of the cost of ``FULL`` (see reference/stack.md §6).
 
 An existing file is never "repaired" into an empty one: L{ensure_schema} creates tables
-only in a database that has none, and refuses a file whose tables, columns or schema
-version are not the ones this release writes.
+only in a database that has none, migrates a file of an earlier schema version (one
+transaction per version step, see L{scheduler0.store.schema.MIGRATIONS}), and refuses a
+file whose tables, columns or schema version are not the ones this release writes or
+migrates.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
-from .schema import SCHEMA, SCHEMA_VERSION, expected_tables
+from .schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, Migration, expected_tables
 
 DATABASE_FILENAME = "scheduler0.db"
 
@@ -93,59 +95,100 @@ def file_of(conn: sqlite3.Connection) -> str:
     return "?"
 
 
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The file's schema version: C{user_version}, else (files written before it was used)
+    the meta row; 0 for a database with no tables, -1 when neither says."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version:
+        return version
+    present = {row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not present:
+        return 0
+    if "meta" not in present:
+        return -1
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row is not None and str(row[0]).isdigit() else -1
+
+
 def verify_schema(conn: sqlite3.Connection) -> bool:
     """
-    Check that C{conn} holds this release's schema, reading only. Returns False for a
-    database with no tables at all (a new file), True for a valid one.
+    Check that C{conn} holds this release's schema, or an earlier one this release
+    migrates (with every table and column that version had), reading only. Returns False
+    for a database with no tables at all (a new file), True for a valid one.
 
     @raise DatabaseError: an unknown schema version, a missing table or column, or a file
         that is not a Scheduler0 database.
     """
     path = file_of(conn)
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
     present = {row[0] for row in conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if not present and version == 0:
+    version = schema_version(conn)
+    if version == 0 and not present:
         return False
-    if version == 0:
-        # written before user_version was set: the meta row is the marker
-        if "meta" not in present:
-            raise refuse(path, "is not a Scheduler0 database (it has no schema version)",
-                         "point DataDir at the right directory, or " + RESTORE_HINT)
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        version = int(row[0]) if row is not None and str(row[0]).isdigit() else -1
-    if version != SCHEMA_VERSION:
+    if version == -1 and "meta" not in present:
+        raise refuse(path, "is not a Scheduler0 database (it has no schema version)",
+                     "point DataDir at the right directory, or " + RESTORE_HINT)
+    if version != SCHEMA_VERSION and version not in MIGRATIONS:
         shown = "unknown" if version < 0 else str(version)
         raise refuse(path, f"has schema version {shown} and this release reads version "
                      f"{SCHEMA_VERSION}", "run the release that wrote it, or " + RESTORE_HINT)
+    # an older file lacks what its migrations add and has what they move away
+    steps = [MIGRATIONS[v] for v in range(version, SCHEMA_VERSION)]
+    added = {table for step in steps for table in step.new_tables}
+    moved = {table: columns for step in steps for table, columns in step.old_columns.items()}
     for table, columns in expected_tables().items():
+        if table in added:
+            continue
         if table not in present:
             raise refuse(path, f"has lost its table {table!r}")
         found = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-        missing = [column for column in columns if column not in found]
+        missing = [column for column in (*columns, *moved.get(table, ()))
+                   if column not in found]
         if missing:
             raise refuse(path, f"has lost column(s) {', '.join(missing)} of table {table!r}")
     return True
 
 
-def ensure_schema(conn: sqlite3.Connection) -> None:
+def ensure_schema(conn: sqlite3.Connection) -> str | None:
     """
     Create the tables of a database that has none (atomically, with its version), or
-    check that an existing one is ours; a file written before C{user_version} was used
-    gets it set, and an index that went missing is rebuilt.
+    check that an existing one is ours and migrate it from an earlier version; a file
+    written before C{user_version} was used gets it set, and an index that went missing
+    is rebuilt.
 
+    @return: what was migrated, for the log; None when nothing was.
     @raise DatabaseError: see L{verify_schema}.
     """
     if not verify_schema(conn):
         conn.executescript(
-            "BEGIN IMMEDIATE;\n" + SCHEMA
-            + f"\nINSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', "
-              f"'{SCHEMA_VERSION}');\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
-        )
-        return
+            "BEGIN IMMEDIATE;\n" + SCHEMA + "\n" + _mark_version(SCHEMA_VERSION) + "COMMIT;")
+        return None
+    found = schema_version(conn)
+    for version in range(found, SCHEMA_VERSION):
+        _migrate(conn, MIGRATIONS[version])
     conn.executescript(SCHEMA)  # every table exists: this only rebuilds missing indexes
     if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    if found != SCHEMA_VERSION:
+        return f"migrated its schema from version {found} to {SCHEMA_VERSION}"
+    return None
+
+
+def _mark_version(version: int) -> str:
+    return (f"INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', "
+            f"'{version}');\nPRAGMA user_version = {version};\n")
+
+
+def _migrate(conn: sqlite3.Connection, migration: Migration) -> None:
+    """One version step in one transaction: a crash leaves the file at either version."""
+    drops = ""
+    if sqlite3.sqlite_version_info >= (3, 35):
+        drops = "".join(f"ALTER TABLE {table} DROP COLUMN {column};\n"
+                        for table, column in migration.drops)
+    conn.executescript(
+        "BEGIN IMMEDIATE;\n" + SCHEMA + "\n" + migration.script + "\n" + drops
+        + _mark_version(migration.from_version + 1) + "COMMIT;")
 
 
 def create_database(path: str) -> None:

@@ -38,10 +38,15 @@ LEFT JOIN executions e ON e.id = o.value ->> 0
 """
 _IN_FLIGHT_IDS = "SELECT o.value ->> 0 FROM deliveries d, json_each(d.occurrences) o"
 _ROW = ", ".join(EXECUTION_ROW)
+#: a project's previous signing secrets, the most recently rotated out first
+_PREVIOUS_SECRETS = ("SELECT secret, expires FROM previous_signing_secrets WHERE project_id = ? "
+                     "ORDER BY rotated_at DESC, expires DESC, secret")
 #: executions counted at most for a listing's C{total} (a few milliseconds' work)
 EXECUTIONS_COUNT_CAP = 100_000
-#: dead letters: dead, and not being delivered again (a replay in flight)
-_DEAD = f"state = 'dead' AND id NOT IN ({_IN_FLIGHT_IDS})"
+#: dead letters: dead, of a job that still exists (a deleted job's are history, not
+#: something to act on), and not being delivered again (a replay in flight)
+_DEAD = (f"state = 'dead' AND id NOT IN ({_IN_FLIGHT_IDS}) "
+         "AND EXISTS (SELECT 1 FROM jobs WHERE jobs.id = executions.job_id)")
 
 
 def project_record(row: sqlite3.Row) -> Record:
@@ -202,13 +207,23 @@ class StateReader:
                             (*args, *args, count_cap + 1))
         return [execution_record(r) for r in rows], min(total, count_cap), total > count_cap
 
+    def has_executions(self, job_id: int) -> bool:
+        """Whether any execution of C{job_id} is stored (a deleted job's history too)."""
+        return self._one("SELECT 1 FROM executions WHERE job_id = ? LIMIT 1",
+                         (job_id,)) is not None
+
     def signing_secret(self, project_id: int) -> Record | None:
-        row = self._one("SELECT signing_secret, previous_signing_secret, "
-                        "previous_secret_expires FROM projects WHERE id = ?", (project_id,))
+        """The current secret and the previous ones kept (newest first, expired ones
+        included until the next rotation drops them); C{previousSigningSecret} and
+        C{previousSecretExpires} name the newest previous one."""
+        row = self._one("SELECT signing_secret FROM projects WHERE id = ?", (project_id,))
         if row is None:
             return None
-        return {"signingSecret": row[0], "previousSigningSecret": row[1],
-                "previousSecretExpires": row[2]}
+        previous = [{"secret": secret, "expires": expires} for secret, expires in
+                    self._conn.execute(_PREVIOUS_SECRETS, (project_id,))]
+        newest = previous[0] if previous else {"secret": None, "expires": None}
+        return {"signingSecret": row[0], "previousSigningSecret": newest["secret"],
+                "previousSecretExpires": newest["expires"], "previousSigningSecrets": previous}
 
     # credentials
 
@@ -265,17 +280,24 @@ class ScheduleReader:
                     "FROM deliveries ORDER BY started_at, id")]
 
     def signing_secrets(self, project_id: int, now: str) -> list[str]:
-        """The secrets to sign a project's callbacks with: current first, then the previous
-        one while its grace period lasts."""
+        """The secrets to sign a project's callbacks with: current first, then every
+        previous one whose grace period lasts at C{now}, the most recently rotated first."""
         row = self._conn.execute(
-            "SELECT signing_secret, previous_signing_secret, previous_secret_expires "
-            "FROM projects WHERE id = ?", (project_id,)).fetchone()
+            "SELECT signing_secret FROM projects WHERE id = ?", (project_id,)).fetchone()
         if row is None:
             return []
-        secrets = [row[0]]
-        if row[1] and row[2] and row[2] > now:
-            secrets.append(row[1])
-        return secrets
+        return [row[0]] + [secret for secret, expires in
+                           self._conn.execute(_PREVIOUS_SECRETS, (project_id,))
+                           if expires > now]
+
+    def supervisor(self) -> Record | None:
+        """The operator's last halt or restart (C{halted}, C{reason}, C{at}); None if
+        there was none."""
+        row = self._conn.execute(
+            "SELECT halted, reason, changed_at FROM supervisor WHERE id = 1").fetchone()
+        if row is None:
+            return None
+        return {"halted": bool(row[0]), "reason": row[1], "at": row[2]}
 
 
 def execution_record(row: sqlite3.Row) -> Record:
@@ -333,6 +355,18 @@ class OperationsReader:
             "GROUP BY target").fetchall()
         return {row[0]: {"count": row[1], "firstAttempt": row[2], "lastAttempt": row[3],
                          "attempts": row[4], "permanent": bool(row[5])} for row in rows}
+
+    def dead_letters_by_job(self) -> list[Record]:
+        """Per job (and target): the L{dead_letters_by_target} summary, so the health
+        API can group dead letters by callback endpoint."""
+        rows = self._conn.execute(
+            "SELECT job_id, target, count(*), min(coalesce(first_attempt_at, date_created)), "
+            "max(coalesce(last_attempt_at, date_modified)), max(attempts), "
+            f"sum(error_category = 'permanent') FROM executions WHERE {_DEAD} "
+            "GROUP BY job_id, target").fetchall()
+        return [{"jobId": row[0], "target": row[1], "count": row[2], "firstAttempt": row[3],
+                 "lastAttempt": row[4], "attempts": row[5], "permanent": bool(row[6])}
+                for row in rows]
 
     def dispatched_before(self, cutoff: str) -> list[Record]:
         """Executions dispatched before C{cutoff} whose outcome was never recorded: the

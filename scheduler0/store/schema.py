@@ -8,10 +8,21 @@ bookkeeping that must not be replicated lives elsewhere.
 import functools
 import sqlite3
 
+import attrs
+
 # The authoritative marker is sqlite's header field C{PRAGMA user_version}; the meta row
 # C{schema_version} says the same for files written before user_version was set (they are
-# migrated by setting it). A release that changes the tables bumps this and migrates.
-SCHEMA_VERSION = 1
+# migrated by setting it). A release that changes the tables bumps this and adds a
+# L{Migration} from the previous version to L{MIGRATIONS}.
+#
+# 2: previous signing secrets in their own table (every rotation keeps its old secret
+#    until its own expiry), and the supervisor's operator halt (kept across restarts).
+SCHEMA_VERSION = 2
+
+#: Most previous signing secrets kept per project (the most recently rotated out): each
+#: rotation keeps the secret it replaces for its grace period, so a receiver that has not
+#: switched yet keeps verifying; past this many, the oldest one's grace ends early.
+MAX_PREVIOUS_SECRETS = 5
 
 # The table that can grow to tens of millions of rows; the start-up check may skip it on a
 # very large file (see L{scheduler0.store.integrity}).
@@ -42,13 +53,31 @@ CREATE TABLE IF NOT EXISTS projects (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
     description TEXT NOT NULL,
-    -- callbacks are signed with signing_secret; during a rotation's grace period (until
-    -- previous_secret_expires) with previous_signing_secret too
+    -- callbacks are signed with signing_secret, and with every previous_signing_secrets
+    -- row of the project that has not expired
     signing_secret TEXT NOT NULL,
-    previous_signing_secret TEXT,
-    previous_secret_expires TEXT,
     date_created TEXT NOT NULL,
     date_modified TEXT NOT NULL
+);
+
+-- Secrets rotated out of a project, each kept (and signing beside the current one) until
+-- its own grace period ends; a rotation drops the expired ones and keeps at most
+-- MAX_PREVIOUS_SECRETS, the most recently rotated out.
+CREATE TABLE IF NOT EXISTS previous_signing_secrets (
+    project_id INTEGER NOT NULL REFERENCES projects(id),
+    secret TEXT NOT NULL,
+    expires TEXT NOT NULL,
+    rotated_at TEXT NOT NULL,
+    PRIMARY KEY (project_id, secret)
+);
+
+-- The operator's halt of the scheduler (POST /api/supervisor/halt and /restart), so that
+-- a restart of the process does not resume it silently. One row (id 1) once set.
+CREATE TABLE IF NOT EXISTS supervisor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    halted INTEGER NOT NULL,
+    reason TEXT,
+    changed_at TEXT NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS jobs (
@@ -70,8 +99,9 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_by_project ON jobs (project_id, id);
 
 -- One row per occurrence, keyed by its deterministic execution id. state is one of
--- scheduled, dispatched, succeeded, failed, retrying, dead; 'dead' rows are the
--- dead-letter queue.
+-- scheduled, dispatched, succeeded, failed, retrying, dead; 'dead' rows of existing jobs
+-- are the dead-letter queue. No foreign key to jobs: a deleted job's history stays until
+-- retention prunes it.
 CREATE TABLE IF NOT EXISTS executions (
     id TEXT PRIMARY KEY,
     job_id INTEGER NOT NULL,
@@ -136,3 +166,42 @@ def expected_tables() -> dict[str, tuple[str, ...]]:
                 for name in names}
     finally:
         conn.close()
+
+
+@attrs.frozen
+class Migration:
+    """
+    What brings a file of version C{from_version} to the next one.
+
+    @ivar new_tables: tables the migration creates (the older file has none of them).
+    @ivar old_columns: per table, columns the older version has and the migration moves
+        away (an older file must have them).
+    @ivar script: SQL run inside the migration's transaction, after the new tables were
+        created from L{SCHEMA}.
+    @ivar drops: C{(table, column)} dropped at the end; skipped on sqlite before 3.35
+        (no DROP COLUMN), where they stay unused.
+    """
+
+    from_version: int
+    new_tables: tuple[str, ...]
+    old_columns: dict[str, tuple[str, ...]]
+    script: str
+    drops: tuple[tuple[str, str], ...] = ()
+
+
+MIGRATIONS: dict[int, Migration] = {
+    1: Migration(
+        from_version=1,
+        new_tables=("previous_signing_secrets", "supervisor"),
+        old_columns={"projects": ("previous_signing_secret", "previous_secret_expires")},
+        script="""
+            INSERT OR IGNORE INTO previous_signing_secrets (project_id, secret, expires,
+                                                            rotated_at)
+            SELECT id, previous_signing_secret, previous_secret_expires, date_modified
+            FROM projects
+            WHERE previous_signing_secret IS NOT NULL AND previous_secret_expires IS NOT NULL;
+        """,
+        drops=(("projects", "previous_signing_secret"),
+               ("projects", "previous_secret_expires")),
+    ),
+}
