@@ -25,15 +25,23 @@ def format_time(moment: datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
+#: Longest text read as a time: RFC 3339 with nanoseconds and an offset is 35 characters.
+MAX_TIME_CHARS = 64
+
+
 def parse_time(text: str) -> datetime:
     """
     Parse an RFC 3339 instant. An offset (or ``Z``) is required: a naive time would be
-    read differently by every node's local zone.
+    read differently by every node's local zone. The instant must fall within years
+    1-9999 once converted to UTC (what a datetime can hold).
 
-    @raise ValueError: with a message fit for an API user.
+    @raise ValueError: with a message fit for an API user (never echoing an overlong value).
     """
     if not isinstance(text, str):
         raise ValueError("expected an RFC 3339 time string such as 2027-01-01T09:00:00Z")
+    if len(text) > MAX_TIME_CHARS:
+        raise ValueError(f"at most {MAX_TIME_CHARS} characters (got {len(text)}); expected an "
+                         "RFC 3339 time such as 2027-01-01T09:00:00Z")
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -42,4 +50,7 @@ def parse_time(text: str) -> datetime:
         ) from None
     if moment.tzinfo is None:
         raise ValueError(f"{text!r} has no UTC offset; add Z or an offset such as +02:00")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is outside years 1-9999 once converted to UTC") from None

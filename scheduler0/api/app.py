@@ -7,12 +7,19 @@ they (and routing errors, and anything unexpected) become JSON.
 
 A write is validated here, turned into a L{Command} carrying its ids and timestamp, and
 answered only once the command log has applied it.
+
+Hostile input ends in a 4xx before it reaches a handler where possible: ids in paths are
+ASCII digits up to 2^63-1 (L{IdConverter}), other path segments are bounded
+(L{SegmentConverter}), C{//} is not merged (no redirect), a method or URL that is not
+UTF-8 is refused by L{EdgeResource}, and request bodies are bounded in nesting and must be
+valid Unicode (L{read_json}).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from typing import Any, Callable
 
 import attrs
@@ -20,8 +27,11 @@ from klein import Klein
 from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
+from twisted.web.resource import IResource, Resource
+from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
+from werkzeug.routing import BaseConverter, IntegerConverter, RequestRedirect
 
 from ..consensus.interface import ICommandLog, NotAccepting, StorageFull
 from ..schedule.spec import FireTimeCache, load_zone, parse_spec
@@ -72,16 +82,145 @@ def requires(scope: str | None) -> Callable:
     return decorate
 
 
+#: Deepest nesting of arrays and objects in a request body (a batch of jobs is 2).
+MAX_JSON_DEPTH = 64
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def read_json(request: Any, *, optional: bool = False) -> Any:
+    """
+    The request body as JSON: UTF-8, nested at most L{MAX_JSON_DEPTH} deep, strings valid
+    Unicode (no lone surrogate escapes, which sqlite cannot store), no NaN or Infinity.
+    """
     body = request.content.read() if request.content is not None else b""
     if not body.strip():
         if optional:
             return None
         raise BadRequest("a JSON request body is required")
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise BadRequest(f"the request body is not valid UTF-8 (byte {e.start})") from None
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise BadRequest(f"the request body nests arrays and objects more than "
+                         f"{MAX_JSON_DEPTH} levels deep") from None
+    except ValueError as e:
+        if str(e).startswith("Exceeds the limit"):
+            raise BadRequest("the request body has a number with more than 4300 digits") \
+                from None
         raise BadRequest(f"the request body is not valid JSON: {e}") from None
+    surrogates = _SURROGATE_ESCAPE.search(text) is not None
+    if surrogates or text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        _check_json(value, surrogates)
+    return value
+
+
+def _check_json(value: Any, surrogates: bool) -> None:
+    """Nesting depth (iteratively: the value may be ~1000 deep) and, if the text had
+    surrogate escapes, that every string is valid Unicode."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, (dict, list)):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise BadRequest(f"the request body nests arrays and objects more than "
+                             f"{MAX_JSON_DEPTH} levels deep")
+        children = list(item.values()) if isinstance(item, dict) else item
+        if surrogates and isinstance(item, dict):
+            children.extend(item)
+        for child in children:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+            elif surrogates and isinstance(child, str) and not _is_unicode(child):
+                raise BadRequest("the request body has a \\uD800-\\uDFFF escape that is not "
+                                 "part of a surrogate pair; strings must be valid Unicode")
+    if surrogates and isinstance(value, str) and not _is_unicode(value):
+        raise BadRequest("the request body has a \\uD800-\\uDFFF escape that is not part of "
+                         "a surrogate pair; strings must be valid Unicode")
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class IdConverter(IntegerConverter):
+    """C{<int:...>} path segments: ASCII digits only (werkzeug's C{\\d} takes full-width
+    digits) and at most 2^63-1, so no id reaches sqlite that its INTEGER cannot hold."""
+
+    regex = r"[0-9]+"
+
+    def to_python(self, value: str) -> int:
+        digits = value.lstrip("0") or "0"
+        if len(digits) > 19 or int(digits) > V.MAX_ID:
+            # raised from routing, this reaches the error handlers like any ApiError
+            raise NotFound(f"no such resource: ids are whole numbers from 1 to {V.MAX_ID}")
+        return int(digits)
+
+
+class SegmentConverter(BaseConverter):
+    """Plain C{<name>} path segments (execution ids): at most 128 characters."""
+
+    MAX_CHARS = 128
+
+    def to_python(self, value: str) -> str:
+        if len(value) > self.MAX_CHARS:
+            raise NotFound(f"no such resource: a path segment is longer than "
+                           f"{self.MAX_CHARS} characters")
+        return value
+
+
+def _shown_path(request: Any) -> str:
+    """The request path for a message, cut short: paths can be up to 16 KB."""
+    path = request.path.decode("utf-8", "replace")
+    return path if len(path) <= 200 else path[:200] + "..."
+
+
+class EdgeResource(Resource):
+    """
+    What Klein cannot route: a method that is not ASCII, or a host or path (percent-decoded)
+    that is not UTF-8. Klein would answer plain text and log a traceback (or fail with a
+    500); this answers 400 in the API's envelope and logs nothing.
+    """
+
+    isLeaf = True
+
+    def __init__(self, wrapped: IResource) -> None:
+        super().__init__()
+        self._wrapped = wrapped
+
+    def render(self, request: Any) -> Any:
+        problem = self._problem(request)
+        if problem is not None:
+            return respond(request, 400, problem)
+        return self._wrapped.render(request)
+
+    @staticmethod
+    def _problem(request: Any) -> str | None:
+        if not request.method.isascii():
+            return "the request method is not an ASCII HTTP method"
+        try:
+            b"/".join(request.prepath + request.postpath).decode("utf-8")
+        except UnicodeDecodeError:
+            return "the request path is not valid UTF-8 once percent-decoded"
+        try:
+            # what werkzeug does when Klein binds the URL map (outside Klein's error
+            # handling, so its BadHost would be a 500 with a traceback)
+            host = request.getRequestHostname().decode("utf-8")
+            host.lower().partition(":")[0].encode("idna")
+        except UnicodeError:
+            return "the Host header is not a valid host name"
+        return None
 
 
 @attrs.define
@@ -111,6 +250,11 @@ class Api:
     """
 
     app = Klein()
+    # before any route is added: rules take these when they are bound
+    app.url_map.converters["int"] = IdConverter
+    app.url_map.converters["default"] = SegmentConverter
+    # "//" in a path is a 404, not a 308 redirect to the merged path
+    app.url_map.merge_slashes = False
 
     def __init__(self, reader: Callable[[], StateReader], commands: ICommandLog, clock: Any,
                  authenticator: Authenticator, settings: ApiSettings | None = None,
@@ -126,7 +270,7 @@ class Api:
         self.fire_times = FireTimeCache()
 
     def resource(self) -> Any:
-        return self.app.resource()
+        return EdgeResource(self.app.resource())
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -548,9 +692,9 @@ class Api:
         error = failure.value
         return respond(request, error.status, error.message)
 
-    @app.handle_errors(RouteNotFound)
+    @app.handle_errors(RouteNotFound, RequestRedirect)
     def _no_route(self, request: Any, failure: Any) -> bytes:
-        return respond(request, 404, f"no such endpoint: {request.path.decode('utf-8', 'replace')}")
+        return respond(request, 404, f"no such endpoint: {_shown_path(request)}")
 
     @app.handle_errors(RouteMethodNotAllowed)
     def _wrong_method(self, request: Any, failure: Any) -> bytes:
@@ -558,12 +702,28 @@ class Api:
         if allowed:
             request.setHeader("allow", allowed)
         error = MethodNotAllowed(
-            f"{request.method.decode()} is not allowed on {request.path.decode('utf-8', 'replace')}"
-            + (f"; use {allowed}" if allowed else ""))
+            f"{request.method.decode('ascii', 'replace')} is not allowed on "
+            f"{_shown_path(request)}" + (f"; use {allowed}" if allowed else ""))
         return respond(request, error.status, error.message)
+
+    @app.handle_errors(HTTPException)
+    def _routing_error(self, request: Any, failure: Any) -> bytes:
+        """Any other werkzeug routing answer (none is expected): its status, as JSON."""
+        code = failure.value.code or 400
+        if code >= 500:
+            return self._unexpected(request, failure)
+        return respond(request, code, f"cannot route {_shown_path(request)}: "
+                                      f"{failure.value.name}")
 
     @app.handle_errors(Exception)
     def _unexpected(self, request: Any, failure: Any) -> bytes:
-        log.failure("unexpected error serving {method} {path}", failure,
-                    method=request.method.decode(), path=request.path.decode("utf-8", "replace"))
+        method, path = request.method.decode("ascii", "replace"), _shown_path(request)
+        if getattr(request, "principal", None) is None:
+            # an unauthenticated caller must not be able to fill the log with tracebacks
+            log.error("unexpected {error} ({detail}) serving unauthenticated {method} {path}",
+                      error=failure.type.__name__, detail=str(failure.value)[:200],
+                      method=method, path=path)
+        else:
+            log.failure("unexpected error serving {method} {path}", failure,
+                        method=method, path=path)
         return respond(request, 500, "internal error; the node logged the details")

@@ -5,6 +5,10 @@ Clients present an API key and secret (C{x-api-key}/C{x-secret-key}, or
 C{Authorization: Bearer <key>:<secret>}); nodes and the CLI present the node's Basic
 credentials with C{X-Peer: peer|cmd}. Secrets are compared as SHA-256 digests in constant
 time, so timing says nothing about how much of a guess was right.
+
+Headers are read as raw bytes and decoded here: a header that is not UTF-8 is a 401 like
+any other bad credential, never an exception (unauthenticated callers must not be able to
+write tracebacks into the log).
 """
 
 from __future__ import annotations
@@ -35,6 +39,18 @@ def new_api_key() -> str:
 
 def new_api_secret() -> str:
     return secrets.token_urlsafe(32)
+
+
+def _header(request, name: str) -> str | None:  # type: ignore[no-untyped-def]
+    """The first value of header C{name}, or None; L{Unauthorized} if it is not UTF-8."""
+    values = request.requestHeaders.getRawHeaders(name.encode("ascii"))
+    if not values:
+        return None
+    try:
+        return values[0].decode("utf-8")
+    except UnicodeDecodeError:
+        raise Unauthorized(f"header {name} is not valid UTF-8; credentials are ASCII text") \
+            from None
 
 
 def _same(a: bytes, b: bytes) -> bool:
@@ -69,13 +85,13 @@ class Authenticator:
         self._password = password.encode()
 
     def authenticate(self, request) -> Principal:  # type: ignore[no-untyped-def]
-        peer = request.getHeader("x-peer")
+        peer = _header(request, "x-peer")
         if peer is not None:
             return self._peer(request, peer.strip().lower())
-        key = request.getHeader("x-api-key")
-        secret = request.getHeader("x-secret-key")
+        key = _header(request, "x-api-key")
+        secret = _header(request, "x-secret-key")
         if not (key and secret):
-            bearer = request.getHeader("authorization") or ""
+            bearer = _header(request, "authorization") or ""
             if bearer[:7].lower() == "bearer ":
                 key, _, secret = bearer[7:].strip().partition(":")
         if not (key and secret):
@@ -95,7 +111,7 @@ class Authenticator:
     def _peer(self, request, kind: str) -> Principal:  # type: ignore[no-untyped-def]
         if kind not in PEER_KINDS:
             raise Unauthorized("X-Peer must be 'peer' or 'cmd'")
-        header = request.getHeader("authorization") or ""
+        header = _header(request, "authorization") or ""
         scheme, _, encoded = header.partition(" ")
         if scheme.lower() != "basic":
             raise Unauthorized("peer requests need HTTP Basic auth with the node's "

@@ -4,10 +4,15 @@ Turning request bodies into validated column values, with messages that say what
 Field names are camelCase; the snake_case spellings the seed's Node client sends
 (C{project_id}, C{callback_url}, ...) are accepted too. Fields the server owns (C{id},
 C{dateCreated}, ...) are ignored on input so a client may send back what it read.
+
+Every field has a documented maximum (README, "Limits") checked before any work is done on
+it, and messages never echo an overlong value back. Integers are bounded so that nothing
+past validation can overflow sqlite's 64-bit INTEGER.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Callable, Mapping
@@ -19,6 +24,22 @@ from .errors import BadRequest
 
 MAX_JOBS_PER_REQUEST = 10_000
 MAX_PAGE = 10_000
+#: The largest id (and offset) sqlite's INTEGER holds.
+MAX_ID = 2**63 - 1
+MAX_SPEC_CHARS = 1024
+MAX_URL_CHARS = 2048
+MAX_TIMEZONE_CHARS = 64
+MAX_NAME_CHARS = 200
+MAX_DESCRIPTION_CHARS = 4096
+MAX_DATA_BYTES = 64 * 1024
+#: A century, like the longest @every: far below any overflow, far above any real need.
+MAX_GRACE_SECONDS = 36500 * 86400
+#: Parsing a cron spec costs up to a few microseconds per character, so the distinct cron
+#: specs of one request are bounded in total (10,000 distinct typical specs are ~150,000
+#: characters); @every and @at specs cost next to nothing and are not counted.
+MAX_CRON_CHARS_PER_REQUEST = 256 * 1024
+#: Values longer than this are described, not quoted, in error messages.
+_ECHO_CHARS = 64
 MISFIRE_POLICIES = ("skip", "fire_once", "fire_all")
 EXECUTION_TYPES = ("http",)
 SCOPES = ("read", "write", "execute", "admin")
@@ -63,6 +84,23 @@ _CREDENTIAL_NAMES = _aliases({"scopes": "scopes", "archived": "archived"},
                                         "apiSecret"}))
 
 
+def _echo(value: Any) -> str:
+    """A value for an error message: quoted when short, described when not."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= _ECHO_CHARS else f"a {len(value)}-character string"
+    if value is None or isinstance(value, (bool, float)):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if -10**18 < value < 10**18 else "a very large integer"
+    return f"a JSON {'array' if isinstance(value, list) else 'object'}"
+
+
+def _bounded_text(value: Any, name: str, limit: int, where: str) -> None:
+    """A string field's maximum length, checked before anything else looks at it."""
+    if isinstance(value, str) and len(value) > limit:
+        raise BadRequest(f"{where}{name}: at most {limit} characters (got {len(value)})")
+
+
 def _normalise(raw: Any, names: Mapping[str, str | None], where: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise BadRequest(f"{where}must be a JSON object")
@@ -70,7 +108,8 @@ def _normalise(raw: Any, names: Mapping[str, str | None], where: str) -> dict[st
     for key, value in raw.items():
         if key not in names:
             allowed = ", ".join(sorted(k for k, v in names.items() if v == k))
-            raise BadRequest(f"{where}{key}: unknown field; the fields are {allowed}")
+            shown = key if len(key) <= _ECHO_CHARS else f"a {len(key)}-character name"
+            raise BadRequest(f"{where}{shown}: unknown field; the fields are {allowed}")
         camel = names[key]
         if camel is not None:
             fields[camel] = value
@@ -81,11 +120,14 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_id(value: Any) -> bool:
+    return _is_int(value) and 1 <= value <= MAX_ID
+
+
 @lru_cache(maxsize=4096)
 def _check_url(url: str) -> str | None:
-    """None if C{url} is an absolute http(s) URL, else what is wrong with it."""
-    if len(url) > 2048:
-        return "must be at most 2048 characters"
+    """None if C{url} (at most MAX_URL_CHARS long) is an absolute http(s) URL, else what is
+    wrong with it."""
     if any(c.isspace() for c in url):
         return "must not contain spaces"
     try:
@@ -103,7 +145,7 @@ def _time_field(fields: Mapping[str, Any], name: str, where: str) -> datetime | 
     if value is None or value == "":
         return None
     try:
-        return parse_time(value)
+        return parse_time(value)  # bounded: at most MAX_TIME_CHARS, years 1-9999 in UTC
     except ValueError as e:
         raise BadRequest(f"{where}{name}: {e}") from None
 
@@ -124,12 +166,15 @@ def validate_job(raw: Any, *, now: datetime, default_grace: int, index: int | No
     fields.update(given)
 
     project_id = fields.get("projectId")
-    if isinstance(project_id, str) and project_id.isdigit():
+    if (isinstance(project_id, str) and project_id.isascii() and project_id.isdigit()
+            and len(project_id) <= 19):
         project_id = int(project_id)
-    if not _is_int(project_id) or project_id < 1:
-        raise BadRequest(f"{where}projectId: required, the integer id of an existing project")
+    if not _is_id(project_id):
+        raise BadRequest(f"{where}projectId: required, the integer id of an existing project "
+                         f"(1 to {MAX_ID})")
 
     spec_text = fields.get("spec")
+    _bounded_text(spec_text, "spec", MAX_SPEC_CHARS, where)
     if not isinstance(spec_text, str) or not spec_text.strip():
         raise BadRequest(f"{where}spec: required, e.g. \"*/5 * * * *\" or \"@every 1m\"")
     try:
@@ -138,6 +183,7 @@ def validate_job(raw: Any, *, now: datetime, default_grace: int, index: int | No
         raise BadRequest(f"{where}spec: {e}") from None
 
     url = fields.get("callbackUrl")
+    _bounded_text(url, "callbackUrl", MAX_URL_CHARS, where)
     if not isinstance(url, str) or not url:
         raise BadRequest(f"{where}callbackUrl: required, an absolute http(s) URL")
     problem = _check_url(url)
@@ -151,13 +197,20 @@ def validate_job(raw: Any, *, now: datetime, default_grace: int, index: int | No
     if data is not None and not isinstance(data, str):
         raise BadRequest(f"{where}data: must be a string (encode structured data, e.g. with "
                          "JSON.stringify)")
+    # a character is at most 4 bytes in UTF-8: only long strings need encoding to measure
+    if data is not None and len(data) > MAX_DATA_BYTES // 4:
+        size = len(data.encode("utf-8", "surrogatepass"))
+        if size > MAX_DATA_BYTES:
+            raise BadRequest(f"{where}data: at most {MAX_DATA_BYTES} bytes in UTF-8 "
+                             f"(got {size})")
 
     execution_type = fields.get("executionType") or "http"
     if execution_type not in EXECUTION_TYPES:
-        raise BadRequest(f"{where}executionType: {execution_type!r} is not supported; "
+        raise BadRequest(f"{where}executionType: {_echo(execution_type)} is not supported; "
                          f"use one of {', '.join(EXECUTION_TYPES)}")
 
     zone_name = fields.get("timezone") or "UTC"
+    _bounded_text(zone_name, "timezone", MAX_TIMEZONE_CHARS, where)
     if not isinstance(zone_name, str):
         raise BadRequest(f"{where}timezone: must be an IANA zone name such as Europe/London")
     try:
@@ -178,13 +231,14 @@ def validate_job(raw: Any, *, now: datetime, default_grace: int, index: int | No
 
     policy = fields.get("misfirePolicy") or "fire_once"
     if policy not in MISFIRE_POLICIES:
-        raise BadRequest(f"{where}misfirePolicy: {policy!r} is not one of "
+        raise BadRequest(f"{where}misfirePolicy: {_echo(policy)} is not one of "
                          f"{', '.join(MISFIRE_POLICIES)}")
     grace = fields.get("misfireGraceSeconds")
     if grace is None:
         grace = default_grace
-    if not _is_int(grace) or grace < 0:
-        raise BadRequest(f"{where}misfireGraceSeconds: must be a whole number of seconds >= 0")
+    if not _is_int(grace) or not 0 <= grace <= MAX_GRACE_SECONDS:
+        raise BadRequest(f"{where}misfireGraceSeconds: must be a whole number of seconds from "
+                         f"0 to {MAX_GRACE_SECONDS}")
 
     anchor = parse_time(existing["dateCreated"]) if existing else now
     # jobs of one batch share their anchor (now): a (spec, zone, start, end) that can fire
@@ -226,12 +280,35 @@ def validate_jobs(body: Any, *, now: datetime, default_grace: int,
         if len(body) > MAX_JOBS_PER_REQUEST:
             raise BadRequest(f"{len(body)} jobs in one request; the limit is "
                              f"{MAX_JOBS_PER_REQUEST}, split the batch")
+        _check_cron_budget(body)
         checked: set[tuple] = set()
         return [validate_job(raw, now=now, default_grace=default_grace, index=i,
                              checked=checked, url_policy=url_policy)
                 for i, raw in enumerate(body)], True
     return [validate_job(body, now=now, default_grace=default_grace,
                          url_policy=url_policy)], False
+
+
+def _check_cron_budget(body: list) -> None:
+    """Refuse a batch whose distinct cron specs would take long to parse (before parsing)."""
+    distinct: set[str] = set()
+    total = 0
+    for raw in body:
+        spec = _spec_of(raw)
+        if (isinstance(spec, str) and len(spec) <= MAX_SPEC_CHARS
+                and not spec.lstrip().startswith("@") and spec not in distinct):
+            distinct.add(spec)
+            total += len(spec)
+    if total > MAX_CRON_CHARS_PER_REQUEST:
+        raise BadRequest(f"the distinct cron specs of this batch total {total} characters; "
+                         f"the limit per request is {MAX_CRON_CHARS_PER_REQUEST}, split the "
+                         "batch")
+
+
+def _spec_of(raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        return None
+    return raw.get("spec")
 
 
 def validate_project(raw: Any, existing: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -241,10 +318,9 @@ def validate_project(raw: Any, existing: Mapping[str, Any] | None = None) -> dic
     out: dict[str, Any] = {}
     if "name" in fields:
         name = fields["name"]
+        _bounded_text(name, "name", MAX_NAME_CHARS, "")
         if not isinstance(name, str) or not name.strip():
             raise BadRequest("name: must be a non-empty string")
-        if len(name) > 200:
-            raise BadRequest("name: must be at most 200 characters")
         out["name"] = name
     if "description" in fields or existing is None:
         description = fields.get("description")
@@ -252,6 +328,7 @@ def validate_project(raw: Any, existing: Mapping[str, Any] | None = None) -> dic
             description = ""
         if not isinstance(description, str):
             raise BadRequest("description: must be a string")
+        _bounded_text(description, "description", MAX_DESCRIPTION_CHARS, "")
         out["description"] = description
     return out
 
@@ -278,22 +355,28 @@ def validate_credential(raw: Any, *, creating: bool) -> dict[str, Any]:
 
 def page(args: Mapping[bytes, list[bytes]]) -> tuple[int, int]:
     """C{limit} (default 50) and C{offset} (default 0) from a query string."""
-    return (_int_arg(args, "limit", 50, 1, MAX_PAGE), _int_arg(args, "offset", 0, 0, None))
+    return (_int_arg(args, "limit", 50, 1, MAX_PAGE), _int_arg(args, "offset", 0, 0, MAX_ID))
+
+
+_INTEGER = re.compile(rb"-?[0-9]{1,20}")
 
 
 def _int_arg(args: Mapping[bytes, list[bytes]], name: str, default: int, low: int,
-             high: int | None) -> int:
+             high: int) -> int:
+    """An integer query argument in C{[low, high]}: ASCII digits only (C{int()} would take
+    full-width digits, underscores and spaces)."""
     values = args.get(name.encode())
     if not values or values[0] == b"":
         return default
-    text = values[0].decode("utf-8", "replace")
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadRequest(f"{name}: {text!r} is not an integer") from None
-    if value < low or (high is not None and value > high):
-        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
-        raise BadRequest(f"{name}: {value} is out of range; use an integer {bound}")
+    raw = values[0]
+    if _INTEGER.fullmatch(raw) is None:
+        shown = (repr(raw.decode("utf-8", "replace")) if len(raw) <= _ECHO_CHARS
+                 else f"a {len(raw)}-byte value")
+        raise BadRequest(f"{name}: {shown} is not an integer from {low} to {high}")
+    value = int(raw)
+    if not low <= value <= high:
+        raise BadRequest(f"{name}: {_echo(value)} is out of range; use an integer from {low} "
+                         f"to {high}")
     return value
 
 
@@ -301,7 +384,7 @@ def optional_int_arg(args: Mapping[bytes, list[bytes]], name: str) -> int | None
     values = args.get(name.encode())
     if not values or values[0] == b"":
         return None
-    return _int_arg(args, name, 0, 1, None)
+    return _int_arg(args, name, 0, 1, MAX_ID)
 
 
 EXECUTION_STATES = ("scheduled", "dispatched", "succeeded", "failed", "retrying", "dead")
@@ -313,7 +396,7 @@ def execution_filters(args: Mapping[bytes, list[bytes]]) -> dict[str, Any]:
     filters: dict[str, Any] = {"project_id": optional_int_arg(args, "projectId")}
     state = _text_arg(args, "state")
     if state is not None and state not in EXECUTION_STATES:
-        raise BadRequest(f"state: {state!r} is not one of {', '.join(EXECUTION_STATES)}")
+        raise BadRequest(f"state: {_echo(state)} is not one of {', '.join(EXECUTION_STATES)}")
     filters["state"] = state
     for name, key in (("from", "since"), ("to", "until")):
         text = _text_arg(args, name)

@@ -40,7 +40,9 @@ croniter object is kept per spec (it is zone independent) and searches are cappe
 ``MAX_YEARS_BETWEEN_MATCHES`` years so that an impossible spec (``0 0 30 2 *``) fails fast
 while a leap-day spec (``0 0 29 2 *``, up to 8 years apart around 2100) still works.
 
-All returned instants are aware UTC datetimes with ``microsecond == 0``.
+All returned instants are aware UTC datetimes with ``microsecond == 0``. Searches never go
+past the end of year 9999 (the last instant a datetime can hold): a schedule whose next fire
+would be later has none (``None``), and at job creation that is a SpecError.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from croniter import CroniterError, croniter
 
 __all__ = [
     "EXAMPLES",
+    "LAST_INSTANT",
     "MAX_YEARS_BETWEEN_MATCHES",
     "AtSchedule",
     "CronSchedule",
@@ -77,6 +80,8 @@ UTC = timezone.utc
 _ONE_SECOND = timedelta(seconds=1)
 _ONE_MICROSECOND = timedelta(microseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The last whole second a datetime can hold; no schedule fires after it.
+LAST_INSTANT = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 #: Longest legitimate gap between two fires is Feb 29 around 2100 (2096 -> 2104).
 MAX_YEARS_BETWEEN_MATCHES = 9
@@ -316,17 +321,29 @@ class CronSchedule:
         return cls(text=text, expr=expr, seconds=seconds, every_hour=every_hour, iter=it)
 
     def _next_wall(self, wall: datetime) -> datetime | None:
-        """Next naive wall-clock slot strictly after naive `wall`, None if none in range."""
+        """Next naive wall-clock slot strictly after naive `wall`, None if none in range.
+
+        A search that runs past year 9999 ends in OverflowError or ValueError ("year 10000
+        is out of range") inside croniter/dateutil: there is no such slot.
+        """
         with self._lock:
             try:
                 result = self._iter.get_next(datetime, start_time=wall)
-            except (CroniterError, OverflowError):
+            except (CroniterError, OverflowError, ValueError):
                 return None
         assert isinstance(result, datetime) and result.tzinfo is None
         return result
 
     def next_after(self, after: datetime, zone: ZoneInfo, anchor: datetime) -> datetime | None:
         after_utc = _require_aware(after, "after").astimezone(UTC)
+        try:
+            return self._next_after(after_utc, zone)
+        except (OverflowError, ValueError):
+            # a wall clock or an offset conversion past year 9999 (or before year 1): the
+            # schedule has no fire left that a datetime can hold
+            return None
+
+    def _next_after(self, after_utc: datetime, zone: ZoneInfo) -> datetime | None:
         local = after_utc.astimezone(zone)
         wall = local.replace(tzinfo=None, microsecond=0)
         off_here = local.utcoffset()
@@ -604,7 +621,10 @@ def load_zone(name: str) -> ZoneInfo:
 def _effective_after(after: datetime, start: datetime | None) -> datetime:
     _require_aware(after, "after")
     if start is not None:
-        just_before = _require_aware(start, "start") - _ONE_MICROSECOND
+        try:
+            just_before = _require_aware(start, "start") - _ONE_MICROSECOND
+        except OverflowError:  # start is the first representable instant: after is later
+            return after
         if just_before > after:
             return just_before
     return after
@@ -649,6 +669,19 @@ def first_fire_or_error(
         else:
             reason = f"it is not after now ({now.isoformat()})"
         raise SpecError(f"schedule {spec.text!r} can never fire: {reason}")
+    searched_from = start if start is not None and start > now else now
+    if isinstance(spec, EverySchedule):  # it only runs out past year 9999
+        raise SpecError(
+            f"schedule {spec.text!r} can never fire: its first fire after "
+            f"{searched_from.isoformat()} would be after the end of year 9999 (the latest "
+            "time a schedule can reach)"
+        )
+    if searched_from.year + MAX_YEARS_BETWEEN_MATCHES >= LAST_INSTANT.year:
+        raise SpecError(
+            f"schedule {spec.text!r} can never fire: no matching time between "
+            f"{searched_from.isoformat()} and the end of year 9999 (the latest time a "
+            "schedule can reach)"
+        )
     raise SpecError(
         f"schedule {spec.text!r} can never fire: no matching time within "
         f"{MAX_YEARS_BETWEEN_MATCHES} years (e.g. '0 0 30 2 *', February 30th, does not exist)"
