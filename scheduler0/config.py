@@ -522,8 +522,9 @@ KEYS: tuple[Key, ...] = (
         "Retries after the first failed attempt before the occurrence goes to the dead-letter queue.",
         _int_check(0), "execution"),
     Key("MisfireGraceSeconds", int, 60,
-        "Default grace for a late occurrence of a job that sets no misfireGraceSeconds.",
-        _int_check(0, note="seconds"), "execution"),
+        "Default grace for a late occurrence of a job that sets no misfireGraceSeconds "
+        "(at most a century, 3153600000).",
+        _int_check(0, 36500 * 86400, note="seconds, at most a century"), "execution"),
     # ---- limits
     Key("MaxWorkers", int, 100, "Maximum callback requests in flight on this node.",
         _int_check(1), "limits"),
