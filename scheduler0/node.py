@@ -25,6 +25,7 @@ from .api.site import DrainingHTTPService, SiteLimits, make_site
 from .config import Config
 from .consensus.local import LocalCommandLog
 from .execution.breaker import Breakers
+from .execution.connections import AnswerCheckingEndpointFactory, CallbackHTTP
 from .execution.executor import Executor, ExecutorSettings
 from .execution.network_policy import NetworkPolicy, PolicyEndpointFactory
 from .execution.recorder import ExecutionRecorder
@@ -89,16 +90,24 @@ def http_endpoint(config: Config) -> str:
 
 
 def callback_client(reactor: Any, config: Config, policy: NetworkPolicy) -> tuple[Any, Any]:
-    """A treq client with its own bounded pool, connecting through the network policy."""
+    """
+    The callback client, with its own bounded pool, connecting through the network
+    policy: its C{post} reuses pooled connections (an answer that ends its connection,
+    HTTP/1.0 without keep-alive say, is never pooled: L{AnswerCheckingEndpointFactory}),
+    its C{post_fresh} opens a new one (to re-send a request whose pooled connection the
+    receiver had closed). Returns it and the pool.
+    """
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = config.callback_concurrency_per_target
     pool.cachedConnectionTimeout = 120
     pool.retryAutomatically = False
     pool._factory = _QuietClientFactory
-    endpoints = PolicyEndpointFactory(reactor, policy,
-                                      connect_timeout=min(config.job_execution_timeout, 10))
-    agent = Agent.usingEndpointFactory(reactor, endpoints, pool=pool)
-    return treq.client.HTTPClient(agent), pool
+    endpoints = AnswerCheckingEndpointFactory(PolicyEndpointFactory(
+        reactor, policy, connect_timeout=min(config.job_execution_timeout, 10)))
+    pooled = treq.client.HTTPClient(Agent.usingEndpointFactory(reactor, endpoints, pool=pool))
+    fresh = treq.client.HTTPClient(Agent.usingEndpointFactory(
+        reactor, endpoints, pool=HTTPConnectionPool(reactor, persistent=False)))
+    return CallbackHTTP(pooled, fresh), pool
 
 
 def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> SequentialMultiService:

@@ -336,3 +336,45 @@ class BreakersTests(SynchronousTestCase):
         self.assertIs(a.state, CLOSED)
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(self.changes[-1], ("http://a:80", OPEN, CLOSED))
+
+    def test_endpoints_and_hosts(self) -> None:
+        """Endpoint breakers (a URL with a path) and host breakers (scheme://host:port)
+        live side by side; a host's endpoints are found by its target."""
+        host = self.breakers.get("http://a:80")
+        hook = self.breakers.get("http://a:80/hook")
+        other = self.breakers.get("http://a:80/other?x=1")
+        self.breakers.get("http://b:80/hook")
+        self.assertEqual((host.scope, hook.scope), ("host", "endpoint"))
+        self.assertEqual((host.host, hook.host, other.host), ("http://a:80",) * 3)
+        self.assertEqual(sorted(b.target for b in self.breakers.of_host("http://a:80")),
+                         ["http://a:80/hook", "http://a:80/other?x=1"])
+        self.assertIs(self.breakers.find("http://a:80/hook"), hook)
+        self.assertIsNone(self.breakers.find("http://c:80/hook"))
+        self.assertEqual(len(self.breakers), 4)  # find creates nothing
+
+    def test_forget_drops_only_an_idle_breaker(self) -> None:
+        hook = self.breakers.get("http://a:80/hook")
+        hook.record_failure()
+        self.breakers.forget("http://a:80/hook")        # a failure counted: kept
+        self.assertIs(self.breakers.find("http://a:80/hook"), hook)
+        hook.record_failure()                          # open (threshold 2)
+        self.breakers.forget("http://a:80/hook")
+        self.assertIs(self.breakers.find("http://a:80/hook"), hook)
+        hook.reset()
+        self.breakers.forget("http://a:80/hook")        # closed, nothing counted: gone
+        self.assertIsNone(self.breakers.find("http://a:80/hook"))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class ReadyTests(BreakerTestCase):
+    def test_ready_does_not_take_the_probe(self) -> None:
+        breaker = self.breaker()
+        self.assertTrue(breaker.ready())
+        self.trip(breaker)
+        self.assertFalse(breaker.ready())
+        self.to_half_open(breaker)
+        self.assertTrue(breaker.ready())
+        self.assertTrue(breaker.ready())               # asking twice takes nothing
+        self.assertTrue(breaker.allow())               # the probe
+        self.assertFalse(breaker.ready())
+        self.assertFalse(breaker.allow())

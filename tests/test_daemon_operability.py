@@ -6,8 +6,9 @@ End to end operability (issue 4): a real C{twistd scheduler0} node, real callbac
     seed's five "Useful jq Queries" unchanged, and its whole shape checked with C{jq -e},
     with one receiver failing permanently (401), one transiently (503, then recovering) and
     one healthy;
-  - the transient target's breaker watched through that endpoint from closed to open to
-    half_open to closed, and every occurrence held meanwhile delivered afterwards;
+  - the transient endpoint's breaker watched through that endpoint from closed to open to
+    half_open to closed, every occurrence held meanwhile delivered afterwards, and another
+    endpoint of the same receiver delivered all along (isolation is per endpoint);
   - halt and restart through the supervisor: nothing leaves the node while halted, missed
     occurrences follow each job's misfire policy after the restart;
   - a dead letter replayed by API keeps its executionId and ends succeeded;
@@ -111,11 +112,17 @@ def at_spec(seconds_from_now: int) -> tuple[str, float]:
 
 
 def target_of(receiver: Receiver) -> str:
+    """The receiver's host (C{scheme://host:port}): the metrics' C{target} label."""
     return f"http://127.0.0.1:{receiver.port}"
 
 
+def endpoint_of(receiver: Receiver) -> str:
+    """The receiver's callback endpoint: a health API instance."""
+    return receiver.url
+
+
 def key_of(receiver: Receiver) -> str:
-    return f"http::{target_of(receiver)}"
+    return f"http::{endpoint_of(receiver)}"
 
 
 def ts(text: str | None) -> float | None:
@@ -242,9 +249,10 @@ class OperabilityTestCase(TestCase):
         return self.metrics_samples(answer.body.decode())
 
 
-def instance(snapshot: dict[str, Any], receiver: Receiver) -> dict[str, Any] | None:
+def instance(snapshot: dict[str, Any], receiver: Receiver,
+             url: str | None = None) -> dict[str, Any] | None:
     for item in snapshot["instances"]:
-        if item["instance"] == target_of(receiver):
+        if item["instance"] == (url or endpoint_of(receiver)):
             return item
     return None
 
@@ -273,11 +281,15 @@ class HealthTests(OperabilityTestCase):
 
         # The transient receiver: 200 at first; 503 for every occurrence scheduled from
         # fail_from on until told to recover; then its first request (the breaker's probe)
-        # hangs until released, and everything after it gets 200.
+        # hangs until released, and everything after it gets 200. Its other endpoint
+        # (/callback/other) always answers 200.
         mode = {"phase": "ok", "fail_from": math.inf}
         probes: list[Post] = []
+        other_url = transient.url + "/other"
 
         def transient_policy(post: Post) -> int | None:
+            if post.path.endswith("/other"):
+                return 200
             if mode["phase"] == "probe":
                 mode["phase"] = "recovered"
                 probes.append(post)
@@ -289,16 +301,22 @@ class HealthTests(OperabilityTestCase):
             return 200
 
         transient.answer(transient_policy)
-        # five jobs on five paths of one target: one round is five deliveries, so the first
-        # failing round alone opens the breaker (threshold 5) and no occurrence of it uses
-        # up its retries before that: all of them are held, none dead-lettered
+        # five jobs of five projects on one endpoint: one round is five deliveries (one per
+        # project), so the first failing round alone opens the endpoint's breaker
+        # (threshold 5) and no occurrence of it uses up its retries before that: all of
+        # them are held, none dead-lettered
+        projects = [pid] + [(await client.ok("POST", "/projects", {"name": f"transient {n}"},
+                                             expect=201))["id"] for n in range(4)]
         created = await client.ok("POST", "/jobs", [
             job(pid, healthy.url, EVERY_SECOND, 0),
             job(pid, refusing.url, EVERY_SECOND, 1),
-            *(job(pid, f"{transient.url}/{n}", EVERY_SECOND, n) for n in range(2, 7)),
+            *(job(project, transient.url, EVERY_SECOND, n)
+              for n, project in enumerate(projects, 2)),
+            job(pid, other_url, EVERY_SECOND, 7),
         ], expect=201)
         healthy_job, refusing_job = created[0]["id"], created[1]["id"]
-        transient_jobs = [j["id"] for j in created[2:]]
+        transient_jobs = [j["id"] for j in created[2:7]]
+        other_job = created[7]["id"]
 
         # closed: the transient target answered its first round
         await transient.wait_jobs(transient_jobs, 1, timeout=5)
@@ -351,7 +369,11 @@ class HealthTests(OperabilityTestCase):
         self.assertGreaterEqual(snapshot["deadLetter"]["count"], refused_before - 1)
         self.assertLessEqual(snapshot["deadLetter"]["count"], refused_after)
         self.assertEqual({t["instance"] for t in snapshot["deadLetter"]["tasks"]},
-                         {target_of(refusing)}, snapshot["deadLetter"])
+                         {endpoint_of(refusing)}, snapshot["deadLetter"])
+        # the transient receiver's other endpoint is not held by its open breaker
+        other = instance(snapshot, transient, other_url)
+        self.assertEqual((other["breaker"]["state"], other["pollStatus"]["lastError"]),
+                         ("closed", None), other)
 
         # half_open: the probe is let through (and hangs); then closed once it succeeds
         mode["phase"] = "probe"
@@ -365,9 +387,10 @@ class HealthTests(OperabilityTestCase):
         self.assertGreaterEqual(probe.received, retry_at - 0.05)
         item = instance(half, transient)
         self.assertGreater(ts(item["breaker"]["since"]), ts(snapshot["updatedAt"]) - EPS, item)
-        # nothing reached the target while its breaker was open
+        # nothing reached the endpoint while its breaker was open
         during_open = [p.index for p in transient.posts
-                       if open_seen < p.received < probe.received]
+                       if open_seen < p.received < probe.received
+                       and not p.path.endswith("/other")]
         self.assertEqual(during_open, [], transient.summary())
         self.assertEqual(transient.release(200), 1, "the probe was not pending any more")
         recovered_at = time.time()
@@ -404,13 +427,21 @@ class HealthTests(OperabilityTestCase):
         self.assertEqual(samples[("scheduler0_breaker_state",
                                   frozenset({("target", target_of(transient))}))], 0.0)
         self.assertGreater(len(healthy.hits_for(healthy_job)), 5)
+        # the same receiver's other endpoint got every second, first time, all along
+        hits = transient.hits_for(other_job)
+        seconds = sorted(h.scheduled for h in hits)
+        self.assertEqual(seconds, [seconds[0] + k for k in range(len(seconds))],
+                         transient.summary())
+        self.assertGreaterEqual(seconds[-1], recovered_at - 1)
+        self.assertEqual({h.attempt for h in hits}, {1}, transient.summary())
+        self.assertLess(max(h.lateness for h in hits), 1.0, transient.summary())
 
     async def check_jq_queries(self, document: bytes, snapshot: dict[str, Any],
                                healthy: Receiver, transient: Receiver,
                                refusing: Receiver) -> None:
         by_key = {i["key"]: i for i in snapshot["instances"]}
-        self.assertEqual(set(by_key), {key_of(healthy), key_of(transient), key_of(refusing)},
-                         snapshot)
+        self.assertEqual(set(by_key), {key_of(healthy), key_of(transient), key_of(refusing),
+                                       f"http::{transient.url}/other"}, snapshot)
         failing = {key_of(transient), key_of(refusing)}
         (_, errors), (_, dead), (_, not_closed), (_, stale), (_, streak) = await gather(
             self.jq(document, Q_RECENT_ERRORS), self.jq(document, Q_DEAD_LETTERS),
@@ -447,11 +478,11 @@ class HealthTests(OperabilityTestCase):
             self.assertTrue(abs(scores[item["instance"]] - expected) <= 0.01,
                             (item["instance"], scores, expected))
         stale_targets = {s["instance"] for s in stale}
-        self.assertIn(target_of(refusing), stale_targets, stale)
-        self.assertNotIn(target_of(healthy), stale_targets, stale)
+        self.assertIn(endpoint_of(refusing), stale_targets, stale)
+        self.assertNotIn(endpoint_of(healthy), stale_targets, stale)
         self.assertEqual(stale_targets, {t for t, score in scores.items() if score > 0.5})
         self.assertTrue(all(s["score"] > 0.5 and s["type"] == "http" for s in stale), stale)
-        self.assertIsNone([s for s in stale if s["instance"] == target_of(refusing)][0][
+        self.assertIsNone([s for s in stale if s["instance"] == endpoint_of(refusing)][0][
             "lastSuccess"])
 
         # instances by failure streak: the two failing ones, with their streaks
@@ -602,7 +633,7 @@ class DeadLetterTests(OperabilityTestCase):
         self.assertEqual(snapshot["deadLetter"]["count"], 1)
         (task,) = snapshot["deadLetter"]["tasks"]
         self.assertEqual((task["instance"], task["type"], task["failures"], task["lastError"]),
-                         (target_of(refusing), "http", 1, "HTTP 401: {}"), task)
+                         (endpoint_of(refusing), "http", 1, "HTTP 401: {}"), task)
 
         # replay needs admin (or peer) auth
         await self.api(node, "POST", "/api/monitoring/dlq/retry", headers={}, expect=401)

@@ -328,7 +328,7 @@ class ExecutorTests(SynchronousTestCase):
                               firstAttemptAt=stamp(sent_at), nextRetryAt=None)
         self.assertEqual(executor.counters["succeeded"], 2)
         self.assertEqual(executor.in_flight, 0)
-        self.assertEqual(executor.targets["http://a.test:80"].last_success,
+        self.assertEqual(executor.endpoints["http://a.test:80/hook"].last_success,
                          self.clock.seconds())
 
     def test_server_error_is_retried_with_backoff_and_the_same_id_then_dead(self) -> None:
@@ -366,7 +366,7 @@ class ExecutorTests(SynchronousTestCase):
         self.assertEqual(len(self.http.posts), 4)
         self.assertEqual(executor.counters, {"succeeded": 0, "failed": 0, "retrying": 3,
                                              "dead": 1})
-        status = executor.targets["http://a.test:80"]
+        status = executor.endpoints["http://a.test:80/1"]
         self.assertEqual((status.consecutive_failures, status.last_error_category),
                          (4, TRANSIENT))
 
@@ -408,9 +408,10 @@ class ExecutorTests(SynchronousTestCase):
         by_id = {p.ids()[0]: p for p in self.http.posts}
         by_id[a.execution_id].fail(ConnectionRefusedError("connection refused"))
         by_id[b.execution_id].fail(CallbackRefused("refused to deliver to a.test: denied"))
-        record = self.assertRecord(a.execution_id, state="retrying", errorCategory=TRANSIENT,
-                                   lastStatus=None)
-        self.assertIn("ConnectionRefusedError", record["lastError"])
+        self.assertRecord(a.execution_id, state="retrying", errorCategory=TRANSIENT,
+                          lastStatus=None,
+                          lastError="connection refused by a.test:80 (nothing accepts "
+                                    "connections there)")
         self.assertRecord(b.execution_id, state="dead", errorCategory=PERMANENT,
                           lastError="refused to deliver to a.test: denied")
 
@@ -486,41 +487,48 @@ class ExecutorTests(SynchronousTestCase):
         self.assertEqual(len(self.http.to("http://slow.test")), 3)
         self.assertEqual(len(self.http.pending("http://slow.test")), 2)
 
-    def trip(self, executor: Executor, base: str, ids: range) -> list[Occurrence]:
-        """Five failures in a row: the target's breaker opens."""
-        tripping = self.jobs(base, ids)
-        executor.submit(tripping)
-        for post in self.http.pending(base)[:5]:
+    def trip(self, executor: Executor, url: str, ids: range) -> list[Occurrence]:
+        """Jobs on one endpoint, each in its own POST; the first five fail: the endpoint's
+        breaker opens."""
+        tripping = self.separately(executor, self.jobs(url, ids, own_url=False))
+        for post in self.http.pending(url)[:5]:
             post.answer(500)
         return tripping
 
+    def separately(self, executor: Executor, occurrences: list[Occurrence]) -> list[Occurrence]:
+        """Submit each occurrence on its own (its own round, so its own POST)."""
+        for o in occurrences:
+            executor.submit([o])
+        return occurrences
+
     def test_breaker_holds_then_one_probe_then_delivers_the_held(self) -> None:
         executor = self.executor(retry_max=0)
-        target = "http://flaky.test:80"
-        tripped = self.trip(executor, "http://flaky.test", range(1, 6))
-        breaker = executor.breakers.get(target)
+        url = "http://flaky.test/hook"
+        tripped = self.trip(executor, url, range(1, 6))
+        breaker = executor.breakers.get("http://flaky.test:80/hook")
         self.assertIs(breaker.state, BreakerState.OPEN)
         for o in tripped:
             self.assertEqual(self.store.state(o.execution_id), "dead")
-        held = self.jobs("http://flaky.test", range(6, 9))
+        held = self.separately(executor, self.jobs(url, range(6, 9), own_url=False))
         other = self.jobs("http://fine.test", [20])
-        executor.submit(held + other)
-        self.assertEqual(len(self.http.to("http://flaky.test")), 5, "posted to an open breaker")
+        executor.submit(other)
+        self.assertEqual(len(self.http.to(url)), 5, "posted to an open breaker")
         for o in held:
             self.assertRecord(o.execution_id, state="scheduled", attempts=0)
         self.assertEqual(len(self.http.pending("http://fine.test")), 1)  # others unaffected
+        self.assertEqual(executor.queued(), 3)
         assert breaker.retry_at is not None
         self.clock.advance(breaker.retry_at - self.clock.seconds() - 0.01)
-        self.assertEqual(self.http.pending("http://flaky.test"), [])
+        self.assertEqual(self.http.pending(url), [])
         self.clock.advance(0.02)
         self.assertIs(breaker.state, BreakerState.HALF_OPEN)
-        (probe,) = self.http.pending("http://flaky.test")
+        (probe,) = self.http.pending(url)
         self.assertEqual(probe.ids(), [held[0].execution_id])
         for o in held[1:]:
             self.assertEqual(self.store.state(o.execution_id), "scheduled")
         probe.answer(200)
         self.assertIs(breaker.state, BreakerState.CLOSED)
-        rest = self.http.pending("http://flaky.test")
+        rest = self.http.pending(url)
         self.assertEqual(sorted(p.ids()[0] for p in rest),
                          sorted(o.execution_id for o in held[1:]))
         for post in rest:
@@ -531,23 +539,23 @@ class ExecutorTests(SynchronousTestCase):
 
     def test_a_failed_probe_reopens_and_nothing_held_is_lost(self) -> None:
         executor = self.executor(retry_max=0)
-        self.trip(executor, "http://flaky.test", range(1, 6))
-        breaker = executor.breakers.get("http://flaky.test:80")
-        held = self.jobs("http://flaky.test", range(6, 9))
-        executor.submit(held)
+        url = "http://flaky.test/hook"
+        self.trip(executor, url, range(1, 6))
+        breaker = executor.breakers.get("http://flaky.test:80/hook")
+        held = self.separately(executor, self.jobs(url, range(6, 9), own_url=False))
         assert breaker.retry_at is not None
         self.clock.advance(breaker.retry_at - self.clock.seconds())
-        (probe,) = self.http.pending("http://flaky.test")
+        (probe,) = self.http.pending(url)
         probe.answer(503)
         self.assertIs(breaker.state, BreakerState.OPEN)
         self.assertEqual(self.store.state(held[0].execution_id), "dead")  # retry_max 0
-        self.assertEqual(self.http.pending("http://flaky.test"), [])
+        self.assertEqual(self.http.pending(url), [])
         assert breaker.retry_at is not None
         self.clock.advance(breaker.retry_at - self.clock.seconds())
-        (probe,) = self.http.pending("http://flaky.test")
+        (probe,) = self.http.pending(url)
         self.assertEqual(probe.ids(), [held[1].execution_id])
         probe.answer(200)
-        (last,) = self.http.pending("http://flaky.test")
+        (last,) = self.http.pending(url)
         last.answer(200)
         for o in held[1:]:
             self.assertEqual(self.store.state(o.execution_id), "succeeded")
@@ -556,23 +564,23 @@ class ExecutorTests(SynchronousTestCase):
         # Requests started while the breaker was closed can finish after it went half-open;
         # only the probe's outcome may close or reopen it.
         executor = self.executor(retry_max=0, per_target=8)
-        self.trip(executor, "http://flaky.test", range(1, 8))
-        stale = self.http.pending("http://flaky.test")
+        url = "http://flaky.test/hook"
+        self.trip(executor, url, range(1, 8))
+        stale = self.http.pending(url)
         self.assertEqual(len(stale), 2)
-        breaker = executor.breakers.get("http://flaky.test:80")
-        held = self.jobs("http://flaky.test", [8, 9])
-        executor.submit(held)
+        breaker = executor.breakers.get("http://flaky.test:80/hook")
+        held = self.separately(executor, self.jobs(url, [8, 9], own_url=False))
         assert breaker.retry_at is not None
         self.clock.advance(breaker.retry_at - self.clock.seconds())
-        (probe,) = [p for p in self.http.pending("http://flaky.test") if p not in stale]
+        (probe,) = [p for p in self.http.pending(url) if p not in stale]
         stale[0].answer(500)
         self.assertIs(breaker.state, BreakerState.HALF_OPEN, "a stale failure reopened it")
         stale[1].answer(200)
         self.assertIs(breaker.state, BreakerState.HALF_OPEN, "a stale success closed it")
-        self.assertEqual(self.http.pending("http://flaky.test"), [probe])
+        self.assertEqual(self.http.pending(url), [probe])
         probe.answer(200)
         self.assertIs(breaker.state, BreakerState.CLOSED)
-        (last,) = self.http.pending("http://flaky.test")
+        (last,) = self.http.pending(url)
         self.assertEqual(last.ids(), [held[1].execution_id])
         last.answer(200)
         for o in held:
@@ -892,7 +900,8 @@ class RealHttpTests(TestCase):
         assert record is not None
         self.assertEqual((record["state"], record["attempts"], record["lastStatus"],
                           record["errorCategory"]), ("dead", 2, None, TRANSIENT))
-        self.assertIn("ConnectionRefused", record["lastError"])
+        self.assertEqual(record["lastError"], f"connection refused by 127.0.0.1:{number} "
+                                              "(nothing accepts connections there)")
 
     @defer.inlineCallbacks
     def test_a_slow_target_does_not_delay_a_fast_one(self) -> Any:

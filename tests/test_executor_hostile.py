@@ -130,7 +130,7 @@ class BoundedAnswerTests(ExecutorCase):
         self.assertLessEqual(len(record["lastError"]), 220)
         self.assertLessEqual(response.delivered, PREFIX + 2200)
         self.assertTrue(response.transport.stopped)
-        status = executor.targets["http://a.test:80"]
+        status = executor.endpoints["http://a.test:80/1"]
         self.assertEqual(status.last_error, record["lastError"])
 
     def test_an_answer_that_fits_the_prefix_keeps_its_connection(self) -> None:
@@ -365,7 +365,7 @@ class UnrecordedDispatchTests(ExecutorCase):
                 self.assertIsNone(self.store.record(o.execution_id))
             self.assertEqual((executor.queued(), executor.in_flight,
                               set(executor.in_flight_ids)), (2, 0, set()))
-            status = executor.targets[f"{base}:80"]
+            status = executor.endpoints[f"{base}:80/{occurrences[0].job_id}"]
             self.assertIn("not sent: its dispatch could not be recorded", status.last_error)
             self.assertEqual(status.last_error_category, TRANSIENT)
             # the write is tried again after a backoff (1 s, then 2 s, ...): still failing
@@ -411,11 +411,14 @@ class UnrecordedDispatchTests(ExecutorCase):
 
     def test_a_probe_whose_dispatch_cannot_be_recorded_is_the_probe_later(self) -> None:
         executor = self.executor(retry_max=0)
-        occurrences = self.jobs("http://a.test", [1, 2, 3])
-        executor.submit(occurrences[:2])
+        for job_id in (1, 2, 3):
+            self.store.job(job_id, "http://a.test/hook")
+        occurrences = [self.store.occurrence(job_id) for job_id in (1, 2, 3)]
+        for o in occurrences[:2]:
+            executor.submit([o])  # each its own POST to the one endpoint
         for post in self.http.pending():
             post.answer(503)
-        breaker = executor.breakers.get("http://a.test:80")
+        breaker = executor.breakers.get("http://a.test:80/hook")
         self.assertEqual(breaker.state, BreakerState.OPEN)
         self.commands.failing = DiskFull("disk full")
         self.clock.advance(10)  # half open: the probe may go, but cannot be recorded

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -205,8 +206,8 @@ class Ops:
         self.tc.assertEqual(envelope["success"], False, envelope)
         return envelope["data"]
 
-    def project(self) -> dict:
-        return self.ok("POST", "/api/v1/projects", {"name": "ops", "description": "d"},
+    def project(self, name: str = "ops") -> dict:
+        return self.ok("POST", "/api/v1/projects", {"name": name, "description": "d"},
                        expect=201)
 
     def job(self, project: dict, url: str, spec: str = "@every 1m", **fields: Any) -> dict:
@@ -226,9 +227,13 @@ class Ops:
         return snapshot
 
     def instance(self, target: str, snapshot: dict | None = None) -> dict:
+        """The instance (endpoint) C{target}, or a host's only endpoint."""
         snapshot = snapshot if snapshot is not None else self.health()
-        (found,) = [i for i in snapshot["instances"] if i["instance"] == target]
-        return found
+        found = [i for i in snapshot["instances"] if i["instance"] == target]
+        if not found:
+            found = [i for i in snapshot["instances"] if i["host"] == target]
+        (one,) = found
+        return one
 
     def state(self) -> dict:
         return self.ok("GET", "/api/supervisor/state")
@@ -243,6 +248,14 @@ class Ops:
         posts = self.http.pending(prefix)
         for post in posts:
             post.answer(code)
+        return posts
+
+    def refuse(self, prefix: str) -> list[Post]:
+        """Fail every POST to C{prefix} in flight now as a refused connection (the host
+        cannot be reached)."""
+        posts = self.http.pending(prefix)
+        for post in posts:
+            post.fail(ConnectionRefusedError("Connection refused"))
         return posts
 
     def sent_ids(self, prefix: str = "") -> list[str]:
@@ -323,7 +336,8 @@ class Shape:
                             "pollStatus", "breaker", "deadLetter"}, set(i))
         tc.assertEqual(i["type"], "http")
         tc.assertEqual(i["key"], f"http::{i['instance']}")
-        tc.assertRegex(i["instance"], r"\Ahttps?://[^/]+:\d+\Z")
+        tc.assertRegex(i["instance"], r"\Ahttps?://[^/]+:\d+/")
+        tc.assertEqual(i["host"], i["instance"][:i["instance"].index("/", 8)])
         tc.assertEqual(i["connection"], i["instance"])
         tc.assertEqual(i["displayName"], i["instance"].split("://", 1)[1])
         poll = i["pollStatus"]
@@ -342,6 +356,7 @@ class Shape:
         tc.assertLessEqual({"state", "since", "lastTransition", "retryAt", "failureCount"},
                            set(breaker))
         tc.assertIn(breaker["state"], ("closed", "open", "half_open", "unknown"))
+        tc.assertIn(breaker["scope"], ("endpoint", "host"))
         for key in ("since", "lastTransition", "retryAt"):
             self.time(breaker[key])
         self.integer(breaker["failureCount"])
@@ -406,11 +421,14 @@ class HealthTests(SynchronousTestCase):
         s = h.health()
         self.shape.snapshot(s)
         self.assertEqual(s["updatedAt"], stamp(fired))
-        self.assertEqual([i["instance"] for i in s["instances"]], sorted([GOOD, AUTH, FLAKY]))
+        # one instance per endpoint, the failing ones first
+        self.assertEqual([i["instance"] for i in s["instances"]],
+                         [AUTH + "/hook", FLAKY + "/hook", GOOD + "/hook"])
 
         ok = h.instance(GOOD, s)
-        self.assertEqual(ok["key"], "http::http://good.test:8001")
-        self.assertEqual(ok["displayName"], "good.test:8001")
+        self.assertEqual(ok["key"], "http::http://good.test:8001/hook")
+        self.assertEqual(ok["displayName"], "good.test:8001/hook")
+        self.assertEqual(ok["host"], GOOD)
         self.assertEqual(ok["pollStatus"], {"lastSuccess": stamp(fired), "lastError": None,
                                             "consecutiveFailures": 0, "firstFailureAt": None})
         self.assertEqual(ok["breaker"]["state"], "closed")
@@ -436,7 +454,7 @@ class HealthTests(SynchronousTestCase):
         self.assertEqual(trans["deadLetter"], {"present": False})  # retrying, not dead
         self.assertEqual(s["deadLetter"]["count"], 1)
         (task,) = s["deadLetter"]["tasks"]
-        self.assertEqual(task["instance"], AUTH)
+        self.assertEqual(task["instance"], AUTH + "/hook")
         self.assertEqual(task["type"], "http")
         self.assertEqual(task["lastError"], "HTTP 401: ok")
         self.assertEqual(task["failures"], 1)
@@ -464,7 +482,8 @@ class HealthTests(SynchronousTestCase):
         self.assertEqual(trans["breaker"]["state"], "closed")
         self.assertEqual(h.instance(AUTH, s)["deadLetter"]["reason"], "permanent_failure")
         self.assertEqual(s["deadLetter"]["count"], 2)
-        self.assertEqual({t["instance"] for t in s["deadLetter"]["tasks"]}, {AUTH, FLAKY})
+        self.assertEqual({t["instance"] for t in s["deadLetter"]["tasks"]},
+                         {AUTH + "/hook", FLAKY + "/hook"})
         self.assertEqual(h.execution(flaky_id)["state"], "dead")
         self.assertEqual(h.execution(execution_id(good["id"], fired))["state"], "succeeded")
 
@@ -476,6 +495,28 @@ class HealthTests(SynchronousTestCase):
         self.assertIsNone(trans["pollStatus"]["firstFailureAt"])
         self.assertEqual(trans["pollStatus"]["lastSuccess"], stamp(T0 + 120))
         self.assertEqual(trans["breaker"]["failureCount"], 0)
+
+    def test_at_most_100_instances_failing_ones_first(self) -> None:
+        """Instances are endpoints, so there can be one per job: the list is bounded, and
+        the failing ones come first, so the seed's jq queries still find them."""
+        h = self.h
+        h.ok("POST", "/api/v1/jobs", [
+            {"projectId": self.p["id"], "spec": "@every 1m", "callbackUrl": f"{GOOD}/ok/{n}"}
+            for n in range(110)], expect=201)
+        h.job(self.p, FLAKY + "/zz")
+        h.job(self.p, AUTH + "/zz")
+        h.clock.advance(60)
+        h.answer(FLAKY, 503)
+        h.answer(AUTH, 401)
+        while h.http.pending(GOOD):                 # eight at a time (the host's limit)
+            h.answer(GOOD, 200)
+        s = h.health()
+        self.shape.snapshot(s)
+        listed = [i["instance"] for i in s["instances"]]
+        self.assertEqual(len(listed), 100)
+        self.assertEqual(listed[:2], [AUTH + "/zz", FLAKY + "/zz"])
+        self.assertEqual(listed[2:], sorted(f"{GOOD}/ok/{n}" for n in range(110))[:98])
+        self.assertEqual([b["instance"] for b in s["breakers"]], listed)
 
     def test_dead_letter_tasks_are_capped_at_25(self) -> None:
         h = self.h
@@ -511,7 +552,7 @@ class HealthTests(SynchronousTestCase):
         for i in range(5):
             h.job(self.p, f"{FLAKY}/hook/{i}")
         h.clock.advance(60)
-        h.answer(FLAKY, 503)                    # 5 failures: the breaker opens
+        h.refuse(FLAKY)                         # 5 refused: the host's breaker opens
         h.clock.advance(1.5)                    # the retries come due and are held
         s = h.health()
         self.assertEqual(s["queue"]["depth"], 5)
@@ -535,13 +576,13 @@ class HealthTests(SynchronousTestCase):
         h.answer(GOOD, 200)
         h.ok("POST", "/api/supervisor/halt")    # nothing more goes out
         scores = {x["instance"]: x["score"] for x in h.health()["staleness"]}
-        self.assertEqual(scores, {GOOD: 0.0})   # the 2-minute job has not fired yet
+        self.assertEqual(scores, {GOOD + "/hook": 0.0})   # the 2-minute job has not fired
         h.clock.advance(90)                     # 1.5 intervals: still fresh
         (item,) = h.health()["staleness"]
-        self.assertEqual((item["instance"], item["score"]), (GOOD, 0.0))
+        self.assertEqual((item["instance"], item["score"]), (GOOD + "/hook", 0.0))
         h.clock.advance(105)                    # halfway from 1.5 to 5 intervals
         (item,) = h.health()["staleness"]
-        self.assertEqual((item["instance"], item["score"]), (GOOD, 0.5))
+        self.assertEqual((item["instance"], item["score"]), (GOOD + "/hook", 0.5))
         self.assertEqual(item["lastSuccess"], stamp(T0 + 60))
         self.assertIsNone(item["lastError"])
         h.clock.advance(105)                    # 5 intervals
@@ -566,12 +607,14 @@ class HealthTests(SynchronousTestCase):
         h = self.h
         h.job(self.p, GOOD + "/hook")
         h.job(self.p, AUTH + "/hook")
-        for i in range(5):
-            h.job(self.p, f"{FLAKY}/hook/{i}")
+        h.job(self.p, FLAKY + "/fine")          # a healthy endpoint of the flaky host
+        for i in range(5):                      # five POSTs to one endpoint (five projects)
+            h.job(h.project(f"flaky {i}"), FLAKY + "/hook")
         h.clock.advance(60)
         h.answer(GOOD, 200)
         h.answer(AUTH, 401)
-        h.answer(FLAKY, 503)
+        h.answer(FLAKY + "/hook", 503)
+        h.answer(FLAKY + "/fine", 200)
         h.ok("POST", "/api/supervisor/halt")
         h.clock.advance(250)
         body = json.dumps(h.health())
@@ -581,23 +624,25 @@ class HealthTests(SynchronousTestCase):
                                  text=True, check=True, timeout=10).stdout
             return [json.loads(line) for line in out.splitlines()]
 
+        auth, flaky = f"http::{AUTH}/hook", f"http::{FLAKY}/hook"
         errors = run('.instances[] | select(.pollStatus.lastError != null) | '
                      '{key, lastError: .pollStatus.lastError}')
-        self.assertEqual(sorted(e["key"] for e in errors), [f"http::{AUTH}", f"http::{FLAKY}"])
+        self.assertEqual(sorted(e["key"] for e in errors), [auth, flaky])
         dead = run('.instances[] | select(.deadLetter.present) | '
                    '{key, reason: .deadLetter.reason, retryCount: .deadLetter.retryCount}')
-        self.assertEqual(dead, [{"key": f"http::{AUTH}", "reason": "permanent_failure",
-                                 "retryCount": 1}])
+        self.assertEqual(dead, [{"key": auth, "reason": "permanent_failure", "retryCount": 1}])
         not_closed = run('.instances[] | select(.breaker.state != "closed") | '
                          '{key, breaker: .breaker}')
-        self.assertEqual([b["key"] for b in not_closed], [f"http::{FLAKY}"])
+        self.assertEqual([b["key"] for b in not_closed], [flaky])
         self.assertIn(not_closed[0]["breaker"]["state"], ("open", "half_open"))
+        self.assertEqual(not_closed[0]["breaker"]["scope"], "endpoint")
         stale = run(".staleness[] | select(.score > 0.5)")
-        self.assertEqual(sorted(x["instance"] for x in stale), [AUTH, FLAKY, GOOD])
+        self.assertEqual(sorted(x["instance"] for x in stale),
+                         [AUTH + "/hook", FLAKY + "/fine", FLAKY + "/hook", GOOD + "/hook"])
         streaks = run('.instances[] | select(.pollStatus.consecutiveFailures > 0) | '
                       '{key, failures: .pollStatus.consecutiveFailures}')
         self.assertEqual(sorted((x["key"], x["failures"]) for x in streaks),
-                         [(f"http::{AUTH}", 1), (f"http::{FLAKY}", 5)])
+                         [(auth, 1), (flaky, 5)])
 
 
 # -- 2. breakers --------------------------------------------------------------------------
@@ -606,8 +651,8 @@ class HealthTests(SynchronousTestCase):
 class BreakerTests(SynchronousTestCase):
     def test_closed_open_half_open_closed_watched_through_health(self) -> None:
         h = Ops(self, retry_max=2)
-        p = h.project()
-        jobs = [h.job(p, f"{FLAKY}/hook/{i}") for i in range(5)]
+        # one endpoint, five POSTs a round (one per project)
+        jobs = [h.job(h.project(f"p{i}"), f"{FLAKY}/hook") for i in range(5)]
         h.clock.advance(60)
         fired = T0 + 60
         posts = h.http.pending(FLAKY)
@@ -671,7 +716,7 @@ class BreakerTests(SynchronousTestCase):
         self.assertEqual(h.instance(FLAKY, s)["pollStatus"]["consecutiveFailures"], 0)
         self.assertEqual(s["deadLetter"]["count"], 0)
 
-    def test_reset_closes_an_open_breaker(self) -> None:
+    def test_reset_closes_an_open_host_breaker(self) -> None:
         h = Ops(self, retry_max=0)
         p = h.project()
         tripping = [h.job(p, f"{FLAKY}/trip/{i}", spec="@every 1h") for i in range(5)]
@@ -681,20 +726,58 @@ class BreakerTests(SynchronousTestCase):
             h.clock.advance(1)
             for job in tripping:
                 h.ok("POST", f"/api/v1/jobs/{job['id']}/run", expect=202)
-            h.answer(FLAKY, 503)
-            self.assertEqual(h.instance(FLAKY)["breaker"]["state"], "open")
+            h.refuse(FLAKY)                                  # the host cannot be reached
+            breaker = h.instance(FLAKY + "/trip/0")["breaker"]
+            self.assertEqual((breaker["state"], breaker["scope"]), ("open", "host"))
             run = h.ok("POST", f"/api/v1/jobs/{waiting['id']}/run", expect=202)
             self.assertEqual(h.http.pending(), [])          # held by the open breaker
             self.assertEqual(h.health()["queue"]["depth"], 1)
             result = h.ok("POST", f"/api/monitoring/breakers/{form}/reset")
             self.assertEqual(result, {"instance": FLAKY, "breaker": "closed"})
-            breaker = h.instance(FLAKY)["breaker"]
+            breaker = h.instance(FLAKY + "/trip/0")["breaker"]
             self.assertEqual((breaker["state"], breaker["failureCount"], breaker["retryAt"]),
                              ("closed", 0, None), form)
             (post,) = h.http.pending(FLAKY)                  # the held one goes at once
             self.assertEqual(post.ids(), [run["executionId"]])
             post.answer(200)
             self.assertEqual(h.execution(run["executionId"])["state"], "succeeded")
+
+    def test_reset_closes_an_open_endpoint_breaker(self) -> None:
+        """An endpoint's breaker is reset by its URL as the health API lists it (percent-
+        encoded or not); the host's other endpoints were never held."""
+        h = Ops(self, retry_max=0)
+        p = h.project()
+        tripping = h.job(p, f"{FLAKY}/trip", spec="@every 1h")
+        other = h.job(p, f"{FLAKY}/other", spec="@every 1h")
+        endpoint = FLAKY + "/trip"
+        forms = [quote(endpoint, safe=""), endpoint, f"http::{endpoint}",
+                 quote(f"http::{endpoint}", safe="")]
+        for form in forms:
+            for _ in range(5):                              # five POSTs, five failures
+                h.clock.advance(0.01)
+                h.ok("POST", f"/api/v1/jobs/{tripping['id']}/run", expect=202)
+            h.answer(endpoint, 503)
+            breaker = h.instance(endpoint)["breaker"]
+            self.assertEqual((breaker["state"], breaker["scope"]), ("open", "endpoint"))
+            # /metrics: one series per host, its worst breaker; no endpoint URL as a label
+            m = scrape(h)
+            self.assertEqual(value(m, "scheduler0_breaker_state", target=FLAKY), 2)
+            self.assertEqual(value(m, "scheduler0_endpoint_breakers_not_closed"), 1)
+            self.assertEqual([k for k in m if k[0] == "scheduler0_breaker_state"],
+                             [("scheduler0_breaker_state", (("target", FLAKY),))])
+            run = h.ok("POST", f"/api/v1/jobs/{tripping['id']}/run", expect=202)
+            self.assertEqual(h.http.pending(endpoint), [])  # held by its open breaker
+            fine = h.ok("POST", f"/api/v1/jobs/{other['id']}/run", expect=202)
+            (sent,) = h.http.pending(FLAKY + "/other")      # the same host's other one goes
+            self.assertEqual(sent.ids(), [fine["executionId"]])
+            sent.answer(200)
+            result = h.ok("POST", f"/api/monitoring/breakers/{form}/reset")
+            self.assertEqual(result, {"instance": endpoint, "breaker": "closed"}, form)
+            (post,) = h.http.pending(endpoint)               # the held one goes at once
+            self.assertEqual(post.ids(), [run["executionId"]])
+            post.answer(200)
+            self.assertEqual(h.execution(run["executionId"])["state"], "succeeded")
+            self.assertEqual(h.instance(endpoint)["breaker"]["state"], "closed")
 
     def test_reset_of_an_unknown_target_is_404_and_needs_admin(self) -> None:
         h = Ops(self)
@@ -706,6 +789,9 @@ class BreakerTests(SynchronousTestCase):
                                                                       safe="")):
             message = h.fails("POST", f"/api/monitoring/breakers/{form}/reset", 404)
             self.assertIn("nowhere.test:9", message)
+        message = h.fails("POST", "/api/monitoring/breakers/"
+                          f"{quote(GOOD + '/nope', safe='')}/reset", 404)
+        self.assertIn("good.test:8001/nope", message)
         writer = h.credential(["read", "write", "execute"])
         h.fails("POST", f"/api/monitoring/breakers/{GOOD}/reset", 403, headers=writer)
         h.fails("POST", f"/api/monitoring/breakers/{GOOD}/reset", 401, headers={})
@@ -759,7 +845,8 @@ class DeadLetterTests(SynchronousTestCase):
             self.assertEqual((record["state"], record["attempts"]), ("succeeded", 2), name)
         s = h.health()
         self.assertEqual(s["deadLetter"], {"count": 0, "tasks": []})
-        self.assertEqual(h.instance(AUTH, s)["deadLetter"], {"present": False})
+        self.assertEqual(h.instance(AUTH + "/a1", s)["deadLetter"], {"present": False})
+        self.assertEqual(h.instance(AUTH + "/a2", s)["deadLetter"], {"present": False})
         # nothing dead: retrying everything sends nothing
         self.assertEqual(h.ok("POST", "/api/monitoring/dlq/retry", expect=202),
                          {"retried": [], "skipped": []})
@@ -789,7 +876,7 @@ class DeadLetterTests(SynchronousTestCase):
             # earlier (succeeded) executions of that target are not dead letters: kept
             self.assertEqual(h.execution(first[name])["state"], "succeeded")
         self.assertEqual(h.execution(ids["b"])["state"], "dead")
-        self.assertEqual(h.instance(AUTH)["deadLetter"], {"present": False})
+        self.assertEqual(h.instance(AUTH + "/a1")["deadLetter"], {"present": False})
         self.assertEqual(h.instance(FLAKY)["deadLetter"]["present"], True)
         # the other form of the target works too; nothing dead left there
         self.assertEqual(h.ok("DELETE", f"/api/monitoring/dlq/{AUTH}"), {"deleted": 0})
@@ -817,6 +904,64 @@ class DeadLetterTests(SynchronousTestCase):
         h.fails("GET", f"/api/v1/executions/{ids['a1']}", 404)
         self.assertEqual(self.dead(), {ids["a2"]})
         h.fails("DELETE", f"/api/v1/executions/{ids['a1']}", 404)
+
+    def test_a_paused_jobs_dead_letter_retried_by_an_operator_is_delivered(self) -> None:
+        """Issue 9: an operator's explicit retry of a paused job's dead letter is sent
+        (and its retries), instead of a 202 that then drops it as 'failed'."""
+        h = self.h
+        ids = self.round(T0 + 60)
+        for job in (self.a1, self.b):
+            h.ok("POST", f"/api/v1/jobs/{job['id']}/pause")
+        before = len(h.http.posts)
+        result = h.ok("POST", f"/api/v1/executions/{ids['b']}/retry", expect=202)
+        self.assertEqual(result, {"retried": [ids["b"]], "skipped": []})
+        (post,) = h.http.posts[before:]
+        self.assertEqual((post.ids(), post.attempts()), ([ids["b"]], [2]))
+        post.answer(200)
+        self.assertEqual((h.execution(ids["b"])["state"], h.execution(ids["b"])["attempts"]),
+                         ("succeeded", 2))
+        # one endpoint's dead letters (its URL as the health API lists it), paused job too
+        result = h.ok("POST", f"/api/monitoring/dlq/{quote(AUTH + '/a1', safe='')}/retry",
+                      expect=202)
+        self.assertEqual(result, {"retried": [ids["a1"]], "skipped": []})
+        (post,) = h.http.pending(AUTH)
+        self.assertEqual(post.url, AUTH + "/a1")
+        post.answer(200)
+        self.assertEqual(h.execution(ids["a1"])["state"], "succeeded")
+        self.assertEqual(self.dead(), {ids["a2"]})
+        # the jobs stay paused: nothing of theirs runs on schedule
+        h.clock.advance(60)
+        h.answer("", 200)
+        self.assertEqual(h.execution(execution_id(self.b["id"], T0 + 120)), None)
+        self.assertEqual(h.execution(execution_id(self.a1["id"], T0 + 120)), None)
+
+    def test_a_paused_jobs_replay_held_by_a_breaker_is_still_delivered(self) -> None:
+        h = self.h
+        ids = self.round(T0 + 60)
+        h.ok("POST", f"/api/v1/jobs/{self.b['id']}/pause")
+        h.executor.breakers.get(FLAKY + "/b").reset()
+        for _ in range(5):
+            h.executor.breakers.get(FLAKY + "/b").record_failure()   # open: held
+        h.ok("POST", f"/api/v1/executions/{ids['b']}/retry", expect=202)
+        self.assertEqual(h.http.pending(FLAKY), [])
+        self.assertEqual(h.execution(ids["b"])["state"], "scheduled")
+        h.ok("POST", f"/api/monitoring/breakers/{quote(FLAKY + '/b', safe='')}/reset")
+        (post,) = h.http.pending(FLAKY)
+        post.answer(200)
+        self.assertEqual(h.execution(ids["b"])["state"], "succeeded")
+
+    def test_a_deleted_jobs_dead_letter_is_not_retried_and_stays_dead(self) -> None:
+        h = self.h
+        ids = self.round(T0 + 60)
+        h.ok("DELETE", f"/api/v1/jobs/{self.b['id']}", expect=204)
+        before = len(h.http.posts)
+        message = h.fails("POST", f"/api/v1/executions/{ids['b']}/retry", 409)
+        self.assertIn(f"job {self.b['id']}", message)
+        self.assertIn("deleted", message)
+        self.assertEqual(h.execution(ids["b"])["state"], "dead")
+        self.assertEqual(h.http.posts[before:], [])
+        # the record can still be deleted, as the message says
+        h.ok("DELETE", f"/api/v1/executions/{ids['b']}", expect=204)
 
     def test_repairs_need_admin_or_the_right_scope(self) -> None:
         h = self.h
@@ -1329,7 +1474,7 @@ class MetricsTests(SynchronousTestCase):
         h.clock.advance(0.25)
         h.answer(GOOD, 200)
         h.answer(AUTH, 401)
-        h.answer(FLAKY, 503)                    # the flaky breaker opens
+        h.refuse(FLAKY)                         # 5 refused: the flaky host's breaker opens
         h.clock.advance(1.5)                    # its 5 retries are held
 
         m = scrape(h)
@@ -1354,6 +1499,7 @@ class MetricsTests(SynchronousTestCase):
         self.assertEqual(value(m, "scheduler0_breaker_state", target=AUTH), 0)
         self.assertEqual(value(m, "scheduler0_breakers", state="open"), 1)
         self.assertEqual(value(m, "scheduler0_breakers", state="closed"), 3)
+        self.assertEqual(value(m, "scheduler0_endpoint_breakers_not_closed"), 0)
         self.assertEqual(value(m, "scheduler0_scheduler_halted"), 0)
         self.assertEqual(value(m, "scheduler0_jobs_planned"), 9)
         # the health answer agrees with the metrics

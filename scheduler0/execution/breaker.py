@@ -1,8 +1,12 @@
 """
-Per-target circuit breakers (PRODUCT §5, §7). A target is C{scheme://host:port}.
+Circuit breakers (PRODUCT §5, §7), per callback endpoint and per host.
 
 A receiver that keeps failing gets no requests for a while instead of tying up connections
-and retries that other targets need; then one probe finds out whether it is back.
+and retries that others need; then one probe finds out whether it is back. Isolation is
+per endpoint (C{scheme://host:port/path?query}, see L{endpoint_of}): an endpoint that
+answers 5xx or 4xx, or not in time, opens its own breaker and holds only its own
+deliveries. A host that cannot be reached at all (refused, unknown name, connect timeout,
+TLS) opens the host's breaker (keyed C{scheme://host:port}), which holds all its endpoints.
 
     closed    --(failure; consecutive failures reach threshold)-->  open
     open      --(backoff elapses: clock.callLater)-------------->  half_open
@@ -17,6 +21,9 @@ Automat's typed machines refuse for inputs that return something.
 Outcomes that arrive while no transition is defined for them are stale: requests started
 while the breaker was closed may finish after it opened. A failure then only raises
 C{failure_count}; a success changes nothing (the probe decides).
+
+Breakers are created on the first failure (a healthy endpoint needs none), so a node with
+tens of thousands of callback URLs keeps breakers only for those that fail.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from typing import Any, Callable, Iterator
 
 from twisted.logger import Logger
 
+from ..schedule.occurrence import host_of
 from .backoff import retry_delay
 
 log = Logger()
@@ -71,7 +79,22 @@ class CircuitBreaker:
         self._probing = False       # half_open: the probe has been let through
         self._timer: Any = None     # open: the DelayedCall that moves to half_open
 
+    @property
+    def host(self) -> str:
+        """The target (C{scheme://host:port}) this breaker's endpoint or host belongs to."""
+        return host_of(self.target)
+
+    @property
+    def scope(self) -> str:
+        """C{"host"} for a host's breaker, C{"endpoint"} for an endpoint's."""
+        return "host" if self.target == self.host else "endpoint"
+
     # -- inputs -------------------------------------------------------------------------
+
+    def ready(self) -> bool:
+        """Would L{allow} let a request through now? (Without taking the probe.)"""
+        return self.state is BreakerState.CLOSED or (
+            self.state is BreakerState.HALF_OPEN and not self._probing)
 
     def allow(self) -> bool:
         """May a request start now? In half_open, True exactly once (the probe)."""
@@ -113,6 +136,11 @@ class CircuitBreaker:
         return {"state": self.state.value, "since": self.since,
                 "lastTransition": self.last_transition, "retryAt": self.retry_at,
                 "failureCount": self.failure_count}
+
+    @property
+    def idle(self) -> bool:
+        """Closed with no failure counted: it says nothing a fresh breaker would not."""
+        return self.state is BreakerState.CLOSED and self.failure_count == 0
 
     # -- transitions --------------------------------------------------------------------
 
@@ -160,7 +188,10 @@ class CircuitBreaker:
 
 
 class Breakers:
-    """One breaker per target, created on first use."""
+    """
+    The breakers of every endpoint and host that has one, by key (an endpoint URL or a
+    C{scheme://host:port}); L{get} creates one on first use, L{find} does not.
+    """
 
     def __init__(self, clock: Any, rng: random.Random, threshold: int = 5,
                  base_delay: float = 5.0, max_delay: float = 300.0,
@@ -180,6 +211,21 @@ class Breakers:
                 target, self._clock, self._rng, self._threshold, self._base_delay,
                 self._max_delay, on_change=self._changed)
         return breaker
+
+    def find(self, key: str) -> CircuitBreaker | None:
+        """The breaker of C{key} if it has one (none means closed, nothing counted)."""
+        return self._breakers.get(key)
+
+    def of_host(self, target: str) -> list[CircuitBreaker]:
+        """The breakers of C{target}'s endpoints (not the host's own)."""
+        return [b for key, b in self._breakers.items()
+                if key != target and host_of(key) == target]
+
+    def forget(self, key: str) -> None:
+        """Drop an idle breaker (its endpoint has been quiet for long)."""
+        breaker = self._breakers.get(key)
+        if breaker is not None and breaker.idle:  # closed: no timer is pending
+            del self._breakers[key]
 
     def _changed(self, breaker: CircuitBreaker, old: BreakerState, new: BreakerState) -> None:
         # Looked up per call so a listener set after construction (the executor, which

@@ -3,54 +3,60 @@ The callback executor: delivers due occurrences to their callback URLs.
 
 Each dispatch round, occurrences with the same callback URL (and project, whose secret
 signs the body) go in one POST whose body is a JSON array, split into chunks of at most
-C{HTTPExecutorPayloadMaxSizeMb}. Deliveries queue per target (C{scheme://host:port}); a
-target gets at most C{per_target} requests in flight and its own circuit breaker, so a
-slow or dead receiver holds only its own queue. Every POST enters the delivery outbox (one
-row listing its occurrences, which are then 'dispatched') before it is sent, so a crash
-re-sends it with the same execution ids; its outcome records and its removal from the
-outbox are one write. A POST whose outbox row could not be written (a full disk) is not
-sent: it would be missing from the history and could go out twice. It goes back to its
-queue, and no delivery starts until a retry of the write, after a backoff, succeeds.
+C{HTTPExecutorPayloadMaxSizeMb}. Every POST enters the delivery outbox (one row listing
+its occurrences, which are then 'dispatched') before it is sent, so a crash re-sends it
+with the same execution ids; its outcome records and its removal from the outbox are one
+write. A POST whose outbox row could not be written (a full disk) is not sent: it would be
+missing from the history and could go out twice. It goes back to its queue, and no
+delivery starts until a retry of the write, after a backoff, succeeds.
+
+Isolation (PRODUCT §5). Deliveries queue per endpoint (L{endpoint_of}: the callback URL
+without user info) inside a lane per host (C{scheme://host:port}). A host has at most
+C{per_target} requests in flight (it bounds sockets), shared round-robin between its
+endpoints, and while other endpoints of the host wait, one endpoint gets at most half of
+them, so a slow endpoint cannot take all of its host's slots. An endpoint that fails
+(5xx, 4xx, no answer) opens its own breaker and only its deliveries are held; a host that
+cannot be reached (refused, unknown, TLS) opens the host's breaker, which holds them all.
 
 Of a receiver's answer, the status decides; at most C{answer_prefix_bytes} of its body are
 read (for a failure's message), then the connection is closed instead of being pooled, so
-a receiver that answers gigabytes, or never stops answering, costs a few KiB.
+a receiver that answers gigabytes, or never stops answering, costs a few KiB. A request
+that dies on a reused connection before any byte of the answer (the receiver had closed
+it) is sent again at once on a fresh connection: no attempt and no failure is counted.
 
 Failures are retried with exponential backoff and jitter up to C{retry_max} times; then,
 or at once for a permanent failure (a 4xx other than 408/429), the occurrence is dead:
-its record in state C{dead} is the dead-letter queue.
+its record in state C{dead} is the dead-letter queue. Failures and dead letters are
+logged, rate-limited (L{FailureLog}), with their jobs, endpoint and reason.
 """
 
 from __future__ import annotations
 
 import random
 import uuid
-from collections import deque
 from typing import Any, Callable, Iterable
 
 import attrs
 from twisted.application.service import Service
-from twisted.internet.defer import (
-    CancelledError, Deferred, gatherResults, maybeDeferred, succeed)
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred, succeed
 from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.protocol import Protocol
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
 
-from ..schedule.occurrence import Occurrence, scheduled_text
+from ..schedule.occurrence import Occurrence, endpoint_of, host_of, scheduled_text
 from ..timestamps import format_time, from_seconds
 from .backoff import retry_delay
-from .breaker import Breakers, BreakerState
-from .network_policy import CallbackRefused
+from .breaker import Breakers, BreakerState, CircuitBreaker
+from .failures import (
+    ENDPOINT, HOST, PERMANENT, TRANSIENT, FailureLog, describe, died_unanswered)
 from .recorder import ExecutionRecorder, FailureStreak, describe_failure, ignore_failure
 from .signing import SIGNATURE_HEADER, signature_header
 
 log = Logger()
 
-TRANSIENT = "transient"
-PERMANENT = "permanent"
 MAX_RETRY_WAIT = 300.0
 #: most characters of a receiver's answer quoted in a failure's message
 ANSWER_EXCERPT_CHARS = 200
@@ -72,6 +78,9 @@ class ExecutorSettings:
     #: backoff of the outbox write after it failed (a full disk): first delay, most
     record_retry_delay: float = 1.0
     record_retry_cap: float = 30.0
+    #: an endpoint quiet (and not failing) for this long is forgotten: its poll status
+    #: and idle breaker go, so a node whose jobs come and go does not keep them forever
+    forget_after: float = 86_400.0
 
 
 def classify_status(status: int) -> str:
@@ -98,6 +107,14 @@ class Delivery:
     #: resumed after a restart: the outbox row its occurrences are still listed in, until
     #: they are started, held or dropped (each of which takes them out of it atomically)
     replaces: str | None = None
+    #: decides which of its jobs are still to be sent instead of the executor's
+    #: C{is_live}: an operator's replay sends a paused job's occurrences too
+    live: Callable[[int], bool] | None = None
+    #: the endpoint it goes to (its breaker and queue)
+    endpoint: str = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.endpoint = endpoint_of(self.url)
 
     def release(self, occurrences: list[Occurrence]) -> list[dict]:
         """The outbox change that takes C{occurrences} out of the row this replaces."""
@@ -106,9 +123,9 @@ class Delivery:
         return [{"id": self.replaces, "executions": [o.execution_id for o in occurrences]}]
 
 
-@attrs.define
-class TargetStatus:
-    """What the health API reports per target (its "pollStatus")."""
+@attrs.define(slots=True)
+class EndpointStatus:
+    """What the health API reports per endpoint (its "pollStatus")."""
 
     last_success: float | None = None
     last_error_at: float | None = None
@@ -116,11 +133,40 @@ class TargetStatus:
     last_error_category: str | None = None
     consecutive_failures: int = 0
     first_failure_at: float | None = None
+    touched: float = 0.0  # when an outcome was last seen (for forgetting quiet ones)
+
+
+@attrs.define
+class HostLane:
+    """
+    The deliveries of one host (C{scheme://host:port}). C{queues}: per endpoint, in
+    round-robin order, those ready to go; C{parked}: per endpoint, those held by its open
+    breaker (recorded as 'scheduled') until it lets a probe through.
+    """
+
+    queues: dict[str, list[Delivery]] = attrs.Factory(dict)
+    parked: dict[str, list[Delivery]] = attrs.Factory(dict)
+    flying: dict[str, int] = attrs.Factory(dict)  # endpoint -> deliveries in flight
     in_flight: int = 0
-    queue: deque = attrs.Factory(deque)
 
     def queued(self) -> int:
-        return sum(len(d.occurrences) for d in self.queue)
+        return sum(len(d.occurrences) for waiting in (self.queues, self.parked)
+                   for deliveries in waiting.values() for d in deliveries)
+
+    def waiting(self) -> Iterable[Delivery]:
+        for waiting in (self.queues, self.parked):
+            for deliveries in waiting.values():
+                yield from deliveries
+
+    def add(self, delivery: Delivery, first: bool = False) -> None:
+        """Queue C{delivery} (at the head of its endpoint's queue if C{first}); an
+        endpoint whose deliveries are parked gets it parked with them."""
+        waiting = self.parked if delivery.endpoint in self.parked else self.queues
+        deliveries = waiting.setdefault(delivery.endpoint, [])
+        if first:
+            deliveries.insert(0, delivery)
+        else:
+            deliveries.append(delivery)
 
 
 @attrs.frozen
@@ -193,7 +239,10 @@ def _deadline_passed(result: Any, timeout: float) -> Any:
 
 class Executor(Service):
     """
-    @param http: a treq C{HTTPClient} (its C{post}); its pool bounds connections.
+    @param http: a treq C{HTTPClient} (its C{post}); its pool bounds connections. If it
+        has a C{post_fresh} too (L{scheduler0.execution.connections.CallbackHTTP}), that
+        sends on a new connection: the re-send of a request whose pooled connection had
+        been closed by the receiver.
     @param secrets_for: C{(project id) -> [signing secrets]}, current first.
     @param is_live: whether a job still exists and is not paused (retries of a deleted or
         paused job are abandoned).
@@ -211,19 +260,30 @@ class Executor(Service):
         self._is_live = is_live
         self.settings = settings or ExecutorSettings()
         self._rng = rng or random.Random()
-        self.targets: dict[str, TargetStatus] = {}
+        #: per host: its deliveries waiting and in flight
+        self.targets: dict[str, HostLane] = {}
+        #: per endpoint: what its deliveries ended with (the health API's poll status)
+        self.endpoints: dict[str, EndpointStatus] = {}
         self.in_flight = 0
         self.halted = False
         self._retries: dict[Any, int] = {}  # retry timer -> occurrences it will queue
         self.counters = {"succeeded": 0, "failed": 0, "retrying": 0, "dead": 0}
+        #: requests sent again at once because their pooled connection had been closed
+        self.stale_retries = 0
         self._drained: list[Deferred] = []
         self.drain_timeout = 5.0
         self._stopping = False  # stopService was called: schedule no retries
+        #: the drain timed out: deliveries still in flight were cancelled, and their
+        #: outcome is not recorded (their outbox row re-sends them after a restart)
+        self._abandoned = False
+        self._posts: set[Deferred] = set()  # the POSTs in flight
         self._in_flight_ids: dict[str, int] = {}  # execution id -> deliveries in flight
         #: outbox writes are failing: nothing starts until this retry (a DelayedCall) runs
         self._record_retry: Any = None
         self._record_backoffs = 0  # retries of the write scheduled since it last worked
         self._record_streak = FailureStreak(clock)
+        self._failure_log = FailureLog(clock)
+        self._swept_at = clock.seconds()
         #: POSTs not sent because their outbox row could not be written
         self.unrecorded = 0
         #: sees the lateness (seconds) of the first attempts in each POST as it starts
@@ -234,10 +294,12 @@ class Executor(Service):
     def startService(self) -> None:
         Service.startService(self)
         self._stopping = False
+        self._abandoned = False
 
     def stopService(self) -> Deferred:
         """Start nothing new; wait (at most C{drain_timeout}) for deliveries in flight, so
-        their outcomes are recorded. Anything unfinished is re-sent after a restart."""
+        their outcomes are recorded. Those still unanswered then are cancelled without a
+        record: their outbox row sends them again (same execution ids) after a restart."""
         Service.stopService(self)
         self.halted = True
         self._stopping = True
@@ -248,19 +310,36 @@ class Executor(Service):
         if self._record_retry is not None and self._record_retry.active():
             self._record_retry.cancel()
         self._record_retry = None
-        # occurrences still queued (behind a target's limit, or halted) get a record, so
+        # occurrences still queued (behind a host's limit, or halted) get a record, so
         # the recovery after a restart delivers them instead of losing them
-        held = [self._hold(status) for status in self.targets.values()]
+        held = [self._hold(lane) for lane in self.targets.values()]
         waits = [d for d in held if d is not None]
         if self.in_flight:
             drained: Deferred = Deferred()
             self._drained.append(drained)
-            drained.addTimeout(self.drain_timeout, self._clock,
-                               onTimeoutCancel=lambda *_: None)
+            give_up = self._clock.callLater(self.drain_timeout, self._abandon_in_flight)
+            drained.addBoth(lambda result: give_up.cancel() if give_up.active() else None)
             waits.append(drained)
         if not waits:
             return succeed(None)
         return gatherResults(waits, consumeErrors=True).addBoth(lambda _: None)
+
+    def _abandon_in_flight(self) -> None:
+        """The drain timed out: cancel what is still in flight, recording nothing, so no
+        outcome is written (or fails to be) while the node closes its store."""
+        self._abandoned = True
+        if self.in_flight:
+            log.info("stopping: {count} callbacks still unanswered after {seconds:g} s are "
+                     "cancelled; they are sent again after a restart", count=self.in_flight,
+                     seconds=self.drain_timeout)
+        for post in list(self._posts):
+            post.cancel()
+        # a delivery whose outbox row is still being written may never hear back (the
+        # command log is about to stop): the stop does not wait for it either
+        drained, self._drained = self._drained, []
+        for d in drained:
+            if not d.called:
+                d.callback(None)
 
     def halt(self) -> None:
         """No delivery starts until L{resume}; those in flight finish and are recorded."""
@@ -271,13 +350,25 @@ class Executor(Service):
         self._pump_all()
 
     def on_breaker_change(self, breaker: Any, old: BreakerState, new: BreakerState) -> None:
-        if new in (BreakerState.HALF_OPEN, BreakerState.CLOSED):
-            self._pump(breaker.target)
+        """A breaker lets requests through again: an endpoint's parked deliveries queue
+        again, and its host's lane is pumped (which sends a half-open breaker's probe)."""
+        if new not in (BreakerState.HALF_OPEN, BreakerState.CLOSED):
+            return
+        host = host_of(breaker.target)
+        lane = self.targets.get(host)
+        if lane is None:
+            return
+        if breaker.target != host:
+            parked = lane.parked.pop(breaker.target, None)
+            if parked:
+                parked.extend(lane.queues.pop(breaker.target, ()))
+                lane.queues[breaker.target] = parked
+        self._pump(host)
 
     # -- accepting work -----------------------------------------------------------------
 
     def queued(self) -> int:
-        return sum(status.queued() for status in self.targets.values())
+        return sum(lane.queued() for lane in self.targets.values())
 
     def retry_waiting(self) -> int:
         """Occurrences waiting out a retry's backoff (queued again when it ends)."""
@@ -289,8 +380,11 @@ class Executor(Service):
         a 'dispatched' execution among them is not hanging."""
         return self._in_flight_ids.keys()
 
-    def submit(self, occurrences: Iterable[Occurrence]) -> None:
-        """One dispatch round: group, chunk and queue; start what may start."""
+    def submit(self, occurrences: Iterable[Occurrence],
+               live: Callable[[int], bool] | None = None) -> None:
+        """One dispatch round: group, chunk and queue; start what may start. C{live}
+        replaces C{is_live} for these occurrences (and their retries): an operator's
+        replay of a paused job's dead letter is sent all the same."""
         groups: dict[tuple[str, int], list[Occurrence]] = {}
         for occurrence in occurrences:
             groups.setdefault((occurrence.callback_url, occurrence.project_id), []).append(
@@ -304,12 +398,12 @@ class Executor(Service):
             room -= len(group)
             for chunk_id, (chunk, items) in enumerate(self._chunks(group)):
                 delivery = Delivery(chunk[0].target, url, project_id, chunk_id, chunk,
-                                    items=items)
-                self._status(delivery.target).queue.append(delivery)
+                                    items=items, live=live)
+                self._enqueue(delivery)
                 touched.add(delivery.target)
         for target in touched:
             if self._stopping:
-                self._hold(self._status(target))  # nothing starts now: keep them for a restart
+                self._hold(self._lane(target))  # nothing starts now: keep them for a restart
             else:
                 self._pump(target)
 
@@ -336,10 +430,23 @@ class Executor(Service):
         if chunk:
             yield chunk, items
 
-    def _status(self, target: str) -> TargetStatus:
-        status = self.targets.get(target)
+    def _lane(self, target: str) -> HostLane:
+        lane = self.targets.get(target)
+        if lane is None:
+            lane = self.targets[target] = HostLane()
+        return lane
+
+    def _enqueue(self, delivery: Delivery, first: bool = False) -> None:
+        lane = self._lane(delivery.target)
+        lane.add(delivery, first)
+        if delivery.endpoint in lane.parked and not delivery.held:
+            self._hold_deliveries([delivery])  # its breaker is open: held at once
+
+    def _endpoint_status(self, endpoint: str) -> EndpointStatus:
+        status = self.endpoints.get(endpoint)
         if status is None:
-            status = self.targets[target] = TargetStatus()
+            status = self.endpoints[endpoint] = EndpointStatus()
+        status.touched = self._clock.seconds()
         return status
 
     # -- starting deliveries ------------------------------------------------------------
@@ -348,32 +455,70 @@ class Executor(Service):
         for target in list(self.targets):
             self._pump(target)
 
+    def _may_start(self, lane: HostLane) -> bool:
+        return (not self.halted and self._record_retry is None
+                and lane.in_flight < self.settings.per_target
+                and self.in_flight < self.settings.max_in_flight)
+
     def _pump(self, target: str) -> None:
-        status = self._status(target)
-        breaker = self.breakers.get(target)
-        while (status.queue and not self.halted and self._record_retry is None
-               and status.in_flight < self.settings.per_target
-               and self.in_flight < self.settings.max_in_flight):
-            delivery = status.queue[0]
+        """Start what the host's lane may start: endpoints take turns; an endpoint whose
+        breaker is open is parked (held); a half-open breaker lets its one probe go."""
+        lane = self.targets.get(target)
+        if lane is None:
+            return
+        share = max(1, (self.settings.per_target + 1) // 2)
+        passed = 0  # endpoints passed over in a row for having their share in flight
+        while lane.queues and self._may_start(lane):
+            host = self.breakers.find(target)
+            if host is not None and not host.ready():
+                self._hold(lane)
+                return
+            endpoint = next(iter(lane.queues))
+            deliveries = lane.queues[endpoint]
+            breaker = self.breakers.find(endpoint)
+            if breaker is not None and not breaker.ready():
+                del lane.queues[endpoint]
+                lane.parked.setdefault(endpoint, []).extend(deliveries)
+                self._hold_deliveries(deliveries)
+                continue
+            if lane.flying.get(endpoint, 0) >= share and passed < len(lane.queues) - 1:
+                lane.queues[endpoint] = lane.queues.pop(endpoint)  # its turn comes later
+                passed += 1
+                continue
+            passed = 0
+            delivery = deliveries.pop(0)
+            if deliveries:
+                lane.queues[endpoint] = lane.queues.pop(endpoint)  # the next endpoint's turn
+            else:
+                del lane.queues[endpoint]
             if not self._keep_live(delivery):
-                status.queue.popleft()
                 continue
             # liveness is settled first: a half-open breaker's single probe must be sent
-            if not breaker.allow():
-                self._hold(status)
-                return
-            probe = breaker.state is BreakerState.HALF_OPEN
-            self._start(status, status.queue.popleft(), probe)
-            if breaker.state is BreakerState.HALF_OPEN:
-                self._hold(status)  # only the probe goes; the rest wait for its outcome
+            probes = (self._take(host), self._take(breaker))
+            self._start(lane, delivery, probes)
+            if host is not None and host.state is BreakerState.HALF_OPEN:
+                self._hold(lane)  # only the host's probe goes; the rest wait for it
                 return
 
-    def _hold(self, status: TargetStatus) -> Deferred | None:
-        """Persist held occurrences as 'scheduled' so a restart does not lose them."""
+    @staticmethod
+    def _take(breaker: CircuitBreaker | None) -> bool:
+        """Let a request through C{breaker}; True if it is the half-open breaker's probe."""
+        if breaker is None:
+            return False
+        probe = breaker.state is BreakerState.HALF_OPEN
+        breaker.allow()
+        return probe
+
+    def _hold(self, lane: HostLane) -> Deferred | None:
+        """Persist a lane's waiting occurrences as 'scheduled' so a restart does not lose
+        them."""
+        return self._hold_deliveries(list(lane.waiting()))
+
+    def _hold_deliveries(self, deliveries: Iterable[Delivery]) -> Deferred | None:
         records: list[dict] = []
         released: list[dict] = []
         now = format_time(from_seconds(self._clock.seconds()))
-        for delivery in status.queue:
+        for delivery in deliveries:
             if not delivery.held:
                 delivery.held = True
                 records.extend(self._record(o, "scheduled", now, attempts=o.attempt - 1)
@@ -387,17 +532,24 @@ class Executor(Service):
         return None
 
     def _keep_live(self, delivery: Delivery) -> bool:
-        """Drop (and record) occurrences of jobs deleted or paused since they were due."""
-        live = [o for o in delivery.occurrences if self._is_live(o.job_id)]
+        """Drop (and record) occurrences of jobs deleted or paused since they were due (of
+        jobs deleted, for an operator's replay)."""
+        is_live = delivery.live or self._is_live
+        live = [o for o in delivery.occurrences if is_live(o.job_id)]
         if len(live) < len(delivery.occurrences):
-            gone = [o for o in delivery.occurrences if not self._is_live(o.job_id)]
-            self._abandon(gone, finished=delivery.release(gone))
+            gone = [o for o in delivery.occurrences if not is_live(o.job_id)]
+            reason = ("the job was deleted before delivery" if delivery.live is not None
+                      else "the job was deleted or paused before delivery")
+            self._abandon(gone, reason, finished=delivery.release(gone))
             delivery.occurrences = live
             delivery.items = None
         return bool(live)
 
-    def _start(self, status: TargetStatus, delivery: Delivery, probe: bool = False) -> None:
-        status.in_flight += 1
+    def _start(self, lane: HostLane, delivery: Delivery,
+               probes: tuple[bool, bool] = (False, False)) -> None:
+        lane.in_flight += 1
+        lane.flying[delivery.endpoint] = lane.flying.get(delivery.endpoint, 0) + 1
+        self._endpoint_status(delivery.endpoint)  # known (to the health API) from now on
         self.in_flight += 1
         flying = self._in_flight_ids
         for o in delivery.occurrences:
@@ -415,33 +567,48 @@ class Executor(Service):
 
         def recorded(_: Any) -> None:
             self._recording_works()
+            if self._abandoned:  # stopped meanwhile: the outbox row re-sends it later
+                self._land(lane, delivery)
+                self._landed()
+                return
             if self.observe_first_attempts is not None:
                 lateness = [started - o.scheduled for o in delivery.occurrences
                             if o.attempt == 1]
                 if lateness:
                     self.observe_first_attempts(lateness)
             post = maybeDeferred(self._post, delivery)
-            post.addBoth(self._finished, status, delivery, started, probe)
+            self._posts.add(post)
+            post.addBoth(self._sent, post)
+            post.addBoth(self._finished, lane, delivery, started, probes)
 
         def not_recorded(failure: Failure) -> None:
-            self._not_recorded(failure, status, delivery, probe)
+            self._not_recorded(failure, lane, delivery, probes)
 
         d.addCallbacks(recorded, not_recorded)
-        d.addErrback(lambda f: log.failure("delivery to {target} broke", f,
-                                           target=delivery.target))
+        d.addErrback(lambda f: log.failure("delivery to {endpoint} broke", f,
+                                           endpoint=delivery.endpoint))
+
+    def _sent(self, outcome: Any, post: Deferred) -> Any:
+        self._posts.discard(post)
+        return outcome
 
     # -- when the outbox cannot be written ------------------------------------------------
 
-    def _not_recorded(self, failure: Failure, status: TargetStatus, delivery: Delivery,
-                      probe: bool) -> None:
+    def _not_recorded(self, failure: Failure, lane: HostLane, delivery: Delivery,
+                      probes: tuple[bool, bool]) -> None:
         """The outbox row was not written, so the POST is not sent: the delivery goes back
         to the head of its queue and nothing starts until a write is tried again, after a
         backoff that grows while the writes keep failing."""
-        self._land(status, delivery)
+        self._land(lane, delivery)
+        if self._abandoned:  # the node stopped meanwhile: writes are expected to fail
+            self._landed()
+            return
         self.unrecorded += 1
-        if probe:
-            self.breakers.get(delivery.target).probe_not_sent()
-        status.queue.appendleft(delivery)
+        for probe, key in zip(probes, (delivery.target, delivery.endpoint)):
+            breaker = self.breakers.find(key)
+            if probe and breaker is not None:
+                breaker.probe_not_sent()
+        self._enqueue(delivery, first=True)
         now = self._clock.seconds()
         if self._record_retry is None and not self._stopping:
             delay = min(self.settings.record_retry_delay * 2.0 ** min(self._record_backoffs, 30),
@@ -450,21 +617,22 @@ class Executor(Service):
             self._record_retry = self._clock.callLater(delay, self._retry_recording)
         retry_in = self._record_retry.getTime() - now if self._record_retry is not None else 0.0
         error = describe_failure(failure)[:300]
+        status = self._endpoint_status(delivery.endpoint)
         status.last_error_at = now
         status.last_error = (f"not sent: its dispatch could not be recorded ({error}); "
                              f"next try in {retry_in:.3g} s")
         status.last_error_category = TRANSIENT
         streak = self._record_streak
         if streak.failed():
-            log.error("a callback to {target} was not sent: its dispatch could not be recorded "
-                      "({error}); no callback goes out unrecorded: deliveries are held and "
-                      "tried again in {retry_in:.3g} s ({failures} not sent in {seconds:.0f} s, "
-                      "{unlogged} not logged since the last report)", target=delivery.target,
-                      error=error,
+            log.error("a callback to {endpoint} was not sent: its dispatch could not be "
+                      "recorded ({error}); no callback goes out unrecorded: deliveries are held "
+                      "and tried again in {retry_in:.3g} s ({failures} not sent in {seconds:.0f} "
+                      "s, {unlogged} not logged since the last report)",
+                      endpoint=delivery.endpoint, error=error,
                       retry_in=retry_in, failures=streak.failures,
                       seconds=now - (streak.since or now), unlogged=streak.unlogged)
         if self._stopping:
-            self._hold(status)
+            self._hold(lane)
         self._landed()
 
     def _retry_recording(self) -> None:
@@ -478,9 +646,12 @@ class Executor(Service):
             log.info("dispatches are recorded again: callbacks go out after {failures} were "
                      "held over {seconds:.0f} s", failures=ended[0], seconds=ended[1])
 
-    def _land(self, status: TargetStatus, delivery: Delivery) -> None:
+    def _land(self, lane: HostLane, delivery: Delivery) -> None:
         """A delivery is no longer in flight (its outcome is known, or it never went)."""
-        status.in_flight -= 1
+        lane.in_flight -= 1
+        left = lane.flying.pop(delivery.endpoint, 1) - 1
+        if left:
+            lane.flying[delivery.endpoint] = left
         self.in_flight -= 1
         for o in delivery.occurrences:
             left = self._in_flight_ids.pop(o.execution_id, 1) - 1
@@ -509,47 +680,76 @@ class Executor(Service):
         if secrets:
             headers[SIGNATURE_HEADER] = [signature_header(body, secrets,
                                                           int(self._clock.seconds()))]
-        # One deadline on our clock for the whole exchange (connect, answer and body), not
-        # treq's timeout=, which covers only the answer, runs on the global reactor and
-        # reports expiry as ResponseNeverReceived.
+        # One deadline on our clock for the whole exchange (connect, answer and body, and
+        # the re-send of a stale connection's request), not treq's timeout=, which covers
+        # only the answer, runs on the global reactor and reports expiry as
+        # ResponseNeverReceived.
         # unbuffered: treq would otherwise keep the whole body in memory, whatever reads it.
         # No redirects: only a 2xx is a success, and a redirect that the agent follows (or
         # refuses) leaves its own body unread and its connection open for as long as the
         # receiver keeps it open.
-        d = self._http.post(delivery.url, data=body, headers=headers, unbuffered=True,
-                            allow_redirects=False)
+        def send(post: Callable[..., Deferred]) -> Deferred:
+            return post(delivery.url, data=body, headers=headers, unbuffered=True,
+                        allow_redirects=False)
+
+        def stale(failure: Failure) -> Any:
+            # the receiver closed the pooled connection before answering: nothing was
+            # answered, so this is no failure; the same request goes again, at once, on a
+            # new connection (same execution ids: a receiver that did process it can tell)
+            if not died_unanswered(failure):
+                return failure
+            self.stale_retries += 1
+            return send(getattr(self._http, "post_fresh", self._http.post))
 
         def read(response: Any) -> Any:
             sink = _BoundedBody(self.settings.answer_prefix_bytes)
             response.deliverBody(sink)
             return sink.finished.addCallback(lambda kept: Answer(response.code, *kept))
 
+        d = send(self._http.post)
+        d.addErrback(stale)
         d.addCallback(read)
         d.addTimeout(self.settings.timeout, self._clock, onTimeoutCancel=_deadline_passed)
         return d
 
     # -- outcomes -----------------------------------------------------------------------
 
-    def _finished(self, outcome: Any, status: TargetStatus, delivery: Delivery,
-                  started: float, probe: bool = False) -> None:
-        self._land(status, delivery)
+    def _finished(self, outcome: Any, lane: HostLane, delivery: Delivery,
+                  started: float, probes: tuple[bool, bool] = (False, False)) -> None:
+        self._land(lane, delivery)
+        if self._abandoned:
+            # cancelled at the end of the drain: no outcome, no breaker change; the outbox
+            # row still lists it, so a restart sends it again
+            self._landed()
+            return
         now = self._clock.seconds()
         duration = round((now - started) * 1000, 1)
-        breaker = self.breakers.get(delivery.target)
-        # A half-open breaker is decided by its probe alone: a request started before the
-        # breaker opened may finish now and must neither close nor reopen it.
-        counts = probe or breaker.state is not BreakerState.HALF_OPEN
+        host_probe, endpoint_probe = probes
+        status = self._endpoint_status(delivery.endpoint)
         if isinstance(outcome, Answer) and 200 <= outcome.code < 300:
-            if counts:
-                breaker.record_success()
+            self._count(delivery.target, host_probe, success=True)
+            self._count(delivery.endpoint, endpoint_probe, success=True)
             status.last_success = now
             status.consecutive_failures = 0
             status.first_failure_at = None
             self._succeeded(delivery, outcome.code, duration, started, now)
         else:
-            code, message, category = self._describe(outcome)
-            if counts:
-                breaker.record_failure()
+            code, message, category, scope = self._describe(outcome, delivery.target)
+            if scope == HOST:
+                # the host could not be reached: its breaker counts it, and whatever this
+                # endpoint's breaker was waiting for (a probe) is still to be learnt
+                self._count(delivery.target, host_probe, success=False)
+                breaker = self.breakers.find(delivery.endpoint)
+                if endpoint_probe and breaker is not None:
+                    breaker.probe_not_sent()
+            else:
+                self._count(delivery.endpoint, endpoint_probe, success=False)
+                if code is not None:  # the host answered: it is reachable
+                    self._count(delivery.target, host_probe, success=True)
+                elif host_probe:
+                    host = self.breakers.find(delivery.target)
+                    if host is not None:
+                        host.probe_not_sent()
             status.last_error_at, status.last_error = now, message
             status.last_error_category = category
             if status.consecutive_failures == 0:
@@ -559,21 +759,51 @@ class Executor(Service):
         self._pump(delivery.target)
         if self.in_flight < self.settings.max_in_flight:
             self._pump_all()
+        self._sweep(now)
         self._landed()
 
-    def _describe(self, outcome: Any) -> tuple[int | None, str, str]:
+    def _count(self, key: str, probe: bool, success: bool) -> None:
+        """An outcome for C{key}'s breaker (created on its first failure). A half-open
+        breaker is decided by its probe alone: a request started before the breaker
+        opened may finish now and must neither close nor reopen it."""
+        breaker = self.breakers.find(key) if success else self.breakers.get(key)
+        if breaker is None or not (probe or breaker.state is not BreakerState.HALF_OPEN):
+            return
+        if success:
+            breaker.record_success()
+        else:
+            breaker.record_failure()
+
+    def _sweep(self, now: float) -> None:
+        """Forget endpoints quiet for C{forget_after} (at most every tenth of it)."""
+        forget_after = self.settings.forget_after
+        if now - self._swept_at < forget_after / 10:
+            return
+        self._swept_at = now
+        for endpoint, status in list(self.endpoints.items()):
+            if status.consecutive_failures or now - status.touched < forget_after:
+                continue
+            lane = self.targets.get(host_of(endpoint))
+            if lane is not None and (endpoint in lane.queues or endpoint in lane.parked
+                                     or endpoint in lane.flying):
+                continue
+            breaker = self.breakers.find(endpoint)
+            if breaker is not None and not breaker.idle:
+                continue
+            del self.endpoints[endpoint]
+            self.breakers.forget(endpoint)
+
+    def _describe(self, outcome: Any, target: str) -> tuple[int | None, str, str, str]:
+        """C{(HTTP status or None, message, category, scope)} of a failed delivery."""
         if isinstance(outcome, Answer):
             excerpt = outcome.excerpt()
             message = f"HTTP {outcome.code}: {excerpt}" if excerpt else f"HTTP {outcome.code}"
-            return outcome.code, message, classify_status(outcome.code)
-        error = getattr(outcome, "value", outcome)
-        if isinstance(error, (DeferredTimeout, CancelledError)):
-            return None, f"no answer within {self.settings.timeout:g} s", TRANSIENT
-        refused = isinstance(error, CallbackRefused)
-        message = str(error) or type(error).__name__
-        if not refused:
-            message = f"{type(error).__name__}: {message}"
-        return None, message[:500], PERMANENT if refused else TRANSIENT
+            return outcome.code, message, classify_status(outcome.code), ENDPOINT
+        message, category, scope = describe(outcome, target, self.settings.timeout)
+        if "unexpectedly" in message and isinstance(outcome, Failure):
+            log.failure("a callback to {target} failed unexpectedly", outcome,
+                        level=LogLevel.error, target=target)
+        return None, message, category, scope
 
     def _outcome(self, delivery: Delivery, state: str, started: float, now: float,
                  **fields: Any) -> list[dict]:
@@ -610,6 +840,7 @@ class Executor(Service):
             if category == TRANSIENT and o.attempt <= self.settings.retry_max:
                 retry.append(o.next_attempt())
                 record["state"] = "retrying"
+        delay = None
         if retry:
             delay = retry_delay(delivery.occurrences[0].attempt, self.settings.retry_delay,
                                 self.settings.retry_cap, self._rng)
@@ -618,11 +849,36 @@ class Executor(Service):
                 if record["state"] == "retrying":
                     record["next_retry_at"] = retry_at
             self._schedule_retry(Delivery(delivery.target, delivery.url, delivery.project_id,
-                                          delivery.chunk_id, retry), delay)
+                                          delivery.chunk_id, retry, live=delivery.live), delay)
+        dead = len(records) - len(retry)
         self.counters["retrying"] += len(retry)
-        self.counters["dead"] += len(records) - len(retry)
+        self.counters["dead"] += dead
+        self._log_failure(delivery, message, len(retry), delay, dead)
         ignore_failure(self._recorder.record(records, finished=[{"id": delivery.id}],
                                              keep_trying=True))
+
+    def _log_failure(self, delivery: Delivery, message: str, retrying: int,
+                     delay: float | None, dead: int) -> None:
+        """A failed POST in the log, rate-limited (L{FailureLog}): its endpoint, jobs,
+        attempt, reason and what happens next."""
+        unlogged = self._failure_log.allow(delivery.endpoint)
+        if unlogged is None:
+            return
+        jobs = sorted({o.job_id for o in delivery.occurrences})
+        shown = ", ".join(map(str, jobs[:10])) + (f" and {len(jobs) - 10} more"
+                                                  if len(jobs) > 10 else "")
+        outcomes = []
+        if retrying:
+            outcomes.append(f"{retrying} retried in {delay:.3g} s")
+        if dead:
+            outcomes.append(f"{dead} dead-lettered")
+        more = (f" ({unlogged} more delivery failures were not logged)" if unlogged else "")
+        attempt = delivery.occurrences[0].attempt if delivery.occurrences else 0
+        log.warn("callback to {endpoint} failed (attempt {attempt}, jobs {jobs}): {reason}; "
+                 "{outcome}{more}", endpoint=delivery.endpoint, attempt=attempt,
+                 jobs=shown, job_ids=jobs[:100], reason=message,
+                 outcome=" and ".join(outcomes), dead=dead, retrying=retrying,
+                 unlogged=unlogged, more=more)
 
     def _schedule_retry(self, delivery: Delivery, delay: float) -> None:
         if self._stopping:
@@ -631,7 +887,7 @@ class Executor(Service):
 
         def again() -> None:
             self._retries.pop(call, None)
-            self._status(delivery.target).queue.append(delivery)
+            self._enqueue(delivery)
             self._pump(delivery.target)
 
         call = self._clock.callLater(delay, again)
@@ -650,12 +906,11 @@ class Executor(Service):
             groups.setdefault((o.callback_url, o.project_id), []).append(o)
         for (url, project_id), group in groups.items():
             for chunk_id, (chunk, items) in enumerate(self._chunks(group)):
-                delivery = Delivery(chunk[0].target, url, project_id, chunk_id, chunk,
-                                    items=items, replaces=replaces)
-                self._status(delivery.target).queue.append(delivery)
+                self._enqueue(Delivery(chunk[0].target, url, project_id, chunk_id, chunk,
+                                       items=items, replaces=replaces))
         if self._stopping:
-            for status in self.targets.values():
-                self._hold(status)
+            for lane in self.targets.values():
+                self._hold(lane)
         else:
             self._pump_all()
 
@@ -669,12 +924,13 @@ class Executor(Service):
                 self._schedule_retry(Delivery(chunk[0].target, url, project_id, chunk_id, chunk,
                                               items=items), delay)
 
-    def _abandon(self, occurrences: list[Occurrence], finished: list[dict] = ()) -> None:  # type: ignore[assignment]
+    def _abandon(self, occurrences: list[Occurrence], reason: str,
+                 finished: list[dict] = ()) -> None:  # type: ignore[assignment]
         stamp = format_time(from_seconds(self._clock.seconds()))
         records = []
         for o in occurrences:
             record = self._record(o, "failed", stamp, attempts=o.attempt - 1)
-            record["last_error"] = "the job was deleted or paused before delivery"
+            record["last_error"] = reason
             records.append(record)
         self.counters["failed"] += len(records)
         ignore_failure(self._recorder.record(records, finished=finished, keep_trying=True))

@@ -26,6 +26,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from twisted.logger import Logger
 
+from ..schedule.occurrence import host_of
+
 log = Logger()
 
 OUTCOMES = ("succeeded", "retrying", "dead", "failed")
@@ -36,6 +38,8 @@ CALLBACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 
 # breaker state -> gauge value: ordered by badness, so max() over targets is the worst one
 BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+#: most scheduler0_breaker_state series (targets), worst first
+MAX_BREAKER_SERIES = 1000
 
 OTHER = "other"
 ID = "{id}"
@@ -157,10 +161,14 @@ class Metrics:
           - C{scheduler0_due_within_12s}: jobs whose next fire is within 12 s;
           - C{scheduler0_dead_letters}: C{dead_letters()}, occurrences in state dead;
           - C{scheduler0_executions_in_flight}: callback POSTs in flight;
-          - C{scheduler0_breaker_state{target}}: 0 closed, 1 half_open, 2 open (max() over
-            targets is the worst), one series per target that has a breaker;
-          - C{scheduler0_breakers{state}}: how many targets are in each state (all three
-            states always present, so alerts need no per-target series);
+          - C{scheduler0_breaker_state{target}}: per target (C{scheme://host:port}), the
+            worst of its own breaker and its endpoints': 0 closed, 1 half_open, 2 open
+            (max() over targets is the worst), at most L{MAX_BREAKER_SERIES} series, worst
+            first (endpoint URLs are never labels: one per job, and they may hold secrets);
+          - C{scheduler0_breakers{state}}: how many targets are in each (worst) state (all
+            three states always present, so alerts need no per-target series);
+          - C{scheduler0_endpoint_breakers_not_closed}: endpoints whose own breaker is open
+            or half_open;
           - C{scheduler0_jobs_planned} and C{scheduler0_jobs_pending} (planned with a next
             fire), C{scheduler0_scheduler_halted} (1 or 0);
           - C{scheduler0_occurrences_skipped_total{reason}}: occurrences a misfire policy did
@@ -241,21 +249,37 @@ class _StateCollector:
         return [skipped]
 
     def _breakers(self) -> Iterable[Metric]:
+        # One series per host (target), whatever the number of its endpoints: the worst
+        # state among the host's own breaker and its endpoints' (an endpoint URL can hold
+        # a secret, and there may be one per job). The worst MAX_BREAKER_SERIES are kept.
+        worst: dict[str, int] = dict.fromkeys(getattr(self._executor, "targets", ()), 0)
+        for breaker in self._executor.breakers:
+            host = host_of(breaker.target)
+            value = BREAKER_VALUES[breaker.state.value]
+            if value >= worst.get(host, 0):
+                worst[host] = value
         per_target = GaugeMetricFamily(
             "scheduler0_breaker_state",
-            "Circuit breaker state per callback target: 0 closed, 1 half_open, 2 open.",
-            labels=["target"])
+            "Worst circuit breaker state per callback target (host and its endpoints): "
+            "0 closed, 1 half_open, 2 open.", labels=["target"])
+        shown = sorted(worst.items(), key=lambda item: (-item[1], item[0]))
+        for host, value in shown[:MAX_BREAKER_SERIES]:
+            per_target.add_metric([host], value)
         counts = dict.fromkeys(BREAKER_VALUES, 0)
-        for breaker in self._executor.breakers:
-            state = breaker.state.value
-            per_target.add_metric([breaker.target], BREAKER_VALUES[state])
-            counts[state] += 1
+        names = {value: state for state, value in BREAKER_VALUES.items()}
+        for value in worst.values():
+            counts[names[value]] += 1
         by_state = GaugeMetricFamily(
-            "scheduler0_breakers", "Callback targets whose breaker is in each state.",
+            "scheduler0_breakers", "Callback targets whose worst breaker is in each state.",
             labels=["state"])
         for state, count in counts.items():
             by_state.add_metric([state], count)
-        return [per_target, by_state]
+        open_endpoints = sum(1 for b in self._executor.breakers
+                             if b.state.value != "closed" and host_of(b.target) != b.target)
+        return [per_target, by_state,
+                _gauge("scheduler0_endpoint_breakers_not_closed",
+                       "Callback endpoints whose own breaker is open or half_open.",
+                       open_endpoints)]
 
     def _raft(self) -> Iterable[Metric]:
         assert self._raft_state is not None

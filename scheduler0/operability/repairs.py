@@ -3,15 +3,18 @@ Repairs an operator makes by API instead of by SQL: replay or drop dead letters,
 breaker, and resolve a hanging execution (dispatched, outcome never recorded).
 
 A replayed or re-run occurrence keeps its execution id, so a receiver that already saw it
-can tell.
+can tell. It is sent even if its job is paused (the operator asked for it); a deleted
+job's is not sent: retrying one execution of it is refused (409) and the record stays.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from ..execution.recorder import ExecutionRecorder
 from ..execution.recovery import occurrence_from_record
+from ..schedule.occurrence import endpoint_of, host_of, target_of
 from ..state import commands as C
 from ..state.commands import new_command
 from ..store.reads import Record
@@ -49,58 +52,128 @@ class Repairs:
         self.hanging_after = hanging_after
         self._node_id = node_id
 
-    # -- breakers ---------------------------------------------------------------------
+    # -- instances: endpoints and hosts -----------------------------------------------
 
-    def resolve_target(self, instance: str) -> str:
-        """Accept a target as C{scheme://host:port}, C{http::scheme://host:port} (a health
-        C{key}) or plain C{host:port}."""
+    def resolve_instance(self, instance: str) -> tuple[str, str]:
+        """
+        C{("endpoint", endpoint)} or C{("host", scheme://host:port)} for an instance as an
+        operator names it: an endpoint URL (with a path; percent-encoded or not, as the
+        health API lists it, its C{http::} key prefix allowed), a host
+        C{scheme://host:port}, or just C{host:port}.
+        """
         if instance.startswith("http::"):
             instance = instance[len("http::"):]
-        known = set(self._executor.targets) | {b.target for b in self._executor.breakers}
-        known |= set(self._reads().dead_letters_by_target())
+        if "://" not in instance and ":/" in instance:
+            instance = instance.replace(":/", "://", 1)  # a path merged the double slash
+        if "://" in instance:
+            parts = urlsplit(instance)
+            if parts.path or parts.query:
+                endpoint = endpoint_of(instance)
+                if endpoint in self._known_endpoints():
+                    return "endpoint", endpoint
+                raise RepairError(404, f"no callback endpoint {instance!r} is known; "
+                                       "endpoints are listed as instances by GET "
+                                       "/api/monitoring/scheduler/health")
+            instance = target_of(instance) if parts.port is None else instance
+        known = self._known_hosts()
         if instance in known:
-            return instance
+            return "host", instance
         matches = [t for t in known if t.split("://", 1)[-1] == instance]
         if len(matches) == 1:
-            return matches[0]
-        raise RepairError(404, f"no callback target {instance!r} is known; targets look like "
+            return "host", matches[0]
+        raise RepairError(404, f"no callback target {instance!r} is known; give an endpoint "
+                               "URL as the health API lists it, or a host as "
                                "http://host:port (see GET /api/monitoring/scheduler/health)")
 
+    def resolve_target(self, instance: str) -> str:
+        """The host (C{scheme://host:port}) of an instance, however it is named."""
+        return host_of(self.resolve_instance(instance)[1])
+
+    def _known_hosts(self) -> set[str]:
+        known = set(self._executor.targets) | {b.host for b in self._executor.breakers}
+        known |= set(self._reads().dead_letters_by_target())
+        return known
+
+    def _known_endpoints(self) -> set[str]:
+        known = set(self._executor.endpoints)
+        known |= {b.target for b in self._executor.breakers if b.scope == "endpoint"}
+        known |= {endpoint_of(plan.callback_url) for plan in self._scheduler.plans.values()}
+        return known
+
+    def _endpoint_of_job(self, job_id: int) -> str | None:
+        plan = self._scheduler.plans.get(job_id)
+        return endpoint_of(plan.callback_url) if plan is not None else None
+
+    # -- breakers ---------------------------------------------------------------------
+
     def reset_breaker(self, instance: str) -> dict:
-        target = self.resolve_target(instance)
-        breaker = self._executor.breakers.get(target)
-        breaker.reset()  # closing it lets the executor deliver what the target held
-        return {"instance": target, "breaker": breaker.snapshot()["state"]}
+        """Close a breaker: an endpoint's, or a host's and all of its endpoints'. Closing
+        it lets the executor deliver what it held. The answer's C{breaker} is the state
+        that now decides the instance (a host breaker still open holds an endpoint)."""
+        kind, key = self.resolve_instance(instance)
+        breakers = self._executor.breakers
+        if kind == "host":
+            for breaker in breakers.of_host(key):
+                breaker.reset()
+            host = breakers.find(key)
+            if host is not None:
+                host.reset()
+            return {"instance": key, "breaker": "closed"}
+        own = breakers.find(key)
+        if own is not None:
+            own.reset()
+        host = breakers.find(host_of(key))
+        state = host.state.value if host is not None else "closed"
+        return {"instance": key, "breaker": state}
 
     # -- dead letters -----------------------------------------------------------------
 
+    def _dead_letters(self, instance: str | None) -> list[Record]:
+        if instance is None:
+            return self._reads().dead_letters()
+        kind, key = self.resolve_instance(instance)
+        records = self._reads().dead_letters(host_of(key))
+        if kind == "endpoint":
+            records = [r for r in records if self._endpoint_of_job(r["jobId"]) == key]
+        return records
+
     def retry_dead(self, instance: str | None = None) -> dict:
-        target = self.resolve_target(instance) if instance is not None else None
-        records = self._reads().dead_letters(target)
-        return self._replay(records, "dead letters")
+        """Send every dead letter (of one endpoint or host) again; those of a job deleted
+        since are listed as C{skipped} and stay dead."""
+        return self._replay(self._dead_letters(instance), "dead letters")
 
     def retry_execution(self, execution_id: str) -> dict:
         record = self._require(execution_id)
         if record["state"] != "dead":
             raise RepairError(409, f"execution {execution_id} is {record['state']}, not dead; "
                                    "only dead-lettered executions are retried by hand")
+        self._require_job(record)
         return self._replay([record], "dead letter")
 
+    def _require_job(self, record: Record) -> None:
+        if record["jobId"] not in self._scheduler.plans:
+            raise RepairError(409, f"job {record['jobId']} of execution "
+                                   f"{record['executionId']} was deleted, so it is not sent "
+                                   "again; the record stays as it is (delete it with DELETE "
+                                   f"/api/v1/executions/{record['executionId']})")
+
     def _replay(self, records: list[Record], what: str) -> dict:
+        """Deliver C{records} again (same execution ids), even if their job is paused: an
+        operator asked for it. A deleted job's are skipped (and stay as they are)."""
+        plans = self._scheduler.plans
         occurrences, skipped = [], []
         for record in records:
-            plan = self._scheduler.plans.get(record["jobId"])
+            plan = plans.get(record["jobId"])
             if plan is None:
                 skipped.append(record["executionId"])
                 continue
             occurrences.append(occurrence_from_record(record, plan, record["attempts"] + 1))
         if occurrences:
-            self._executor.submit(occurrences)
+            self._executor.submit(occurrences, live=lambda job_id: job_id in plans)
         return {"retried": [o.execution_id for o in occurrences], "skipped": skipped}
 
     def delete_dead(self, instance: str) -> Any:
-        target = self.resolve_target(instance)
-        ids = [r["executionId"] for r in self._reads().dead_letters(target)]
+        ids = [r["executionId"] for r in self._dead_letters(instance)]
         return self._delete(ids)
 
     def delete_execution(self, execution_id: str) -> Any:
@@ -145,6 +218,7 @@ class Repairs:
         released = ([{"id": record["deliveryId"], "executions": [execution_id]}]
                     if record.get("deliveryId") else [])
         if action == RERUN:
+            self._require_job(record)
             # held ('scheduled') until the new delivery starts: durable all the way
             row.update(state="scheduled", last_error=None, last_attempt_at=None)
             d = self._recorder.record([row], finished=released)

@@ -52,6 +52,29 @@ def target_of(url: str) -> str:
     return f"{parts.scheme}://{host}:{port}"
 
 
+@functools.lru_cache(maxsize=65_536)
+def endpoint_of(url: str) -> str:
+    """
+    The callback endpoint a URL belongs to, the unit of breaker isolation:
+    C{scheme://host:port/path?query}, with the port explicit, the path C{/} when empty,
+    and without user info or fragment (never sent, and never shown). Two URLs of one
+    endpoint reach the same resource of the same receiver; a host's other endpoints
+    fail or succeed on their own.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{target_of(url)}{parts.path or '/'}{query}"
+
+
+def host_of(key: str) -> str:
+    """The target (C{scheme://host:port}) of an endpoint (L{endpoint_of}) or of a target
+    (returned as it is): a cheap cut, for keys these functions made."""
+    slash = key.find("/", key.find("://") + 3)
+    return key if slash < 0 else key[:slash]
+
+
 @attrs.frozen(slots=True)
 class Occurrence:
     """
