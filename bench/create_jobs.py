@@ -13,8 +13,13 @@ read), per-batch latency median/p99/max, and the p99 and worst healthcheck laten
 during the load. Request bodies are encoded before the clock starts; answers are read and
 checked (201, envelope, one created job per job sent), then the job count is verified.
 
-Usage (the node must be running; give it RateLimitPerMinute: 0 so the 50-per-second
-healthcheck probe is not rate limited):
+Usage: on a fresh node it starts itself (temp dir, free ports, RateLimitPerMinute 0), from the
+repository root:
+
+    python bench/create_jobs.py --start-node --jobs 50000 --batch 1000 --concurrency 4 --json
+
+or against a running node (give it RateLimitPerMinute: 0: the API counts many batches from one
+address, the probe does not count):
 
     PYTHONPATH=. twistd --nodaemon --pidfile= scheduler0 --config /tmp/bench/scheduler0.yml &
     python bench/create_jobs.py --url http://127.0.0.1:9091 --config /tmp/bench/scheduler0.yml
@@ -219,9 +224,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=120, help="seconds per request")
     parser.add_argument("--project-name", default="bench", help="project name prefix")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--start-node", action="store_true",
+                        help="start a fresh node (temp dir, free ports, RateLimitPerMinute 0) "
+                             "and stop it at the end; --url and --config are then its own")
     args = parser.parse_args(argv)
-    if not args.config and not (args.api_key and args.api_secret):
-        parser.error("give --api-key and --api-secret, or --config to create a credential")
+    if not args.start_node and not args.config and not (args.api_key and args.api_secret):
+        parser.error("give --api-key and --api-secret, --config to create a credential, "
+                     "or --start-node")
     if args.jobs < 1 or args.batch < 1 or args.concurrency < 1:
         parser.error("--jobs, --batch and --concurrency must be >= 1")
     return args
@@ -238,6 +247,20 @@ def check_node(url: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not args.start_node:
+        return run(args)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from seed_harness import Node
+
+    node = Node(extra="RateLimitPerMinute: 0\n")
+    try:
+        args.url, args.config = node.url, node.config
+        return run(args)
+    finally:
+        node.stop()
+
+
+def run(args: argparse.Namespace) -> int:
     check_node(args.url)
     if args.config:
         credential = create_credential(args.config)
