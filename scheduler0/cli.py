@@ -46,7 +46,9 @@ REQUEST_TIMEOUT = 10.0
 SCOPES = ("read", "write", "execute", "admin")
 # What `create credential` prints (the node's answer) and what --format env calls its parts.
 CREDENTIAL_FIELDS = ("id", "apiKey", "apiSecret", "scopes", "archived", "dateCreated",
-                     "dateModified")
+                     "dateModified", "projectIds")
+#: Most projects one credential can be limited to (the node's limit too).
+MAX_CREDENTIAL_PROJECTS = 1000
 ENV_VARIABLES = (("apiKey", CLIENT_ENV_VARS[0]), ("apiSecret", CLIENT_ENV_VARS[1]))
 # The keys `config init` asks for, in this order.
 PROMPTED_KEYS = ("Host", "Port", "DataDir", "NodeId", "RaftAddress", "LogLevel")
@@ -419,6 +421,21 @@ def _scopes(text: str | None) -> list[str] | None:
     return [scope for scope in SCOPES if scope in scopes]
 
 
+def _projects(text: str | None) -> list[int] | None:
+    """--projects: comma-separated project ids (None: a node-wide credential)."""
+    if text is None:
+        return None
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    bad = [part for part in parts
+           if not (part.isascii() and part.isdigit() and 1 <= int(part) < 2**63)]
+    if not parts or bad or len(parts) > MAX_CREDENTIAL_PROJECTS:
+        shown = (f"{bad[0]!r} is not a project id" if bad
+                 else f"{len(parts)} projects are too many" if parts else "no project given")
+        raise CliError(f"--projects: {shown}; expected a comma-separated list of at most "
+                       f"{MAX_CREDENTIAL_PROJECTS} project ids, e.g. 1,2", 2)
+    return sorted({int(part) for part in parts})
+
+
 def _message(payload: bytes) -> str:
     """The error text of an answer: the envelope's data, else the start of the body."""
     text = payload.decode("utf-8", "replace")
@@ -476,6 +493,7 @@ def cmd_create_credential(args: argparse.Namespace, console: Console) -> int:
     if _fields(args.fields) and args.format == "env":
         raise CliError("--field and --format env cannot be combined; give one of them", 2)
     scopes = _scopes(args.scopes)
+    projects = _projects(args.projects)
     base = _base_url(args.url) if args.url is not None else _node_url(config)
     if args.timeout <= 0:
         raise CliError("--timeout: expected a number of seconds > 0", 2)
@@ -486,8 +504,11 @@ def cmd_create_credential(args: argparse.Namespace, console: Console) -> int:
     url = base + "/api/v1/credentials"
     token = base64.b64encode(
         f"{node_secrets.auth_username}:{node_secrets.auth_password}".encode()).decode("ascii")
+    body: dict[str, Any] = {} if scopes is None else {"scopes": scopes}
+    if projects is not None:
+        body["projectIds"] = projects
     request = urllib.request.Request(
-        url, data=json.dumps({} if scopes is None else {"scopes": scopes}).encode(),
+        url, data=json.dumps(body).encode(),
         method="POST", headers={
             "Content-Type": "application/json",
             "Accept": "application/json",
@@ -754,7 +775,8 @@ AuthUsername, AuthPassword in the file, environment or --set) take precedence ov
         help="create an API key and secret for a client",
         description=f"""\
 Ask the running node for a new API credential and print it as one JSON object on stdout:
-{{"id", "apiKey", "apiSecret", "scopes", "archived", "dateCreated", "dateModified"}}.
+{{"id", "apiKey", "apiSecret", "scopes", "projectIds", "archived", "dateCreated",
+"dateModified"}}.
 The secret is shown only this once; clients send it as the headers x-api-key and x-secret-key.
 For scripts, --format env prints two shell lines instead,
   export {CLIENT_ENV_VARS[0]}=...
@@ -764,6 +786,11 @@ field, one line per --field given.
 
 The default scopes are read, write and execute: calls that need admin (managing credentials,
 the monitoring and supervisor calls) need --scopes read,write,execute,admin.
+
+--projects 1,2 limits the credential to those projects: it sees and changes only them,
+their jobs, executions and signing secrets (404 for anything else), and cannot make the
+node-wide calls (new projects, credentials, monitoring, supervisor) nor have admin. Without
+--projects the credential is node-wide.
 
 The node is reached at Protocol://Host:Port from the configuration (a wildcard Host such as
 0.0.0.0 means this machine), or at --url. The request is authenticated with the node secrets
@@ -778,6 +805,9 @@ sent through a proxy or along a redirect. Errors go to stderr as one line and ex
     ccred.add_argument("--scopes", metavar="LIST",
                        help="comma-separated scopes from read, write, execute, admin "
                             "(default: the node's default, read,write,execute)")
+    ccred.add_argument("--projects", metavar="IDS",
+                       help="comma-separated project ids the credential is limited to, e.g. "
+                            "1,2 (default: none, a node-wide credential)")
     ccred.add_argument("--format", choices=("json", "env"), default="json",
                        help=f"json (default): the whole credential as one JSON object; env: "
                             f"'export {CLIENT_ENV_VARS[0]}=...' and "

@@ -423,7 +423,7 @@ class CreateCredentialTests(TestCase):
         self.assertEqual(result.err, "scheduler0: --field: 'apikey' is not a field of a "
                                      "credential; did you mean apiKey? expected one of id, "
                                      "apiKey, apiSecret, scopes, archived, dateCreated, "
-                                     "dateModified\n")
+                                     "dateModified, projectIds\n")
         result = await self.cli("--field", "apiKey", "--format", "env")
         self.assertEqual(result.status, 2)
         self.assertIn("--field and --format env cannot be combined", result.err)

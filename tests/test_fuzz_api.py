@@ -120,6 +120,7 @@ FIELD_VALUES = {
     "description": TEXTS,
     "scopes": st.one_of(st.lists(TEXTS, max_size=3), TEXTS),
     "archived": SCALARS,
+    "projectIds": st.one_of(st.lists(NUMBERS, max_size=3), NUMBERS, TEXTS),
     "graceSeconds": NUMBERS,
     "action": TEXTS,
 }

@@ -1,11 +1,14 @@
 """
-Schema version 2 (issue 9): a data directory written by the previous release (version 1)
-opens, is migrated in place at start and keeps every record; a version 1 file that lost
-something it had is refused as before. Real sqlite files in temp dirs.
+Schema migrations: a data directory written by an earlier release opens, is migrated in
+place at start and keeps every record; a file that lost something it had is refused as
+before. Real sqlite files in temp dirs.
 
-Version 2 moves the single previous signing secret of a project (two columns of
+Version 2 (issue 9) moves the single previous signing secret of a project (two columns of
 C{projects}) to the C{previous_signing_secrets} table (any number of rotations keep their
 own grace) and adds the C{supervisor} table (an operator's halt survives a restart).
+
+Version 3 (issue 10) adds C{credentials.project_ids} (credentials limited to projects);
+the credentials a file already had stay node-wide.
 """
 
 from __future__ import annotations
@@ -37,6 +40,18 @@ CREATE TABLE projects (
     date_modified TEXT NOT NULL
 );
 """
+# The credentials table as releases 1 and 2 wrote it (schema versions 1 and 2).
+CREDENTIALS_V2 = """
+CREATE TABLE credentials (
+    id INTEGER PRIMARY KEY,
+    api_key TEXT NOT NULL UNIQUE,
+    secret_hash TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    archived INTEGER NOT NULL DEFAULT 0,
+    date_created TEXT NOT NULL,
+    date_modified TEXT NOT NULL
+);
+"""
 AT = "2026-11-26T16:00:00.000Z"
 ROTATED = "2026-11-26T16:30:00.000Z"
 EXPIRES = "2026-11-27T16:30:00.000Z"
@@ -53,7 +68,7 @@ def version_1_file(testcase: SynchronousTestCase, user_version: int = 1) -> str:
         conn.executescript(SCHEMA)
         conn.executescript(
             "DROP TABLE previous_signing_secrets; DROP TABLE supervisor; DROP TABLE projects;"
-            + PROJECTS_V1)
+            " DROP TABLE credentials;" + PROJECTS_V1 + CREDENTIALS_V2)
         conn.executescript(f"""
             INSERT INTO meta VALUES ('schema_version', '1');
             INSERT INTO projects VALUES (1, 'billing', '', 'whsec_new', 'whsec_old',
@@ -121,7 +136,8 @@ class MigrationTests(SynchronousTestCase):
     def test_a_version_1_file_is_migrated_at_start_keeping_its_state(self) -> None:
         path = version_1_file(self)
         done = open_database(path)
-        self.assertIn("no damage; migrated its schema from version 1 to 2", done)
+        self.assertIn(f"no damage; migrated its schema from version 1 to {SCHEMA_VERSION}",
+                      done)
         self.assertMigrated(path)
         # opening it again is a plain check
         self.assertNotIn("migrated", open_database(path))
@@ -181,3 +197,85 @@ class MigrationTests(SynchronousTestCase):
             open_database(path)
         self.assertIn("has lost its table 'credentials'", str(caught.exception))
         self.assertEqual(version_of(path), (1, "1"))
+
+
+SECRET_HASH = "0" * 64
+
+
+def version_2_file(testcase: SynchronousTestCase) -> str:
+    """A data dir's database as release 2 left it: a project and two credentials, one of
+    them archived."""
+    data_dir = testcase.mktemp()
+    os.makedirs(data_dir)
+    path = database_path(data_dir)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.executescript(SCHEMA)
+        conn.executescript("DROP TABLE credentials;" + CREDENTIALS_V2)
+        conn.executescript(f"""
+            INSERT INTO meta VALUES ('schema_version', '2');
+            INSERT INTO projects VALUES (1, 'billing', '', 'whsec_new', '{AT}', '{AT}');
+            INSERT INTO credentials VALUES (1, 'key-one', '{SECRET_HASH}', 'read,write', 0,
+                                            '{AT}', '{AT}');
+            INSERT INTO credentials VALUES (2, 'key-two', '{SECRET_HASH}', 'admin', 1,
+                                            '{AT}', '{AT}');
+            INSERT INTO sequences VALUES ('projects', 1), ('credentials', 2);
+            PRAGMA user_version = 2;
+        """)
+    finally:
+        conn.close()
+    return path
+
+
+class CredentialProjectsMigrationTests(SynchronousTestCase):
+    """Version 3: a release 2 data dir opens with its credentials, all still node-wide."""
+
+    def test_a_version_2_file_is_migrated_and_its_credentials_stay_node_wide(self) -> None:
+        path = version_2_file(self)
+        done = open_database(path)
+        self.assertIn(f"migrated its schema from version 2 to {SCHEMA_VERSION}", done)
+        self.assertEqual(version_of(path), (SCHEMA_VERSION, str(SCHEMA_VERSION)))
+        self.assertEqual(columns(path), dict(expected_tables()))
+        conn = connect(path)
+        self.addCleanup(conn.close)
+        state = StateReader(conn)
+        record, secret_hash = state.credential_for_key("key-one")
+        self.assertEqual((record["scopes"], record["projectIds"], record["archived"],
+                          secret_hash), (["read", "write"], None, False, SECRET_HASH))
+        self.assertEqual(state.credential(2)["projectIds"], None)
+        self.assertTrue(state.credential(2)["archived"])
+        # and it takes credentials limited to projects
+        results = apply_batch(conn, [
+            Command("c3", C.CREDENTIAL_CREATE, AT, {"credential": {
+                "id": 3, "api_key": "key-three", "secret_hash": SECRET_HASH,
+                "scopes": "read", "project_ids": [1]}}, version=2),
+            Command("u1", C.CREDENTIAL_UPDATE, AT, {"id": 1, "changes": {
+                "project_ids": [1]}}, version=2)])
+        self.assertTrue(all(r["ok"] for r in results), results)
+        self.assertEqual(state.credential(3)["projectIds"], [1])
+        self.assertEqual(state.credential(1)["projectIds"], [1])
+        self.assertNotIn("migrated", open_database(path))
+
+    def test_a_version_2_file_that_lost_a_credentials_column_is_refused(self) -> None:
+        path = version_2_file(self)
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("ALTER TABLE credentials DROP COLUMN archived")
+        conn.close()
+        with self.assertRaises(DatabaseError) as caught:
+            open_database(path)
+        self.assertIn("has lost column(s) archived of table 'credentials'",
+                      str(caught.exception))
+        self.assertEqual(version_of(path), (2, "2"))
+
+    def test_a_current_file_without_project_ids_is_refused(self) -> None:
+        """Only an older file may lack the column its migration adds: a version 3 file
+        without it lost it (a credential read from it would be node-wide)."""
+        path = version_2_file(self)
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.executescript(f"PRAGMA user_version = {SCHEMA_VERSION}; UPDATE meta SET "
+                           f"value = '{SCHEMA_VERSION}' WHERE key = 'schema_version';")
+        conn.close()
+        with self.assertRaises(DatabaseError) as caught:
+            open_database(path)
+        self.assertIn("has lost column(s) project_ids of table 'credentials'",
+                      str(caught.exception))

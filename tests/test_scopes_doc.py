@@ -45,6 +45,17 @@ def documented() -> dict[tuple[str, str], str | None]:
     return calls
 
 
+def node_wide_documented() -> set[tuple[str, str]]:
+    """The calls the README's table of credentials limited to projects says are node-wide
+    (403 for such a credential)."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n## Operating a node\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| 403: node-wide |")]
+    if len(rows) != 1:
+        raise AssertionError(f"expected one '403: node-wide' row, found {len(rows)}")
+    return set(CALL.findall(rows[0]))
+
+
 def words(path: Path) -> str:
     """A file's text with every run of whitespace made one space (line breaks vary)."""
     return " ".join(path.read_text(encoding="utf-8").split())
@@ -98,6 +109,43 @@ class ScopeTableTests(SynchronousTestCase):
             self.assertEqual(self.call(method, path, all_but[scope]), 403, where)
             code = self.call(method, path, only[scope])
             self.assertNotIn(code, (401, 403), f"{where}: {code}")
+
+    def test_node_wide_calls_are_refused_to_a_credential_limited_to_projects(self) -> None:
+        """Issue 10 item 4: the README's second table says which calls a credential limited
+        to projects cannot make (403, whatever its scopes); it can make every other one on
+        its own project."""
+        node_wide = node_wide_documented()
+        self.assertEqual(sorted(node_wide - set(self.table)), [],
+                         "node-wide calls missing from the scope table")
+        self.assertEqual(sorted(c for c in node_wide if self.table[c] is None), [])
+        self.h.credential()  # credential 1, which the credential calls act on
+        self.h.project()     # project 1: the credential's own
+        limited = self.h.ok("POST", "/credentials", {"scopes": ["read", "write", "execute"],
+                                                     "projectIds": [1]}, expect=201)
+        headers = key_headers(limited)
+        for (method, path), scope in sorted(self.table.items(), key=str):
+            if scope is None:
+                continue
+            where = f"{method} {path}"
+            code, message = self.call_for_message(method, path, headers)
+            if (method, path) in node_wide:
+                self.assertEqual(code, 403, where)
+                self.assertIn("is node-wide", message, where)
+            else:
+                self.assertNotIn(code, (401, 403), f"{where}: {code} {message}")
+
+    def call_for_message(self, method: str, path: str,
+                         headers: dict[str, str]) -> tuple[int, str]:
+        url = "http://node.test" + re.sub(
+            r"\{(\w+)\}", lambda m: VALUES.get(m.group(1), "1"), path)
+        body = json.dumps({}).encode() if method in ("POST", "PUT") else None
+        d = self.h.stub.request(method, url, data=body,
+                                headers={"Content-Type": "application/json", **headers})
+        self.h.stub.flush()
+        response = self.successResultOf(d)
+        content = self.successResultOf(response.content())
+        data = json.loads(content)["data"] if content else ""
+        return response.code, data if isinstance(data, str) else json.dumps(data)
 
     def test_signing_secret_is_not_readable_with_read(self) -> None:
         """Kept at `write` on purpose (README says why): a read-only key must not be able to

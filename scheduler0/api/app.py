@@ -37,6 +37,7 @@ from ..consensus.interface import ICommandLog, NotAccepting, StorageFull
 from ..schedule.spec import FireTimeCache, load_zone, parse_spec
 from ..state import commands as C
 from ..state.commands import Command, new_command
+from ..state.machine import CREDENTIAL_PROJECTS_VERSION
 from ..state.ids import IdAllocator
 from ..store.reads import Record, StateReader, job_record
 from ..timestamps import format_time, from_seconds, parse_time
@@ -65,14 +66,22 @@ def no_content(request: Any) -> bytes:
     return b""
 
 
-def requires(scope: str | None) -> Callable:
-    """Authenticate the caller and check C{scope} before the handler runs."""
+def requires(scope: str | None, *, node_wide: bool = False) -> Callable:
+    """
+    Authenticate the caller and check C{scope} before the handler runs. A C{node_wide}
+    call (about the whole node rather than some projects) is refused to a credential
+    limited to projects; the other calls are checked per project by the handler, through
+    L{Api._project}, L{Api._job}, L{Api._execution} and the C{only} filter of the lists.
+    """
 
     def decorate(handler: Callable) -> Callable:
         @functools.wraps(handler)
         def wrapper(self: "Api", request: Any, *args: Any, **kwargs: Any) -> Any:
             if scope is not None:
                 principal = self.authenticator.authenticate(request)
+                if node_wide:
+                    principal.require_node_wide(
+                        f"{request.method.decode('ascii', 'replace')} {_shown_path(request)}")
                 principal.require(scope)
                 request.principal = principal
             return handler(self, request, *args, **kwargs)
@@ -80,6 +89,11 @@ def requires(scope: str | None) -> Callable:
         return wrapper
 
     return decorate
+
+
+def _only(request: Any) -> frozenset[int] | None:
+    """The projects the caller may see, for a list's filter (None: all of them)."""
+    return request.principal.projects
 
 
 #: Deepest nesting of arrays and objects in a request body (a batch of jobs is 2).
@@ -274,9 +288,12 @@ class Api:
 
     # -- helpers ------------------------------------------------------------------------
 
-    async def _commit(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _commit(self, kind: str, payload: dict[str, Any],
+                      version: int | None = None) -> dict[str, Any]:
         """Submit a command; its result, with the command's C{issuedAt} added."""
         command = new_command(kind, payload, self.clock.seconds())
+        if version is not None:
+            command = attrs.evolve(command, version=version)
         result = await self._submit(command)
         return {**result, "issuedAt": command.issued_at}
 
@@ -335,7 +352,7 @@ class Api:
     # -- projects -----------------------------------------------------------------------
 
     @app.route("/api/v1/projects", methods=["POST"])
-    @requires("write")
+    @requires("write", node_wide=True)
     async def create_project(self, request: Any) -> bytes:
         fields = V.validate_project(read_json(request))
         (project_id,) = self.ids.allocate("projects")
@@ -347,46 +364,64 @@ class Api:
     @requires("read")
     def list_projects(self, request: Any) -> bytes:
         limit, offset = V.page(request.args)
-        projects, total = self.reader().projects(limit, offset)
+        projects, total = self.reader().projects(limit, offset, only=_only(request))
         return respond(request, 200, {"total": total, "offset": offset, "limit": limit,
                                       "projects": projects})
 
     @app.route("/api/v1/projects/<int:project_id>", methods=["GET"])
     @requires("read")
     def get_project(self, request: Any, project_id: int) -> bytes:
-        return respond(request, 200, self._project(project_id))
+        return respond(request, 200, self._project(request, project_id))
 
-    def _project(self, project_id: int) -> Record:
+    # -- what a credential limited to projects may see: the one place it is decided ----
+
+    def _project(self, request: Any, project_id: int) -> Record:
+        """The project, or 404: also when the caller may not see it, with the same message,
+        so that a credential limited to projects cannot tell others exist."""
         project = self.reader().project(project_id)
-        if project is None:
+        if project is None or not request.principal.sees(project_id):
             raise NotFound(f"project {project_id} does not exist")
         return project
+
+    def _job(self, request: Any, job_id: int) -> Record:
+        """The job, or 404 (also when it is in a project the caller may not see)."""
+        job = self.reader().job(job_id)
+        if job is None or not request.principal.sees(job["projectId"]):
+            raise NotFound(f"job {job_id} does not exist")
+        return job
+
+    def _execution(self, request: Any, execution_id: str) -> Record:
+        """The execution, or 404 (also when it is of a project the caller may not see)."""
+        execution = self.reader().execution(execution_id)
+        if execution is None or not request.principal.sees(execution["projectId"]):
+            raise NotFound(f"execution {execution_id} does not exist")
+        return execution
 
     @app.route("/api/v1/projects/<int:project_id>", methods=["PUT"])
     @requires("write")
     async def update_project(self, request: Any, project_id: int) -> bytes:
-        existing = self._project(project_id)
+        existing = self._project(request, project_id)
         changes = V.validate_project(read_json(request), existing)
         await self._commit(C.PROJECT_UPDATE, {"id": project_id, "changes": changes})
-        return respond(request, 200, self._project(project_id))
+        return respond(request, 200, self._project(request, project_id))
 
     @app.route("/api/v1/projects/<int:project_id>", methods=["DELETE"])
     @requires("write")
     async def delete_project(self, request: Any, project_id: int) -> bytes:
-        self._project(project_id)
+        self._project(request, project_id)
         await self._commit(C.PROJECT_DELETE, {"id": project_id})
         return no_content(request)
 
     @app.route("/api/v1/projects/<int:project_id>/signing-secret", methods=["GET"])
     @requires("write")
     def get_signing_secret(self, request: Any, project_id: int) -> bytes:
-        self._project(project_id)
+        self._project(request, project_id)
         return respond(request, 200, self.reader().signing_secret(project_id))
 
     @app.route("/api/v1/projects/<int:project_id>/signing-secret/rotate", methods=["POST"])
     @requires("write")
     async def rotate_signing_secret(self, request: Any, project_id: int) -> bytes:
-        self._project(project_id)
+        self._project(request, project_id)
         grace = V.validate_rotation(read_json(request, optional=True))
         expires = format_time(from_seconds(self.clock.seconds() + grace))
         await self._commit(C.PROJECT_ROTATE_SECRET, {
@@ -402,6 +437,12 @@ class Api:
         jobs, many = V.validate_jobs(read_json(request), now=now,
                                      default_grace=self.settings.default_misfire_grace,
                                      url_policy=self.settings.url_policy)
+        principal = request.principal
+        if principal.projects is not None:
+            # before existence, so the answer is the same for a project that does not exist
+            for index, job in enumerate(jobs):
+                principal.require_project(job["project_id"],
+                                          f"jobs[{index}].projectId" if many else "projectId")
         known = self.reader().existing_project_ids(job["project_id"] for job in jobs)
         for index, job in enumerate(jobs):
             if job["project_id"] not in known:
@@ -436,39 +477,36 @@ class Api:
         project_id = V.optional_int_arg(request.args, "projectId")
         if project_id is None:
             project_id = V.optional_int_arg(request.args, "project_id")
-        jobs, total = self.reader().jobs(project_id, limit, offset)
+        jobs, total = self.reader().jobs(project_id, limit, offset, only=_only(request))
         now = self._now()
         return respond(request, 200, {"total": total, "offset": offset, "limit": limit,
                                       "jobs": [self._with_next_run(j, now) for j in jobs]})
 
-    def _job(self, job_id: int) -> Record:
-        job = self.reader().job(job_id)
-        if job is None:
-            raise NotFound(f"job {job_id} does not exist")
-        return job
-
     @app.route("/api/v1/jobs/<int:job_id>", methods=["GET"])
     @requires("read")
     def get_job(self, request: Any, job_id: int) -> bytes:
-        return respond(request, 200, self._with_next_run(self._job(job_id), self._now()))
+        return respond(request, 200, self._with_next_run(self._job(request, job_id),
+                                                         self._now()))
 
     @app.route("/api/v1/jobs/<int:job_id>", methods=["PUT"])
     @requires("write")
     async def update_job(self, request: Any, job_id: int) -> bytes:
-        existing = self._job(job_id)
+        existing = self._job(request, job_id)
         columns = V.validate_job(read_json(request), now=self._now(),
                                  default_grace=self.settings.default_misfire_grace,
                                  existing=existing, url_policy=self.settings.url_policy)
-        if columns["project_id"] != existing["projectId"] and not self.reader().project(
-                columns["project_id"]):
-            raise BadRequest(f"projectId: project {columns['project_id']} does not exist")
+        if columns["project_id"] != existing["projectId"]:
+            request.principal.require_project(columns["project_id"])
+            if not self.reader().project(columns["project_id"]):
+                raise BadRequest(f"projectId: project {columns['project_id']} does not exist")
         await self._commit(C.JOB_UPDATE, {"id": job_id, "changes": columns})
-        return respond(request, 200, self._with_next_run(self._job(job_id), self._now()))
+        return respond(request, 200, self._with_next_run(self._job(request, job_id),
+                                                         self._now()))
 
     @app.route("/api/v1/jobs/<int:job_id>", methods=["DELETE"])
     @requires("write")
     async def delete_job(self, request: Any, job_id: int) -> bytes:
-        self._job(job_id)
+        self._job(request, job_id)
         await self._commit(C.JOB_DELETE, {"id": job_id})
         return no_content(request)
 
@@ -483,14 +521,15 @@ class Api:
         return await self._set_paused(request, job_id, False)
 
     async def _set_paused(self, request: Any, job_id: int, paused: bool) -> bytes:
-        self._job(job_id)
+        self._job(request, job_id)
         await self._commit(C.JOB_UPDATE, {"id": job_id, "changes": {"paused": int(paused)}})
-        return respond(request, 200, self._with_next_run(self._job(job_id), self._now()))
+        return respond(request, 200, self._with_next_run(self._job(request, job_id),
+                                                         self._now()))
 
     @app.route("/api/v1/jobs/<int:job_id>/run", methods=["POST"])
     @requires("execute")
     def run_job(self, request: Any, job_id: int) -> bytes:
-        self._job(job_id)
+        self._job(request, job_id)
         occurrence = self.scheduler.run_now(job_id) if self.scheduler is not None else None
         if occurrence is None:
             raise Unavailable(f"job {job_id} is not scheduled on this node; retry shortly")
@@ -501,8 +540,9 @@ class Api:
     @app.route("/api/v1/jobs/<int:job_id>/executions", methods=["GET"])
     @requires("read")
     def job_executions(self, request: Any, job_id: int) -> bytes:
-        if not self.reader().has_executions(job_id):
-            self._job(job_id)  # 404 only when neither the job nor any history exists
+        if not self.reader().has_executions(job_id, only=_only(request)):
+            # 404 only when neither the job nor any history exists (that the caller sees)
+            self._job(request, job_id)
         return self._executions(request, job_id=job_id)
 
     # -- executions ---------------------------------------------------------------------
@@ -516,7 +556,7 @@ class Api:
         limit, offset = V.page(request.args)
         filters = V.execution_filters(request.args)
         executions, total, capped = self.reader().executions(
-            job_id=job_id, limit=limit, offset=offset, **filters)
+            job_id=job_id, limit=limit, offset=offset, only=_only(request), **filters)
         page = {"total": total, "offset": offset, "limit": limit, "executions": executions}
         if capped:
             page["totalCapped"] = True  # at least `total` match; counting stopped there
@@ -525,35 +565,47 @@ class Api:
     @app.route("/api/v1/executions/<execution_id>", methods=["GET"])
     @requires("read")
     def get_execution(self, request: Any, execution_id: str) -> bytes:
-        execution = self.reader().execution(execution_id)
-        if execution is None:
-            raise NotFound(f"execution {execution_id} does not exist")
-        return respond(request, 200, execution)
+        return respond(request, 200, self._execution(request, execution_id))
 
     # -- credentials --------------------------------------------------------------------
 
     @app.route("/api/v1/credentials", methods=["POST"])
-    @requires("admin")
+    @requires("admin", node_wide=True)
     async def create_credential(self, request: Any) -> bytes:
         fields = V.validate_credential(read_json(request, optional=True), creating=True)
+        project_ids = fields.get("project_ids")
+        self._require_projects(project_ids)
         (credential_id,) = self.ids.allocate("credentials")
         api_key, api_secret = new_api_key(), new_api_secret()
-        await self._commit(C.CREDENTIAL_CREATE, {"credential": {
+        credential = {
             "id": credential_id, "api_key": api_key, "secret_hash": hash_secret(api_secret),
             "scopes": fields["scopes"], "archived": fields.get("archived", 0),
-        }})
+        }
+        if project_ids is not None:
+            credential["project_ids"] = project_ids
+        await self._commit(C.CREDENTIAL_CREATE, {"credential": credential},
+                           CREDENTIAL_PROJECTS_VERSION if project_ids is not None else None)
         record = self.reader().credential(credential_id)
         assert record is not None
         record["apiSecret"] = api_secret
         return respond(request, 201, record)
 
     @app.route("/api/v1/credentials", methods=["GET"])
-    @requires("admin")
+    @requires("admin", node_wide=True)
     def list_credentials(self, request: Any) -> bytes:
         limit, offset = V.page(request.args)
         credentials, total = self.reader().credentials(limit, offset)
         return respond(request, 200, {"total": total, "offset": offset, "limit": limit,
                                       "credentials": credentials})
+
+    def _require_projects(self, project_ids: list[int] | None) -> None:
+        """400 when a credential would be limited to a project that does not exist (the
+        caller is node-wide: it may know)."""
+        if project_ids is None:
+            return
+        missing = set(project_ids) - self.reader().existing_project_ids(project_ids)
+        if missing:
+            raise BadRequest(f"projectIds: project {min(missing)} does not exist")
 
     def _credential(self, credential_id: int) -> Record:
         credential = self.reader().credential(credential_id)
@@ -562,22 +614,24 @@ class Api:
         return credential
 
     @app.route("/api/v1/credentials/<int:credential_id>", methods=["GET"])
-    @requires("admin")
+    @requires("admin", node_wide=True)
     def get_credential(self, request: Any, credential_id: int) -> bytes:
         return respond(request, 200, self._credential(credential_id))
 
     @app.route("/api/v1/credentials/<int:credential_id>", methods=["PUT"])
-    @requires("admin")
+    @requires("admin", node_wide=True)
     async def update_credential(self, request: Any, credential_id: int) -> bytes:
-        self._credential(credential_id)
-        changes = V.validate_credential(read_json(request), creating=False)
+        existing = self._credential(credential_id)
+        changes = V.validate_credential(read_json(request), creating=False, existing=existing)
         if not changes:
             raise BadRequest('nothing to change; send e.g. {"archived": true}')
-        await self._commit(C.CREDENTIAL_UPDATE, {"id": credential_id, "changes": changes})
+        self._require_projects(changes.get("project_ids"))
+        await self._commit(C.CREDENTIAL_UPDATE, {"id": credential_id, "changes": changes},
+                           CREDENTIAL_PROJECTS_VERSION if "project_ids" in changes else None)
         return respond(request, 200, self._credential(credential_id))
 
     @app.route("/api/v1/credentials/<int:credential_id>", methods=["DELETE"])
-    @requires("admin")
+    @requires("admin", node_wide=True)
     async def delete_credential(self, request: Any, credential_id: int) -> bytes:
         self._credential(credential_id)
         await self._commit(C.CREDENTIAL_DELETE, {"id": credential_id})
@@ -591,29 +645,29 @@ class Api:
         return self.operations
 
     @app.route("/api/monitoring/scheduler/health", methods=["GET"])
-    @requires("read")
+    @requires("read", node_wide=True)
     def scheduler_health(self, request: Any) -> bytes:
         # the seed's shape: the snapshot itself, so its jq queries work unchanged
         request.setHeader("content-type", _JSON)
         return _encode(self._ops().health.snapshot()).encode()
 
     @app.route("/api/monitoring/breakers/<path:target>/reset", methods=["POST"])
-    @requires("admin")
+    @requires("admin", node_wide=True)
     def reset_breaker(self, request: Any, target: str) -> bytes:
         return respond(request, 200, self._repair(self._ops().repairs.reset_breaker, target))
 
     @app.route("/api/monitoring/dlq/retry", methods=["POST"])
-    @requires("admin")
+    @requires("admin", node_wide=True)
     def retry_all_dead(self, request: Any) -> bytes:
         return respond(request, 202, self._repair(self._ops().repairs.retry_dead))
 
     @app.route("/api/monitoring/dlq/<path:target>/retry", methods=["POST"])
-    @requires("admin")
+    @requires("admin", node_wide=True)
     def retry_dead_of(self, request: Any, target: str) -> bytes:
         return respond(request, 202, self._repair(self._ops().repairs.retry_dead, target))
 
     @app.route("/api/monitoring/dlq/<path:target>", methods=["DELETE"])
-    @requires("admin")
+    @requires("admin", node_wide=True)
     async def delete_dead_of(self, request: Any, target: str) -> bytes:
         result = await self._repair(self._ops().repairs.delete_dead, target)
         return respond(request, 200, result)
@@ -621,17 +675,19 @@ class Api:
     @app.route("/api/v1/executions/<execution_id>/retry", methods=["POST"])
     @requires("execute")
     def retry_execution(self, request: Any, execution_id: str) -> bytes:
+        self._execution(request, execution_id)
         return respond(request, 202,
                        self._repair(self._ops().repairs.retry_execution, execution_id))
 
     @app.route("/api/v1/executions/<execution_id>", methods=["DELETE"])
     @requires("write")
     async def delete_execution(self, request: Any, execution_id: str) -> bytes:
+        self._execution(request, execution_id)
         await self._repair(self._ops().repairs.delete_execution, execution_id)
         return no_content(request)
 
     @app.route("/api/supervisor/state", methods=["GET"])
-    @requires("admin")
+    @requires("admin", node_wide=True)
     def supervisor_state(self, request: Any) -> bytes:
         supervisor = self._ops().supervisor
         state = supervisor.state()
@@ -640,20 +696,20 @@ class Api:
         return respond(request, 200, {"state": state, "reason": supervisor.reason()})
 
     @app.route("/api/supervisor/halt", methods=["POST"])
-    @requires("admin")
+    @requires("admin", node_wide=True)
     def supervisor_halt(self, request: Any) -> bytes:
         self._ops().supervisor.halt()
         return respond(request, 200, {"state": "HALTED", "reason": self._ops().supervisor.reason()})
 
     @app.route("/api/supervisor/restart", methods=["POST"])
-    @requires("admin")
+    @requires("admin", node_wide=True)
     def supervisor_restart(self, request: Any) -> bytes:
         supervisor = self._ops().supervisor
         supervisor.restart()
         return respond(request, 200, {"state": supervisor.state(), "reason": supervisor.reason()})
 
     @app.route("/api/supervisor/hanging", methods=["GET"])
-    @requires("admin")
+    @requires("admin", node_wide=True)
     def supervisor_hanging(self, request: Any) -> bytes:
         repairs = self._ops().repairs
         hanging = [{k: v for k, v in record.items() if k != "deliveryId"}
@@ -662,7 +718,7 @@ class Api:
                                       "total": len(hanging), "executions": hanging})
 
     @app.route("/api/supervisor/hanging/<execution_id>/resolve", methods=["POST"])
-    @requires("admin")
+    @requires("admin", node_wide=True)
     async def supervisor_resolve(self, request: Any, execution_id: str) -> bytes:
         body = read_json(request)
         action = body.get("action") if isinstance(body, dict) else None

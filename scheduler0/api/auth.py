@@ -59,15 +59,46 @@ def _same(a: bytes, b: bytes) -> bool:
 
 @attrs.frozen
 class Principal:
-    """An authenticated caller: a credential (C{credential_id}) or a peer/operator."""
+    """
+    An authenticated caller: a credential (C{credential_id}) or a peer/operator.
+
+    @ivar projects: None for a node-wide caller; for a credential limited to projects,
+        their ids. Such a credential sees only those projects and what belongs to them: the
+        API answers 404 for anything else, exactly as for something that does not exist,
+        so it learns nothing of other projects, and 403 for calls that are node-wide.
+    """
 
     scopes: frozenset[str]
     credential_id: int | None = None
     peer: str | None = None
+    projects: frozenset[int] | None = None
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes and "admin" not in self.scopes:
             raise Forbidden(f"this credential lacks the {scope!r} scope")
+
+    def sees(self, project_id: int) -> bool:
+        """Whether this caller may see (and, with the scope, change) C{project_id}."""
+        return self.projects is None or project_id in self.projects
+
+    def limits(self) -> str:
+        """What this credential is limited to, for messages."""
+        ids = sorted(self.projects or ())
+        return f"this credential is limited to project{'s' if len(ids) > 1 else ''} " + \
+            ", ".join(str(i) for i in ids)
+
+    def require_node_wide(self, call: str) -> None:
+        """A call about the whole node (credentials, monitoring, the supervisor, new
+        projects) is not for a credential limited to projects."""
+        if self.projects is not None:
+            raise Forbidden(f"{self.limits()}; {call} is node-wide and needs a credential "
+                            "without projectIds")
+
+    def require_project(self, project_id: int, field: str = "projectId") -> None:
+        """Putting something in C{project_id} (a new or moved job). 403 for a project
+        outside this credential's, whether or not it exists."""
+        if not self.sees(project_id):
+            raise Forbidden(f"{field}: {self.limits()}")
 
 
 PEER_SCOPES = frozenset({"read", "write", "execute", "admin"})
@@ -106,7 +137,9 @@ class Authenticator:
         record = found[0]
         if record["archived"]:
             raise Unauthorized(f"credential {record['id']} is archived")
-        return Principal(scopes=frozenset(record["scopes"]), credential_id=record["id"])
+        projects = record["projectIds"]
+        return Principal(scopes=frozenset(record["scopes"]), credential_id=record["id"],
+                         projects=frozenset(projects) if projects is not None else None)
 
     def _peer(self, request, kind: str) -> Principal:  # type: ignore[no-untyped-def]
         if kind not in PEER_KINDS:

@@ -44,6 +44,8 @@ MISFIRE_POLICIES = ("skip", "fire_once", "fire_all")
 EXECUTION_TYPES = ("http",)
 SCOPES = ("read", "write", "execute", "admin")
 DEFAULT_SCOPES = ("read", "write", "execute")
+#: Most projects one credential can be limited to.
+MAX_CREDENTIAL_PROJECTS = 1000
 
 _JOB_FIELDS = {
     "projectId": "project_id",
@@ -79,7 +81,8 @@ def _snake(camel: str) -> str:
 _JOB_NAMES = _aliases(_JOB_FIELDS, _SERVER_OWNED)
 _PROJECT_NAMES = _aliases({"name": "name", "description": "description"},
                           frozenset({"id", "dateCreated", "dateModified"}))
-_CREDENTIAL_NAMES = _aliases({"scopes": "scopes", "archived": "archived"},
+_CREDENTIAL_NAMES = _aliases({"scopes": "scopes", "archived": "archived",
+                              "projectIds": "projectIds"},
                              frozenset({"id", "dateCreated", "dateModified", "apiKey",
                                         "apiSecret"}))
 
@@ -333,7 +336,13 @@ def validate_project(raw: Any, existing: Mapping[str, Any] | None = None) -> dic
     return out
 
 
-def validate_credential(raw: Any, *, creating: bool) -> dict[str, Any]:
+def validate_credential(raw: Any, *, creating: bool,
+                        existing: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """
+    Columns of a new credential, or the changes to C{existing}. C{project_ids} is a sorted
+    list of ids, or None for a node-wide credential. A credential limited to projects
+    cannot have C{admin}: what only admin may do is node-wide.
+    """
     fields = _normalise({} if raw is None else raw, _CREDENTIAL_NAMES, "")
     out: dict[str, Any] = {}
     if "scopes" in fields or creating:
@@ -350,7 +359,29 @@ def validate_credential(raw: Any, *, creating: bool) -> dict[str, Any]:
         if not isinstance(fields["archived"], bool):
             raise BadRequest("archived: must be true or false")
         out["archived"] = int(fields["archived"])
+    if "projectIds" in fields:
+        out["project_ids"] = _project_ids(fields["projectIds"])
+    scopes = out.get("scopes", ",".join(existing["scopes"]) if existing else "")
+    projects = out.get("project_ids", existing["projectIds"] if existing else None)
+    if projects is not None and "admin" in scopes.split(","):
+        raise BadRequest("scopes: admin is node-wide (it manages credentials, monitoring and "
+                         "the supervisor), so a credential limited to projects (projectIds) "
+                         "can have read, write and execute only")
     return out
+
+
+def _project_ids(value: Any) -> list[int] | None:
+    """C{projectIds}: null (node-wide) or a non-empty list of project ids."""
+    if value is None:
+        return None
+    if (not isinstance(value, list) or not value or len(value) > MAX_CREDENTIAL_PROJECTS
+            or not all(_is_id(i) for i in value)):
+        got = (f" (got {len(value)})" if isinstance(value, list)
+               and len(value) > MAX_CREDENTIAL_PROJECTS else "")
+        raise BadRequest(f"projectIds: must be a non-empty list of at most "
+                         f"{MAX_CREDENTIAL_PROJECTS} project ids (whole numbers from 1 to "
+                         f"{MAX_ID}){got}, or null for a node-wide credential")
+    return sorted(set(value))
 
 
 def page(args: Mapping[bytes, list[bytes]]) -> tuple[int, int]:

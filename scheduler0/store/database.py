@@ -137,6 +137,8 @@ def verify_schema(conn: sqlite3.Connection) -> bool:
     steps = [MIGRATIONS[v] for v in range(version, SCHEMA_VERSION)]
     added = {table for step in steps for table in step.new_tables}
     moved = {table: columns for step in steps for table, columns in step.old_columns.items()}
+    new_columns = {(table, column) for step in steps
+                   for table, columns in step.new_columns.items() for column in columns}
     for table, columns in expected_tables().items():
         if table in added:
             continue
@@ -144,7 +146,7 @@ def verify_schema(conn: sqlite3.Connection) -> bool:
             raise refuse(path, f"has lost its table {table!r}")
         found = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         missing = [column for column in (*columns, *moved.get(table, ()))
-                   if column not in found]
+                   if column not in found and (table, column) not in new_columns]
         if missing:
             raise refuse(path, f"has lost column(s) {', '.join(missing)} of table {table!r}")
     return True

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, Iterable
+from typing import AbstractSet, Any, Iterable, Optional
 
 from ..state.machine import EXECUTION_COLUMNS
 
@@ -79,15 +79,33 @@ def job_record(row: sqlite3.Row) -> Record:
 
 
 def credential_record(row: sqlite3.Row) -> Record:
-    """A credential as the API shows it: never the secret, not even its hash."""
+    """A credential as the API shows it: never the secret, not even its hash.
+    C{projectIds} is None for a node-wide credential."""
+    projects = row["project_ids"]
     return {
         "id": row["id"],
         "apiKey": row["api_key"],
         "scopes": row["scopes"].split(",") if row["scopes"] else [],
+        "projectIds": [int(i) for i in projects.split(",")] if projects is not None else None,
         "archived": bool(row["archived"]),
         "dateCreated": row["date_created"],
         "dateModified": row["date_modified"],
     }
+
+
+#: Which projects a caller may see: None for all of them (a node-wide caller), else their
+#: ids (a credential limited to projects).
+Projects = Optional[AbstractSet[int]]
+
+
+def _only(column: str, projects: Projects) -> tuple[str, list[Any]]:
+    """A WHERE clause (and its argument) keeping rows whose C{column} is one of
+    C{projects}; C{"1"} when every project is visible. One JSON argument, whatever the
+    number of ids."""
+    if projects is None:
+        return "1", []
+    return (f"{column} IN (SELECT value FROM json_each(?))",
+            [json.dumps(sorted(projects))])
 
 
 class StateReader:
@@ -114,11 +132,14 @@ class StateReader:
         row = self._one("SELECT * FROM projects WHERE id = ?", (project_id,))
         return project_record(row) if row else None
 
-    def projects(self, limit: int, offset: int) -> tuple[list[Record], int]:
+    def projects(self, limit: int, offset: int,
+                 only: Projects = None) -> tuple[list[Record], int]:
+        where, args = _only("id", only)
         rows = self._conn.execute(
-            "SELECT * FROM projects ORDER BY id LIMIT ? OFFSET ?", (limit, offset)
-        ).fetchall()
-        return [project_record(r) for r in rows], self._count("SELECT count(*) FROM projects")
+            f"SELECT * FROM projects WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
+            (*args, limit, offset)).fetchall()
+        return ([project_record(r) for r in rows],
+                self._count(f"SELECT count(*) FROM projects WHERE {where}", args))
 
     def existing_project_ids(self, ids: Iterable[int]) -> set[int]:
         wanted = list(set(ids))
@@ -136,12 +157,18 @@ class StateReader:
         row = self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return job_record(row) if row else None
 
-    def jobs(self, project_id: int | None, limit: int, offset: int) -> tuple[list[Record], int]:
+    def jobs(self, project_id: int | None, limit: int, offset: int,
+             only: Projects = None) -> tuple[list[Record], int]:
+        """A page of jobs, of C{project_id} or of every project, among the projects in
+        C{only} (when given)."""
+        if only is not None and project_id is not None and project_id not in only:
+            return [], 0
         if project_id is None:
+            where, args = _only("project_id", only)
             rows = self._conn.execute(
-                "SELECT * FROM jobs ORDER BY id LIMIT ? OFFSET ?", (limit, offset)
-            ).fetchall()
-            total = self._count("SELECT count(*) FROM jobs")
+                f"SELECT * FROM jobs WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
+                (*args, limit, offset)).fetchall()
+            total = self._count(f"SELECT count(*) FROM jobs WHERE {where}", args)
         else:
             rows = self._conn.execute(
                 "SELECT * FROM jobs WHERE project_id = ? ORDER BY id LIMIT ? OFFSET ?",
@@ -168,14 +195,19 @@ class StateReader:
 
     def executions(self, *, job_id: int | None = None, project_id: int | None = None,
                    state: str | None = None, since: str | None = None,
-                   until: str | None = None, limit: int = 50,
-                   offset: int = 0) -> tuple[list[Record], int, bool]:
-        """Newest first, filtered on scheduled time C{[since, until)}; occurrences being
+                   until: str | None = None, limit: int = 50, offset: int = 0,
+                   only: Projects = None) -> tuple[list[Record], int, bool]:
+        """Newest first, filtered on scheduled time C{[since, until)} and to the projects
+        in C{only} (when given); occurrences being
         delivered now are listed as 'dispatched'. Answers the page, the number of matching
         executions and whether that number stopped at C{executions_count_cap}: the table
         may hold tens of millions of rows, and counting them all would stall the reactor."""
         count_cap = self.executions_count_cap
         clauses, args = [], []
+        if only is not None:
+            clause, only_args = _only("project_id", only)
+            clauses.append(clause)
+            args.extend(only_args)
         for column, value in (("job_id", job_id), ("project_id", project_id),
                               ("state", state)):
             if value is not None:
@@ -207,10 +239,12 @@ class StateReader:
                             (*args, *args, count_cap + 1))
         return [execution_record(r) for r in rows], min(total, count_cap), total > count_cap
 
-    def has_executions(self, job_id: int) -> bool:
-        """Whether any execution of C{job_id} is stored (a deleted job's history too)."""
-        return self._one("SELECT 1 FROM executions WHERE job_id = ? LIMIT 1",
-                         (job_id,)) is not None
+    def has_executions(self, job_id: int, only: Projects = None) -> bool:
+        """Whether any execution of C{job_id} is stored (a deleted job's history too), in
+        the projects of C{only} when given."""
+        where, args = _only("project_id", only)
+        return self._one(f"SELECT 1 FROM executions WHERE job_id = ? AND {where} LIMIT 1",
+                         (job_id, *args)) is not None
 
     def signing_secret(self, project_id: int) -> Record | None:
         """The current secret and the previous ones kept (newest first, expired ones

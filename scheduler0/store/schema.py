@@ -17,7 +17,8 @@ import attrs
 #
 # 2: previous signing secrets in their own table (every rotation keeps its old secret
 #    until its own expiry), and the supervisor's operator halt (kept across restarts).
-SCHEMA_VERSION = 2
+# 3: credentials limited to a list of projects (C{credentials.project_ids}).
+SCHEMA_VERSION = 3
 
 #: Most previous signing secrets kept per project (the most recently rotated out): each
 #: rotation keeps the secret it replaces for its grace period, so a receiver that has not
@@ -142,6 +143,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
     occurrences TEXT NOT NULL
 );
 
+-- project_ids: NULL for a node-wide credential, else the comma-separated ids of the only
+-- projects it may see (kept when one of them is deleted: ids are never reused, and
+-- dropping it would widen the credential).
 CREATE TABLE IF NOT EXISTS credentials (
     id INTEGER PRIMARY KEY,
     api_key TEXT NOT NULL UNIQUE,
@@ -149,7 +153,8 @@ CREATE TABLE IF NOT EXISTS credentials (
     scopes TEXT NOT NULL,
     archived INTEGER NOT NULL DEFAULT 0,
     date_created TEXT NOT NULL,
-    date_modified TEXT NOT NULL
+    date_modified TEXT NOT NULL,
+    project_ids TEXT
 );
 """
 
@@ -174,6 +179,9 @@ class Migration:
     What brings a file of version C{from_version} to the next one.
 
     @ivar new_tables: tables the migration creates (the older file has none of them).
+    @ivar new_columns: per table, columns the migration adds to a table the older file
+        has (with C{ALTER TABLE ... ADD COLUMN} in C{script}; last in L{SCHEMA}'s
+        definition, where C{ADD COLUMN} puts them).
     @ivar old_columns: per table, columns the older version has and the migration moves
         away (an older file must have them).
     @ivar script: SQL run inside the migration's transaction, after the new tables were
@@ -187,6 +195,7 @@ class Migration:
     old_columns: dict[str, tuple[str, ...]]
     script: str
     drops: tuple[tuple[str, str], ...] = ()
+    new_columns: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
 
 
 MIGRATIONS: dict[int, Migration] = {
@@ -203,5 +212,13 @@ MIGRATIONS: dict[int, Migration] = {
         """,
         drops=(("projects", "previous_signing_secret"),
                ("projects", "previous_secret_expires")),
+    ),
+    2: Migration(
+        from_version=2,
+        new_tables=(),
+        old_columns={},
+        new_columns={"credentials": ("project_ids",)},
+        # every existing credential stays node-wide
+        script="ALTER TABLE credentials ADD COLUMN project_ids TEXT;",
     ),
 }
