@@ -25,6 +25,8 @@ setup(
         "attrs>=23.1.0",
         "tzdata>=2024.1",
         "prometheus-client>=0.20.0",
+        # signing secrets sealed at rest (AES-GCM, HKDF); pyOpenSSL needs it too
+        "cryptography>=42.0.0",
     ],
     extras_require={
         "test": ["hypothesis>=6.100.0"],

@@ -467,6 +467,11 @@ KEYS: tuple[Key, ...] = (
         "Callbacks to addresses inside these CIDRs are refused (checked after the allow list).",
         _Check("a list of networks in CIDR form such as 169.254.0.0/16 or fd00::/8", _cidrs_fn),
         "security", example=(" [169.254.0.0/16]",)),
+    Key("MetricsAuth", str, "none",
+        "Who may read /metrics: none = anyone who reaches the API (it shows no callback "
+        "target, job or project name), basic = only HTTP Basic with AuthUsername and "
+        "AuthPassword.",
+        _choice_check(("none", "basic")), "security"),
     # ---- raft / cluster
     Key("RaftAddress", str, "127.0.0.1:7071", "host:port this node's Raft (PySyncObj) listens on.",
         _Check("host:port with a port from 1 to 65535", _host_port_fn), "cluster"),
@@ -614,6 +619,7 @@ class Config:
     tls_key_file: str = _field("TLSKeyFile")
     callback_allow_networks: tuple[str, ...] = _field("CallbackAllowNetworks")
     callback_deny_networks: tuple[str, ...] = _field("CallbackDenyNetworks")
+    metrics_auth: str = _field("MetricsAuth")
     # raft / cluster
     raft_address: str = _field("RaftAddress")
     node_adv_address: str = _field("NodeAdvAddress")

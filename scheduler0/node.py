@@ -32,6 +32,7 @@ from .execution.recorder import ExecutionRecorder
 from .execution.recovery import RecoveryService
 from .execution.retention import RetentionService
 from .node_secrets import NodeSecrets
+from .secrets_at_rest import SigningSecretBox
 from .api.rate_limit import RateLimiter
 from .operability.health import HealthReport
 from .operability.heap import HeapService
@@ -119,7 +120,10 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
         service.setServiceParent(node)
         return service
 
-    store = StoreService(config.data_dir)
+    # signing secrets are sealed in the database with a key derived from SecretKey; opening
+    # the store seals an earlier version's plaintext ones and proves the key opens the rest
+    signing_box = SigningSecretBox(node_secrets.secret_key)
+    store = StoreService(config.data_dir, signing_box=signing_box)
     store.open()
     add(store, "store")
 
@@ -215,7 +219,8 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
         settings=ApiSettings(node_id=config.node_id,
                              default_misfire_grace=config.misfire_grace_seconds,
                              apply_timeout=config.raft_apply_timeout,
-                             url_policy=policy.check_url if policy.active else None),
+                             url_policy=policy.check_url if policy.active else None,
+                             signing_box=signing_box, metrics_auth=config.metrics_auth),
         scheduler=scheduler,
         operations=operations,
     )

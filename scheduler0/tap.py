@@ -15,6 +15,7 @@ from .config import KEYS, Config, ConfigError, load_config
 from .logs import DAEMON_OBSERVER, configure
 from .node import build_node
 from .node_secrets import SecretsError, resolve, secrets_path
+from .secrets_at_rest import NODE_UMASK, SigningKeyError, restrict_data_dir
 from .store.database import DatabaseError
 from .store.lock import DataDirError, DataDirLock, DataDirLockService
 
@@ -94,6 +95,9 @@ def makeService(options: Options) -> Any:
     from twisted.internet import reactor
 
     config = options.config
+    # everything the node creates (DataDir, the database and its -wal/-shm, the lock, the
+    # node secrets) is readable by its user only, whatever the umask it was started with
+    os.umask(NODE_UMASK)
     # before anything touches DataDir: a second node on it would deliver everything twice
     lock = DataDirLock(config.data_dir)
     try:
@@ -106,8 +110,10 @@ def makeService(options: Options) -> Any:
                  path=secrets_path(config.data_dir))
     try:
         node = build_node(config, node_secrets, reactor)
-    except DatabaseError as e:
+    except (DatabaseError, SigningKeyError) as e:
         raise SystemExit(f"scheduler0: {e}")
+    # files an earlier version created with wider modes
+    restrict_data_dir(config.data_dir)
     lock_service = DataDirLockService(lock)
     lock_service.setName("datadir-lock")
     lock_service.setServiceParent(node)

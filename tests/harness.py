@@ -16,12 +16,14 @@ from scheduler0.api.app import Api, ApiSettings
 from scheduler0.api.auth import Authenticator
 from scheduler0.consensus.local import LocalCommandLog
 from scheduler0.schedule.service import SchedulerService
+from scheduler0.secrets_at_rest import SigningSecretBox
 from scheduler0.store.service import StoreService
 
 # 2026-11-26T16:00:00Z
 T0 = 1795708800.0
 PEER_USER = "operator"
 PEER_PASSWORD = "peer-password"
+SECRET_KEY = "harness-secret-key"
 BASE = "http://node.test/api/v1"
 
 
@@ -43,7 +45,9 @@ class ApiHarness:
         self.data_dir = testcase.mktemp()
         self.clock = Clock()
         self.clock.advance(start)
-        self.store = StoreService(self.data_dir)
+        # signing secrets sealed as a node seals them
+        self.signing_box = SigningSecretBox(SECRET_KEY)
+        self.store = StoreService(self.data_dir, signing_box=self.signing_box)
         self.store.startService()
         self.commands = LocalCommandLog(self.store.path, self.clock, threaded=False)
         testcase.successResultOf(self.commands.startService())
@@ -65,7 +69,8 @@ class ApiHarness:
             commands=self.commands,
             clock=self.clock,
             authenticator=Authenticator(lambda: self.store.reader, PEER_USER, PEER_PASSWORD),
-            settings=ApiSettings(default_misfire_grace=60, url_policy=url_policy),
+            settings=ApiSettings(default_misfire_grace=60, url_policy=url_policy,
+                                 signing_box=self.signing_box),
             scheduler=self.scheduler,
         )
         self.stub = StubTreq(self.api.resource())

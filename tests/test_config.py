@@ -41,7 +41,7 @@ PROJECT_KEYS = (
     "CallbackAllowNetworks", "CallbackDenyNetworks", "ExecutionRetentionDays",
     "ExecutionRetentionPerJob", "MisfireGraceSeconds", "CallbackConcurrencyPerTarget",
     "RequestReadTimeout", "RequestBodyMinBytesPerSecond", "IdleConnectionTimeout",
-    "MaxConnections", "MaxConnectionsPerClient",
+    "MaxConnections", "MaxConnectionsPerClient", "MetricsAuth",
 )
 KEY_BY_NAME = {key.name: key for key in KEYS}
 
@@ -722,7 +722,7 @@ class DumpYamlTests(_Helpers):
         "ExecutionRetentionPerJob": 5, "MisfireGraceSeconds": 0,
         "CallbackConcurrencyPerTarget": 2, "RequestReadTimeout": 7.5,
         "RequestBodyMinBytesPerSecond": 4096, "IdleConnectionTimeout": 15.0,
-        "MaxConnections": 300, "MaxConnectionsPerClient": 0,
+        "MaxConnections": 300, "MaxConnectionsPerClient": 0, "MetricsAuth": "basic",
     }
 
     def test_values_cover_every_key(self) -> None:

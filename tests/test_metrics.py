@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import attrs
@@ -10,8 +11,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+from treq.testing import StubTreq
+from twisted.internet.task import Clock
+
+from scheduler0.api.app import Api, ApiSettings, Operations
+from scheduler0.api.auth import Authenticator
 from scheduler0.execution.breaker import BreakerState
-from scheduler0.operability.metrics import Metrics, route_of
+from scheduler0.operability.metrics import ROUTE_WORDS, Metrics, route_of
 
 
 def scrape(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -27,6 +33,10 @@ def scrape(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
 
 def value(samples: dict, name: str, **labels: str) -> float | None:
     return samples.get((name, tuple(sorted(labels.items()))))
+
+
+def basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 def names(samples: dict) -> set[str]:
@@ -148,17 +158,18 @@ class HookTests(SynchronousTestCase):
                          1.0)
 
     def test_route_labels_capped(self) -> None:
-        """Unknown words under a known prefix have a shape; past max_routes they are
-        'other', so the series count stays bounded whatever a scanner sends."""
+        """Routes' words in shapes no route has still make distinct labels; past
+        max_routes they are 'other', so the series count stays bounded whatever a scanner
+        sends."""
         metrics = Metrics(max_routes=3)
-        for word in ("alpha", "beta", "gamma", "delta", "epsilon"):
+        for word in ("jobs/run", "run/jobs", "pause/pause", "dlq/halt", "rotate"):
             metrics.api_request(route_of(b"/api/v1/" + word.encode()), "GET", 404)
-        metrics.api_request(route_of(b"/api/v1/alpha"), "GET", 404)  # already known
+        metrics.api_request(route_of(b"/api/v1/jobs/run"), "GET", 404)  # already known
         samples = scrape(metrics)
         routes = {dict(labels)["route"]: v for (name, labels), v in samples.items()
                   if name == "scheduler0_api_requests_total"}
-        self.assertEqual(routes, {"/api/v1/alpha": 2.0, "/api/v1/beta": 1.0,
-                                  "/api/v1/gamma": 1.0, "other": 2.0})
+        self.assertEqual(routes, {"/api/v1/jobs/run": 2.0, "/api/v1/run/jobs": 1.0,
+                                  "/api/v1/pause/pause": 1.0, "other": 2.0})
 
     def test_process_metrics(self) -> None:
         samples = scrape(self.metrics)
@@ -228,23 +239,39 @@ class BoundCollectorTests(SynchronousTestCase):
             value(second, "scheduler0_occurrences_skipped_total", reason="downtime"), 3.0)
 
     def test_breakers(self) -> None:
+        """Hosts counted by their worst breaker state (the host's own or an endpoint's)."""
+        self.executor.breakers.append(FakeBreaker("http://a:80/hook", BreakerState.HALF_OPEN))
         self.bind()
         first = scrape(self.metrics)
-        self.assertEqual(value(first, "scheduler0_breaker_state", target="http://a:80"), 0.0)
-        self.assertEqual(value(first, "scheduler0_breaker_state", target="http://b:80"), 2.0)
-        self.assertEqual(value(first, "scheduler0_breakers", state="closed"), 1.0)
+        self.assertEqual(value(first, "scheduler0_breakers", state="closed"), 0.0)
+        self.assertEqual(value(first, "scheduler0_breakers", state="half_open"), 1.0)
         self.assertEqual(value(first, "scheduler0_breakers", state="open"), 1.0)
-        self.assertEqual(value(first, "scheduler0_breakers", state="half_open"), 0.0)
+        self.assertEqual(value(first, "scheduler0_endpoint_breakers_not_closed"), 1.0)
 
         self.executor.breakers[1].state = BreakerState.HALF_OPEN
+        self.executor.breakers[2].state = BreakerState.CLOSED
         self.executor.breakers.append(FakeBreaker("https://c:443", BreakerState.OPEN))
         second = scrape(self.metrics)
-        self.assertEqual(value(second, "scheduler0_breaker_state", target="http://b:80"), 1.0)
-        self.assertEqual(value(second, "scheduler0_breaker_state", target="https://c:443"),
-                         2.0)
         self.assertEqual(value(second, "scheduler0_breakers", state="half_open"), 1.0)
         self.assertEqual(value(second, "scheduler0_breakers", state="open"), 1.0)
         self.assertEqual(value(second, "scheduler0_breakers", state="closed"), 1.0)
+        self.assertEqual(value(second, "scheduler0_endpoint_breakers_not_closed"), 0.0)
+
+    def test_no_callback_target_in_any_series(self) -> None:
+        """Issue 10 item 6: an anonymous /metrics caller learns no tenant's callback
+        targets, whatever state their breakers are in: no label names a target, and no host
+        appears anywhere in the body."""
+        self.executor.breakers += [
+            FakeBreaker("https://billing.internal.example:8443/hooks/invoices",
+                        BreakerState.OPEN),
+            FakeBreaker("http://10.1.2.3:80", BreakerState.HALF_OPEN)]
+        self.bind()
+        body = self.metrics.render()[0].decode()
+        for host in ("billing.internal.example", "10.1.2.3", "http://a:80", "http://b:80"):
+            self.assertNotIn(host, body)
+        labels = {name for (_, sample_labels) in scrape(self.metrics)
+                  for name, _ in sample_labels}
+        self.assertFalse(labels & {"target", "host", "endpoint", "url", "instance"}, labels)
 
     def test_raft(self) -> None:
         self.bind()
@@ -321,8 +348,72 @@ class RouteOfTests(SynchronousTestCase):
             self.assertEqual(route_of(path), "other", path)
         # anything that is not a plain word collapses, whatever its bytes
         self.assertEqual(route_of(b"/api/v1/jobs/\xff\xfe"), "/api/v1/jobs/{id}")
-        self.assertEqual(route_of(b"/api/v1/jobs/../../etc"), "/api/v1/jobs/{id}/{id}/etc")
+        self.assertEqual(route_of(b"/api/v1/jobs/../../etc"), "/api/v1/jobs/{id}/{id}/{id}")
         self.assertEqual(route_of(b"/api/v1/" + b"x" * 500), "/api/v1/{id}")
         distinct = {route_of(b"/api/v1/jobs/%d" % n) for n in range(1000)}
         distinct |= {route_of(b"/scan/%d/x" % n) for n in range(1000)}
         self.assertEqual(distinct, {"/api/v1/jobs/{id}", "other"})
+
+    def test_no_target_or_name_in_route_labels(self) -> None:
+        """Issue 10 item 6: a callback URL given as a monitoring target, unencoded, leaves
+        none of its host or path words in the label (they used to, being plain words)."""
+        cases = {
+            b"/api/monitoring/dlq/http://127.0.0.1:9/billing-webhook/retry":
+                "/api/monitoring/dlq/{id}/{id}/{id}/retry",
+            b"/api/monitoring/breakers/https://hooks/invoices/reset":
+                "/api/monitoring/breakers/{id}/{id}/{id}/reset",
+            b"/api/monitoring/dlq/payroll": "/api/monitoring/dlq/{id}",
+            b"/api/v1/projects/acme-secret-project": "/api/v1/projects/{id}",
+        }
+        for path, route in cases.items():
+            self.assertEqual(route_of(path), route, path)
+
+    def test_route_words_are_the_api_routes_words(self) -> None:
+        """Every literal word of the API's routes keeps its place in a label (a new route
+        must add its words to ROUTE_WORDS, or its requests would all count as {id})."""
+        words = {segment for rule in Api.app.url_map.iter_rules()
+                 for segment in rule.rule.split("/") if segment and "<" not in segment}
+        self.assertEqual(ROUTE_WORDS | {"api", "v1", "monitoring", "supervisor", "metrics"},
+                         words)
+
+
+class MetricsAuthTests(SynchronousTestCase):
+    """C{MetricsAuth}: none leaves /metrics open (it shows no target anyway); basic wants
+    the node's AuthUsername/AuthPassword, which is what Prometheus' basic_auth sends."""
+
+    def stub(self, metrics_auth: str) -> StubTreq:
+        api = Api(reader=lambda: None, commands=None, clock=Clock(),  # type: ignore[arg-type]
+                  authenticator=Authenticator(lambda: None, "node-user", "node-password"),
+                  settings=ApiSettings(metrics_auth=metrics_auth),
+                  operations=Operations(health=None, supervisor=None, repairs=None,
+                                        metrics=Metrics()))
+        return StubTreq(api.resource())
+
+    def get(self, stub: StubTreq, headers: dict[str, str]) -> tuple[int, Any, bytes]:
+        d = stub.get("http://node.test/metrics", headers=headers)
+        stub.flush()
+        response = self.successResultOf(d)
+        return response.code, response.headers, self.successResultOf(response.content())
+
+    def test_none_answers_anyone(self) -> None:
+        code, _, body = self.get(self.stub("none"), {})
+        self.assertEqual(code, 200)
+        self.assertIn(b"scheduler0_occurrences_total", body)
+
+    def test_basic_wants_the_node_credentials(self) -> None:
+        stub = self.stub("basic")
+        right = basic("node-user", "node-password")
+        for headers in ({}, {"Authorization": basic("node-user", "wrong")},
+                        {"Authorization": basic("other", "node-password")},
+                        {"Authorization": "Bearer key:secret"},
+                        {"Authorization": "Basic %%%"},
+                        {"x-api-key": "k", "x-secret-key": "s"}):
+            code, response_headers, body = self.get(stub, headers)
+            self.assertEqual(code, 401, headers)
+            self.assertNotIn(b"scheduler0_", body)
+            self.assertEqual(response_headers.getRawHeaders("www-authenticate"),
+                             ['Basic realm="scheduler0 metrics"'])
+        for headers in ({"Authorization": right}, {"Authorization": right, "X-Peer": "cmd"}):
+            code, _, body = self.get(stub, headers)
+            self.assertEqual(code, 200, headers)
+            self.assertIn(b"scheduler0_occurrences_total", body)

@@ -759,12 +759,11 @@ class BreakerTests(SynchronousTestCase):
             h.answer(endpoint, 503)
             breaker = h.instance(endpoint)["breaker"]
             self.assertEqual((breaker["state"], breaker["scope"]), ("open", "endpoint"))
-            # /metrics: one series per host, its worst breaker; no endpoint URL as a label
+            # /metrics: the host counted in its worst state; no host or URL as a label
             m = scrape(h)
-            self.assertEqual(value(m, "scheduler0_breaker_state", target=FLAKY), 2)
+            self.assertEqual(value(m, "scheduler0_breakers", state="open"), 1)
             self.assertEqual(value(m, "scheduler0_endpoint_breakers_not_closed"), 1)
-            self.assertEqual([k for k in m if k[0] == "scheduler0_breaker_state"],
-                             [("scheduler0_breaker_state", (("target", FLAKY),))])
+            self.assertEqual([k for k in m if "target" in dict(k[1])], [])
             run = h.ok("POST", f"/api/v1/jobs/{tripping['id']}/run", expect=202)
             self.assertEqual(h.http.pending(endpoint), [])  # held by its open breaker
             fine = h.ok("POST", f"/api/v1/jobs/{other['id']}/run", expect=202)
@@ -1494,9 +1493,6 @@ class MetricsTests(SynchronousTestCase):
         self.assertEqual(value(m, "scheduler0_due_within_12s"), 1)   # the @at at 16:01:10
         self.assertEqual(value(m, "scheduler0_dead_letters"), 1)
         self.assertEqual(value(m, "scheduler0_executions_in_flight"), 1)  # the slow one
-        self.assertEqual(value(m, "scheduler0_breaker_state", target=FLAKY), 2)
-        self.assertEqual(value(m, "scheduler0_breaker_state", target=GOOD), 0)
-        self.assertEqual(value(m, "scheduler0_breaker_state", target=AUTH), 0)
         self.assertEqual(value(m, "scheduler0_breakers", state="open"), 1)
         self.assertEqual(value(m, "scheduler0_breakers", state="closed"), 3)
         self.assertEqual(value(m, "scheduler0_endpoint_breakers_not_closed"), 0)

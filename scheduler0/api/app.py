@@ -42,6 +42,7 @@ from ..state.ids import IdAllocator
 from ..store.reads import Record, StateReader, job_record
 from ..timestamps import format_time, from_seconds, parse_time
 from ..execution.signing import new_signing_secret
+from ..secrets_at_rest import SigningKeyError, SigningSecretBox
 from ..operability.repairs import RepairError
 from . import validation as V
 from .auth import Authenticator, hash_secret, new_api_key, new_api_secret
@@ -254,6 +255,11 @@ class ApiSettings:
     apply_timeout: float = 10.0
     #: C{url -> message or None}: refuses callback URLs in networks the operator bars
     url_policy: Callable[[str], str | None] | None = None
+    #: seals new signing secrets before they become commands (a node always has one; None,
+    #: in-process test wirings only, stores them as generated)
+    signing_box: SigningSecretBox | None = None
+    #: C{none}: /metrics answers anyone; C{basic}: only the node's AuthUsername/AuthPassword
+    metrics_auth: str = "none"
 
 
 class Api:
@@ -357,7 +363,8 @@ class Api:
         fields = V.validate_project(read_json(request))
         (project_id,) = self.ids.allocate("projects")
         await self._commit(C.PROJECT_CREATE, {"project": {
-            "id": project_id, "signing_secret": new_signing_secret(), **fields}})
+            "id": project_id, "signing_secret": self._new_signing_secret(project_id),
+            **fields}})
         return respond(request, 201, self.reader().project(project_id))
 
     @app.route("/api/v1/projects", methods=["GET"])
@@ -412,11 +419,29 @@ class Api:
         await self._commit(C.PROJECT_DELETE, {"id": project_id})
         return no_content(request)
 
+    def _new_signing_secret(self, project_id: int) -> str:
+        """A new secret as the command carries it: sealed, so neither the command log nor
+        the database ever holds it in plaintext."""
+        secret = new_signing_secret()
+        box = self.settings.signing_box
+        return box.seal(project_id, secret) if box is not None else secret
+
+    def _signing_secrets(self, project_id: int) -> Record:
+        """The project's signing secrets, opened; 503 if they do not open."""
+        try:
+            record = self.reader().signing_secret(project_id)
+        except SigningKeyError as e:
+            raise Unavailable(f"{e}; the node cannot read this project's signing secret") \
+                from None
+        if record is None:
+            raise NotFound(f"project {project_id} does not exist")
+        return record
+
     @app.route("/api/v1/projects/<int:project_id>/signing-secret", methods=["GET"])
     @requires("write")
     def get_signing_secret(self, request: Any, project_id: int) -> bytes:
         self._project(request, project_id)
-        return respond(request, 200, self.reader().signing_secret(project_id))
+        return respond(request, 200, self._signing_secrets(project_id))
 
     @app.route("/api/v1/projects/<int:project_id>/signing-secret/rotate", methods=["POST"])
     @requires("write")
@@ -425,8 +450,9 @@ class Api:
         grace = V.validate_rotation(read_json(request, optional=True))
         expires = format_time(from_seconds(self.clock.seconds() + grace))
         await self._commit(C.PROJECT_ROTATE_SECRET, {
-            "id": project_id, "secret": new_signing_secret(), "previous_expires": expires})
-        return respond(request, 200, self.reader().signing_secret(project_id))
+            "id": project_id, "secret": self._new_signing_secret(project_id),
+            "previous_expires": expires})
+        return respond(request, 200, self._signing_secrets(project_id))
 
     # -- jobs ---------------------------------------------------------------------------
 
@@ -728,6 +754,12 @@ class Api:
 
     @app.route("/metrics", methods=["GET"])
     def metrics(self, request: Any) -> bytes:
+        if self.settings.metrics_auth == "basic":
+            try:
+                self.authenticator.authenticate_basic(request)
+            except ApiError:
+                request.setHeader("www-authenticate", 'Basic realm="scheduler0 metrics"')
+                raise
         metrics = self._ops().metrics
         if metrics is None:
             raise NotFound("metrics are not enabled on this node")

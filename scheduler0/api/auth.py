@@ -158,3 +158,25 @@ class Authenticator:
         if not (user_ok and password_ok):
             raise Unauthorized("invalid peer credentials")
         return Principal(scopes=PEER_SCOPES, peer=kind)
+
+    def authenticate_basic(self, request) -> None:  # type: ignore[no-untyped-def]
+        """
+        HTTP Basic with the node's AuthUsername and AuthPassword, without C{X-Peer}: what
+        a Prometheus C{basic_auth} sends to C{/metrics} under C{MetricsAuth: basic}.
+        Compared in constant time, like a peer's.
+
+        @raise Unauthorized: anything else.
+        """
+        header = _header(request, "authorization") or ""
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            raise Unauthorized("/metrics needs HTTP Basic auth with the node's AuthUsername "
+                               "and AuthPassword (MetricsAuth: basic)")
+        try:
+            username, _, password = base64.b64decode(encoded.strip(), validate=True).partition(b":")
+        except ValueError:
+            raise Unauthorized("malformed Basic credentials") from None
+        user_ok = _same(username, self._username)
+        password_ok = _same(password, self._password)
+        if not (user_ok and password_ok):
+            raise Unauthorized("invalid Basic credentials")

@@ -11,13 +11,14 @@ Two kinds of numbers:
     scrape time by the collector L{bind} registers, so it can never drift from the truth.
 
 Label values come from bounded sets only (outcomes, normalised routes, known methods,
-status codes, callback targets), so a scanner cannot make the series count grow without
-bound.
+status codes, breaker states), so a scanner cannot make the series count grow without
+bound. And none names a callback target, a job, a project or anything a request path held:
+C{/metrics} may be open to anyone who reaches the API (C{MetricsAuth: none}), while
+which receivers fail is per-tenant detail that belongs to the authenticated health API.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, Callable, Iterable, Iterator
 
 from prometheus_client import (
@@ -36,17 +37,22 @@ LATENESS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
                     120.0, 300.0)
 CALLBACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
-# breaker state -> gauge value: ordered by badness, so max() over targets is the worst one
+# breaker state -> its badness, so a host's worst state is the max() over its breakers
 BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
-#: most scheduler0_breaker_state series (targets), worst first
-MAX_BREAKER_SERIES = 1000
 
 OTHER = "other"
 ID = "{id}"
 MAX_ROUTES = 256      # distinct route labels kept; any later new route is counted as 'other'
 _MAX_SEGMENTS = 8
 _PREFIXES = (("api", "v1"), ("api", "monitoring"), ("api", "supervisor"))
-_WORD = re.compile(r"[A-Za-z][A-Za-z_-]{0,39}\Z")  # a literal path word: no digits, no escapes
+#: the literal words of the node's routes (tests check the API's against it): any other
+#: segment of a path, a word or not, is a parameter (an id, a target URL's pieces, a typo)
+#: and becomes {id}, so no label ever repeats a host, a callback path or a name
+ROUTE_WORDS = frozenset({
+    "breakers", "credentials", "dlq", "executions", "halt", "hanging", "health",
+    "healthcheck", "jobs", "pause", "projects", "reset", "resolve", "restart", "resume",
+    "retry", "rotate", "run", "scheduler", "signing-secret", "state",
+})
 
 # Raft statistics (hashicorp-style, values are strings) exported as gauges when numeric
 _RAFT_GAUGES = {
@@ -64,9 +70,11 @@ def route_of(path: bytes) -> str:
     The low-cardinality route label for a request path.
 
     Only paths under C{/api/v1/}, C{/api/monitoring/}, C{/api/supervisor/} and C{/metrics}
-    keep their shape; in them a segment that is not a plain word (numbers, execution ids
-    like C{7-20261126T160500Z}, percent-escaped targets, ...) becomes C{{id}}. Anything
-    else (the bare prefixes included), or anything deeper than 8 segments, is C{other}. The query string is ignored.
+    keep their shape; in them a segment that is not one of the routes' words
+    (L{ROUTE_WORDS}: numbers, execution ids like C{7-20261126T160500Z}, targets, a
+    callback URL's host and path words, ...) becomes C{{id}}. Anything else (the bare
+    prefixes included), or anything deeper than 8 segments, is C{other}. The query string
+    is ignored.
     """
     text = path.split(b"?", 1)[0].decode("utf-8", "replace")
     segments = [s for s in text.split("/") if s]
@@ -74,7 +82,7 @@ def route_of(path: bytes) -> str:
         return "/metrics"
     if not 2 < len(segments) <= _MAX_SEGMENTS or tuple(segments[:2]) not in _PREFIXES:
         return OTHER
-    shaped = segments[:2] + [s if _WORD.match(s) else ID for s in segments[2:]]
+    shaped = segments[:2] + [s if s in ROUTE_WORDS else ID for s in segments[2:]]
     return "/" + "/".join(shaped)
 
 
@@ -161,12 +169,10 @@ class Metrics:
           - C{scheduler0_due_within_12s}: jobs whose next fire is within 12 s;
           - C{scheduler0_dead_letters}: C{dead_letters()}, occurrences in state dead;
           - C{scheduler0_executions_in_flight}: callback POSTs in flight;
-          - C{scheduler0_breaker_state{target}}: per target (C{scheme://host:port}), the
-            worst of its own breaker and its endpoints': 0 closed, 1 half_open, 2 open
-            (max() over targets is the worst), at most L{MAX_BREAKER_SERIES} series, worst
-            first (endpoint URLs are never labels: one per job, and they may hold secrets);
-          - C{scheduler0_breakers{state}}: how many targets are in each (worst) state (all
-            three states always present, so alerts need no per-target series);
+          - C{scheduler0_breakers{state}}: how many callback hosts (C{scheme://host:port})
+            are in each state, a host's state being the worst of its own breaker and its
+            endpoints' (all three states always present); which hosts is per-tenant detail
+            that only the authenticated health API shows, so no series names one;
           - C{scheduler0_endpoint_breakers_not_closed}: endpoints whose own breaker is open
             or half_open;
           - C{scheduler0_jobs_planned} and C{scheduler0_jobs_pending} (planned with a next
@@ -249,22 +255,15 @@ class _StateCollector:
         return [skipped]
 
     def _breakers(self) -> Iterable[Metric]:
-        # One series per host (target), whatever the number of its endpoints: the worst
-        # state among the host's own breaker and its endpoints' (an endpoint URL can hold
-        # a secret, and there may be one per job). The worst MAX_BREAKER_SERIES are kept.
+        # Counted per host, each in the worst state among its own breaker and its
+        # endpoints'. No series per host or endpoint: the hosts a node calls are its
+        # tenants' business, and /metrics may be unauthenticated.
         worst: dict[str, int] = dict.fromkeys(getattr(self._executor, "targets", ()), 0)
         for breaker in self._executor.breakers:
             host = host_of(breaker.target)
             value = BREAKER_VALUES[breaker.state.value]
             if value >= worst.get(host, 0):
                 worst[host] = value
-        per_target = GaugeMetricFamily(
-            "scheduler0_breaker_state",
-            "Worst circuit breaker state per callback target (host and its endpoints): "
-            "0 closed, 1 half_open, 2 open.", labels=["target"])
-        shown = sorted(worst.items(), key=lambda item: (-item[1], item[0]))
-        for host, value in shown[:MAX_BREAKER_SERIES]:
-            per_target.add_metric([host], value)
         counts = dict.fromkeys(BREAKER_VALUES, 0)
         names = {value: state for state, value in BREAKER_VALUES.items()}
         for value in worst.values():
@@ -276,7 +275,7 @@ class _StateCollector:
             by_state.add_metric([state], count)
         open_endpoints = sum(1 for b in self._executor.breakers
                              if b.state.value != "closed" and host_of(b.target) != b.target)
-        return [per_target, by_state,
+        return [by_state,
                 _gauge("scheduler0_endpoint_breakers_not_closed",
                        "Callback endpoints whose own breaker is open or half_open.",
                        open_endpoints)]

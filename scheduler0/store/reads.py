@@ -12,6 +12,7 @@ import json
 import sqlite3
 from typing import AbstractSet, Any, Iterable, Optional
 
+from ..secrets_at_rest import SigningSecretBox, unseal_with
 from ..state.machine import EXECUTION_COLUMNS
 
 Record = dict[str, Any]
@@ -109,10 +110,15 @@ def _only(column: str, projects: Projects) -> tuple[str, list[Any]]:
 
 
 class StateReader:
-    """Typed queries over one read connection. Rows come back as API-shaped records."""
+    """Typed queries over one read connection. Rows come back as API-shaped records.
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    @param signing_box: opens the sealed signing secrets (None: plaintext ones only).
+    """
+
+    def __init__(self, conn: sqlite3.Connection,
+                 signing_box: SigningSecretBox | None = None) -> None:
         self._conn = conn
+        self._signing_box = signing_box
         self.executions_count_cap = EXECUTIONS_COUNT_CAP
 
     def _one(self, sql: str, args: Iterable[Any]) -> sqlite3.Row | None:
@@ -248,15 +254,19 @@ class StateReader:
 
     def signing_secret(self, project_id: int) -> Record | None:
         """The current secret and the previous ones kept (newest first, expired ones
-        included until the next rotation drops them); C{previousSigningSecret} and
-        C{previousSecretExpires} name the newest previous one."""
+        included until the next rotation drops them), opened; C{previousSigningSecret} and
+        C{previousSecretExpires} name the newest previous one.
+
+        @raise scheduler0.secrets_at_rest.SigningKeyError: a secret does not open."""
         row = self._one("SELECT signing_secret FROM projects WHERE id = ?", (project_id,))
         if row is None:
             return None
-        previous = [{"secret": secret, "expires": expires} for secret, expires in
-                    self._conn.execute(_PREVIOUS_SECRETS, (project_id,))]
+        box = self._signing_box
+        previous = [{"secret": unseal_with(box, project_id, secret), "expires": expires}
+                    for secret, expires in self._conn.execute(_PREVIOUS_SECRETS, (project_id,))]
         newest = previous[0] if previous else {"secret": None, "expires": None}
-        return {"signingSecret": row[0], "previousSigningSecret": newest["secret"],
+        return {"signingSecret": unseal_with(box, project_id, row[0]),
+                "previousSigningSecret": newest["secret"],
                 "previousSecretExpires": newest["expires"], "previousSigningSecrets": previous}
 
     # credentials
@@ -278,10 +288,15 @@ class StateReader:
 
 
 class ScheduleReader:
-    """The queries the scheduler and executor need at start-up and per dispatch round."""
+    """The queries the scheduler and executor need at start-up and per dispatch round.
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    @param signing_box: opens the sealed signing secrets (None: plaintext ones only).
+    """
+
+    def __init__(self, conn: sqlite3.Connection,
+                 signing_box: SigningSecretBox | None = None) -> None:
         self._conn = conn
+        self._signing_box = signing_box
 
     def all_jobs(self) -> Iterable[Record]:
         for row in self._conn.execute("SELECT * FROM jobs ORDER BY id"):
@@ -314,15 +329,20 @@ class ScheduleReader:
                     "FROM deliveries ORDER BY started_at, id")]
 
     def signing_secrets(self, project_id: int, now: str) -> list[str]:
-        """The secrets to sign a project's callbacks with: current first, then every
-        previous one whose grace period lasts at C{now}, the most recently rotated first."""
+        """The secrets to sign a project's callbacks with, opened: current first, then
+        every previous one whose grace period lasts at C{now}, the most recently rotated
+        first.
+
+        @raise scheduler0.secrets_at_rest.SigningKeyError: a secret does not open (the
+            callback then fails its attempt; it is never sent unsigned)."""
         row = self._conn.execute(
             "SELECT signing_secret FROM projects WHERE id = ?", (project_id,)).fetchone()
         if row is None:
             return []
-        return [row[0]] + [secret for secret, expires in
-                           self._conn.execute(_PREVIOUS_SECRETS, (project_id,))
-                           if expires > now]
+        stored = [row[0]] + [secret for secret, expires in
+                             self._conn.execute(_PREVIOUS_SECRETS, (project_id,))
+                             if expires > now]
+        return [unseal_with(self._signing_box, project_id, s) for s in stored]
 
     def supervisor(self) -> Record | None:
         """The operator's last halt or restart (C{halted}, C{reason}, C{at}); None if
