@@ -12,9 +12,9 @@ import random
 from typing import Any
 
 import treq.client
-from twisted.application import strports
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
+from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
 
@@ -231,7 +231,7 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
                      int(config.max_request_body_mb * 1024 * 1024),
                      limiter=RateLimiter(config.rate_limit_per_minute, reactor), metrics=metrics,
                      limits=SiteLimits.from_config(config), clock=reactor)
-    listener = strports.service(http_endpoint(config), site)
-    add(DrainingHTTPService(listener, site, reactor), "http")
+    add(DrainingHTTPService(serverFromString(reactor, http_endpoint(config)), site, reactor),
+        "http")
     node.api = api  # type: ignore[attr-defined]
     return node

@@ -18,6 +18,7 @@ from .node_secrets import SecretsError, resolve, secrets_path
 from .secrets_at_rest import NODE_UMASK, SigningKeyError, restrict_data_dir
 from .store.database import DatabaseError
 from .store.lock import DataDirError, DataDirLock, DataDirLockService
+from .twisted_private import forget_exit_signal
 
 log = Logger()
 
@@ -120,7 +121,7 @@ def makeService(options: Options) -> Any:
     # twistd re-raises SIGTERM after a clean shutdown, so the process would end "killed by
     # signal 15"; a clean stop must exit 0 (systemd, the issue's contract). Forget the
     # signal once the service tree has stopped.
-    reactor.addSystemEventTrigger("after", "shutdown", _forget_exit_signal, reactor)
+    reactor.addSystemEventTrigger("after", "shutdown", forget_exit_signal, reactor)
     log.info(
         "Scheduler0 node {node_id} serving {url}/api/v1 with data in {data_dir}. "
         "Create an API credential with: {credential_command}",
@@ -129,7 +130,3 @@ def makeService(options: Options) -> Any:
     )
     return node
 
-
-def _forget_exit_signal(reactor: Any) -> None:
-    if getattr(reactor, "_exitSignal", None) is not None:
-        reactor._exitSignal = None

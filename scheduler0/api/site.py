@@ -13,6 +13,10 @@ L{ConnectionGuard} wraps the site: each request must arrive within a deadline
 (C{RequestReadTimeout}, extended while a body keeps coming at C{RequestBodyMinBytesPerSecond}),
 and connections past C{MaxConnections} (or C{MaxConnectionsPerClient} from one address) are
 answered at once and closed instead of being queued.
+
+On stop (L{DrainingHTTPService}) the guard drains: the requests in flight are answered and
+flushed before their connections close, instead of being cut when the reactor shuts down.
+All of it uses public Twisted APIs only (issue 11 item 4).
 """
 
 from __future__ import annotations
@@ -23,12 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IAddress
+from twisted.internet.interfaces import IAddress, IStreamServerEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.python.failure import Failure
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
@@ -51,6 +56,13 @@ class BoundedRequest(Request):
 
     body_too_large = False
     _received = 0
+
+    def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
+        # the channel makes a request as soon as its request line has arrived
+        super().__init__(channel, *args, **kwargs)
+        guard = self._guard()
+        if guard is not None:
+            guard.request_started()
 
     def _guard(self) -> GuardedConnection | None:
         transport = getattr(self.channel, "transport", None)
@@ -155,8 +167,9 @@ def _refuse(request: Any, status: int, message: str) -> bytes:
 
 class ApiSite(Site):
     """
-    A Site that can drain: on stop, requests in flight are answered and flushed before
-    their connections close, instead of being cut when the reactor shuts down.
+    The Site of the API: bounded requests (L{BoundedRequest}), no tracebacks for clients.
+    While C{draining} (set by L{ConnectionGuard.drain}) every answer says C{Connection:
+    close}.
     """
 
     displayTracebacks = False
@@ -169,85 +182,63 @@ class ApiSite(Site):
         super().__init__(GuardResource(resource, limiter, metrics), requestFactory=BoundedRequest,
                          timeout=idle_timeout, reactor=clock)
         self.max_body = max_body
-        self._channels: set[Any] = set()
-        self._drained: list[Deferred] = []
-
-    def buildProtocol(self, addr: Any) -> Any:
-        protocol = super().buildProtocol(addr)
-        self._channels.add(protocol)
-        lost = protocol.connectionLost
-
-        def connection_lost(reason: Any) -> None:
-            self._channels.discard(protocol)
-            lost(reason)
-            if self.draining and not self._channels:
-                drained, self._drained = self._drained, []
-                for d in drained:
-                    if not d.called:
-                        d.callback(None)
-
-        protocol.connectionLost = connection_lost
-        return protocol
-
-    def drain(self, clock: Any, timeout: float, idle_grace: float = 1.0) -> Deferred:
-        """
-        Answer what is in flight, then close. A connection whose request was sent just
-        before the stop may not have been read yet, so idle connections get C{idle_grace}
-        seconds before they are closed; requests that start meanwhile are served (with
-        C{Connection: close}). Busy connections close once their answer is flushed.
-        """
-        self.draining = True
-        if not self._channels:
-            return succeed(None)
-        closer = clock.callLater(idle_grace, self._close_idle)
-        d: Deferred = Deferred()
-        self._drained.append(d)
-        d.addTimeout(timeout, clock, onTimeoutCancel=lambda *_: log.warn(
-            "{count} HTTP connections still open after {timeout} s; closing them",
-            count=len(self._channels), timeout=timeout))
-
-        def stop_closer(passthrough: object) -> object:
-            if closer.active():
-                closer.cancel()
-            return passthrough
-
-        return d.addBoth(stop_closer)
-
-    def _close_idle(self) -> None:
-        for protocol in list(self._channels):
-            channel = getattr(protocol, "_channel", protocol)
-            transport = getattr(channel, "transport", None)
-            if not getattr(channel, "requests", None) and transport is not None:
-                transport.loseConnection()
 
 
 class DrainingHTTPService(Service):
-    """Stops listening, then waits (at most C{timeout}) for requests in flight."""
+    """
+    Serves the API on C{endpoint}; on stop, stops listening, then waits (at most
+    C{timeout}) for the requests in flight (L{ConnectionGuard.drain}).
+    """
 
-    def __init__(self, listener: Any, site: ApiSite | ConnectionGuard, clock: Any,
+    def __init__(self, endpoint: IStreamServerEndpoint, site: ConnectionGuard, clock: Any,
                  timeout: float = 15.0) -> None:
-        self._listener = listener
+        self._endpoint = endpoint
         self._site = site
         self._clock = clock
         self._timeout = timeout
+        self._listening: Deferred | None = None  # fires with the port
 
     def privilegedStartService(self) -> None:
-        # fail start-up with one line when the port is taken, instead of logging and
-        # running a node that serves nothing
-        self._listener._raiseSynchronously = True
-        try:
-            self._listener.privilegedStartService()
-        except CannotListenError as e:
-            raise SystemExit(f"scheduler0: cannot serve the API: {e}")
+        """
+        Listen while the process may still bind privileged ports. A port that is taken
+        stops start-up with one line, instead of a logged error and a node that serves
+        nothing: TCP and TLS endpoints listen at once, so their Deferred has failed already.
+        """
         Service.privilegedStartService(self)
+        listening = self._endpoint.listen(self._site)
+        outcome: list[Any] = []
+
+        def seen(result: Any) -> Any:
+            outcome.append(result)
+            return result
+
+        listening.addBoth(seen)
+        if outcome and isinstance(outcome[0], Failure):
+            error = outcome[0]
+            listening.addErrback(lambda _: None)  # raised here, not logged as unhandled
+            if error.check(CannotListenError):
+                raise SystemExit(f"scheduler0: cannot serve the API: {error.value}")
+            error.raiseException()
+        self._listening = listening.addErrback(self._not_listening)
+
+    def _not_listening(self, failure: Failure) -> None:
+        """An endpoint that listens later failed, or the stop came first."""
+        if not failure.check(CancelledError):
+            log.failure("cannot serve the API", failure)
 
     def startService(self) -> None:
         Service.startService(self)
-        self._listener.startService()
+        if self._listening is None:
+            self.privilegedStartService()
 
     def stopService(self) -> Deferred:
         Service.stopService(self)
-        d = self._listener.stopService() or succeed(None)
+        if self._listening is None:
+            d: Deferred = succeed(None)
+        else:
+            self._listening.cancel()  # if it is still under way
+            d = self._listening.addCallback(
+                lambda port: port.stopListening() if port is not None else None)
         d.addCallback(lambda _: self._site.drain(self._clock, self._timeout))
         return d
 
@@ -385,6 +376,9 @@ class GuardedConnection(ProtocolWrapper):
     one second for every C{body_min_rate} bytes received (so a large body on a slow but
     steady link is accepted, and a trickle is not). Past the deadline the client gets a
     408 and the connection is closed. Between requests Twisted's idle timeout applies.
+
+    It also counts the requests it carries (from their request line to their answer), so
+    that a drain closes only the connections with none (L{ConnectionGuard.drain}).
     """
 
     factory: ConnectionGuard
@@ -393,6 +387,7 @@ class GuardedConnection(ProtocolWrapper):
         super().__init__(factory, wrappedProtocol)
         self.client = ""
         self.phase = _IDLE
+        self.open_requests = 0
         self._limits = factory.limits
         self._clock = factory.clock
         self._deadline: Any = None
@@ -416,8 +411,17 @@ class GuardedConnection(ProtocolWrapper):
             self._abort.cancel()
         self._abort = None
         super().connectionLost(reason)
+        self.factory.connection_closed()
+
+    @property
+    def idle(self) -> bool:
+        """No request has started on this connection, or every one has been answered."""
+        return self.open_requests == 0
 
     # -- told by BoundedRequest
+
+    def request_started(self) -> None:
+        self.open_requests += 1
 
     def headers_received(self) -> None:
         if self.phase in (_IDLE, _HEAD):  # IDLE: a pipelined request replayed from a buffer
@@ -432,6 +436,7 @@ class GuardedConnection(ProtocolWrapper):
             self._disarm()
 
     def request_done(self) -> None:
+        self.open_requests = max(0, self.open_requests - 1)
         if self.phase is _HANDLING:
             self.phase = _IDLE
 
@@ -551,6 +556,7 @@ class ConnectionGuard(WrappingFactory):
         self.limits = limits
         self.clock = clock
         self.refusing = 0
+        self._drained: list[Deferred] = []
         self._per_client: dict[str, int] = {}
         self.refused = _Tally(clock, "refused an HTTP connection: {reason}",
                               "refused {count} more HTTP connections in {every:g} s; the "
@@ -604,8 +610,47 @@ class ConnectionGuard(WrappingFactory):
         self.refused.stop()
         self.timed_out.stop()
 
-    def drain(self, clock: Any, timeout: float) -> Deferred:
-        return self.site.drain(clock, timeout)
+    # -- stopping
+
+    def drain(self, clock: Any, timeout: float, idle_grace: float = 1.0) -> Deferred:
+        """
+        Answer what is in flight, then close; fires once every connection has closed, or
+        after C{timeout} seconds (with a warning: the reactor's shutdown closes the rest).
+
+        A connection whose request was sent just before the stop may not have been read
+        yet, so idle connections get C{idle_grace} seconds before they are closed; requests
+        that start meanwhile are served, with C{Connection: close} as every answer from now
+        on. Refused connections close by themselves within seconds and are not waited for.
+        """
+        self.site.draining = True
+        if not self.protocols:
+            return succeed(None)
+        closer = clock.callLater(idle_grace, self._close_idle)
+        d: Deferred = Deferred()
+        self._drained.append(d)
+        d.addTimeout(timeout, clock, onTimeoutCancel=lambda *_: log.warn(
+            "{count} HTTP connections still open after {timeout} s; closing them",
+            count=len(self.protocols), timeout=timeout))
+
+        def stop_closer(passthrough: object) -> object:
+            if closer.active():
+                closer.cancel()
+            return passthrough
+
+        return d.addBoth(stop_closer)
+
+    def _close_idle(self) -> None:
+        for connection in list(self.protocols):
+            if connection.idle:
+                connection.loseConnection()
+
+    def connection_closed(self) -> None:
+        """A connection is gone (L{GuardedConnection.connectionLost}): the drain may be over."""
+        if self.site.draining and not self.protocols:
+            drained, self._drained = self._drained, []
+            for d in drained:
+                if not d.called:
+                    d.callback(None)
 
 
 def make_site(resource: IResource, max_body: int, limiter: RateLimiter | None = None,
