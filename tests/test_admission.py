@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
@@ -93,7 +95,7 @@ class AdmissionTests(SynchronousTestCase):
             self.resource.render(request(f"/a/{i}"))
         gone = request("/a/4")
         self.resource.render(gone)
-        gone._disconnected = True
+        gone.processingFailed(Failure(ConnectionDone()))  # its connection was lost
         self.clock.advance(0)
         self.assertNotIn("/a/4", self.events)
 

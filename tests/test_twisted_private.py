@@ -29,8 +29,6 @@ ISOLATED = os.path.join(PACKAGE, "twisted_private.py")
 PENDING: dict[str, set[str]] = {
     # the callback client's pool factory (the other part of issue 11 item 4)
     "node.py": {"_factory", "_HTTP11ClientFactory"},
-    # Request._disconnected: the Deferred of request.notifyFinish() says it as well
-    os.path.join("api", "admission.py"): {"_disconnected"},
 }
 
 CHANGED = ("Twisted changed how twistd re-raises the signal that stopped the reactor: re-read "

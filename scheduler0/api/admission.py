@@ -52,6 +52,7 @@ class AdmissionResource(Resource):
         self._spent = 0.0
         self._next_turn: Any = None
         self._waiting: deque[Any] = deque()
+        self._gone: set[Any] = set()  # waiting requests whose client left
         #: requests rendered after waiting for a later turn (for tests and curiosity)
         self.deferred_count = 0
 
@@ -62,7 +63,8 @@ class AdmissionResource(Resource):
         if not self._waiting and self._spent < self._budget:
             return self._timed(request)
         self._waiting.append(request)
-        request.notifyFinish().addErrback(lambda _: None)  # a client that left is skipped
+        # a client that leaves while waiting (its connection lost) is skipped
+        request.notifyFinish().addErrback(lambda _: self._gone.add(request))
         return NOT_DONE_YET
 
     @property
@@ -79,7 +81,8 @@ class AdmissionResource(Resource):
         self._spent = 0.0
         while self._waiting and self._spent < self._budget:
             request = self._waiting.popleft()
-            if getattr(request, "_disconnected", False):
+            if request in self._gone:
+                self._gone.discard(request)
                 continue
             self.deferred_count += 1
             body = self._timed(request)
