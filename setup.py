@@ -18,6 +18,8 @@ setup(
         "twisted[tls]>=24.7.0",
         "klein>=24.8.0",
         "treq>=24.9.1",
+        # callback URLs' host names, as Twisted's HostnameEndpoint encodes them
+        "idna>=3.0",
         "croniter>=6.0.0",
         "pysyncobj>=0.3.17",
         "service-identity>=24.1.0",

@@ -467,6 +467,13 @@ KEYS: tuple[Key, ...] = (
         "Callbacks to addresses inside these CIDRs are refused (checked after the allow list).",
         _Check("a list of networks in CIDR form such as 169.254.0.0/16 or fd00::/8", _cidrs_fn),
         "security", example=(" [169.254.0.0/16]",)),
+    Key("CallbackNetworkPolicy", str, "default",
+        "What callbacks never reach, whatever the two lists above say: default = the "
+        "unspecified, link-local, multicast and cloud-metadata addresses (README, Security); "
+        "public-only = those and loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), "
+        "CGNAT (100.64/10) and the other non-public ranges, for a server whose API users "
+        "are not its operators.",
+        _choice_check(("default", "public-only")), "security"),
     Key("MetricsAuth", str, "none",
         "Who may read /metrics: none = anyone who reaches the API (it shows no callback "
         "target, job or project name), basic = only HTTP Basic with AuthUsername and "
@@ -619,6 +626,7 @@ class Config:
     tls_key_file: str = _field("TLSKeyFile")
     callback_allow_networks: tuple[str, ...] = _field("CallbackAllowNetworks")
     callback_deny_networks: tuple[str, ...] = _field("CallbackDenyNetworks")
+    callback_network_policy: str = _field("CallbackNetworkPolicy")
     metrics_auth: str = _field("MetricsAuth")
     # raft / cluster
     raft_address: str = _field("RaftAddress")

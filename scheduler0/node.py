@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import treq.client
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
@@ -25,6 +24,7 @@ from .api.site import DrainingHTTPService, SiteLimits, make_site
 from .config import Config
 from .consensus.local import LocalCommandLog
 from .execution.breaker import Breakers
+from .execution.callback_client import CallbackClient
 from .execution.connections import AnswerCheckingEndpointFactory, CallbackHTTP
 from .execution.executor import Executor, ExecutorSettings
 from .execution.network_policy import NetworkPolicy, PolicyEndpointFactory
@@ -96,7 +96,8 @@ def callback_client(reactor: Any, config: Config, policy: NetworkPolicy) -> tupl
     policy: its C{post} reuses pooled connections (an answer that ends its connection,
     HTTP/1.0 without keep-alive say, is never pooled: L{AnswerCheckingEndpointFactory}),
     its C{post_fresh} opens a new one (to re-send a request whose pooled connection the
-    receiver had closed). Returns it and the pool.
+    receiver had closed). No cookie jar and no redirects (L{CallbackClient}): nothing one
+    receiver answers reaches another request. Returns it and the pool.
     """
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = config.callback_concurrency_per_target
@@ -105,8 +106,8 @@ def callback_client(reactor: Any, config: Config, policy: NetworkPolicy) -> tupl
     pool._factory = _QuietClientFactory
     endpoints = AnswerCheckingEndpointFactory(PolicyEndpointFactory(
         reactor, policy, connect_timeout=min(config.job_execution_timeout, 10)))
-    pooled = treq.client.HTTPClient(Agent.usingEndpointFactory(reactor, endpoints, pool=pool))
-    fresh = treq.client.HTTPClient(Agent.usingEndpointFactory(
+    pooled = CallbackClient(Agent.usingEndpointFactory(reactor, endpoints, pool=pool))
+    fresh = CallbackClient(Agent.usingEndpointFactory(
         reactor, endpoints, pool=HTTPConnectionPool(reactor, persistent=False)))
     return CallbackHTTP(pooled, fresh), pool
 
@@ -138,7 +139,8 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
     commands = add(LocalCommandLog(store.path, reactor, node_id=config.node_id,
                                    address=config.advertised_raft_address()), "commands")
 
-    policy = NetworkPolicy(config.callback_allow_networks, config.callback_deny_networks)
+    policy = NetworkPolicy(config.callback_allow_networks, config.callback_deny_networks,
+                           config.callback_network_policy)
     http_client, pool = callback_client(reactor, config, policy)
     add(CallbackPoolService(pool), "callback-pool")
     rng = random.Random()
@@ -219,7 +221,7 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
         settings=ApiSettings(node_id=config.node_id,
                              default_misfire_grace=config.misfire_grace_seconds,
                              apply_timeout=config.raft_apply_timeout,
-                             url_policy=policy.check_url if policy.active else None,
+                             url_policy=policy.check_url,
                              signing_box=signing_box, metrics_auth=config.metrics_auth),
         scheduler=scheduler,
         operations=operations,

@@ -38,7 +38,8 @@ SEED_KEYS = (
 )
 PROJECT_KEYS = (
     "DataDir", "TLSCertFile", "TLSKeyFile", "MaxRequestBodyMb", "RateLimitPerMinute",
-    "CallbackAllowNetworks", "CallbackDenyNetworks", "ExecutionRetentionDays",
+    "CallbackAllowNetworks", "CallbackDenyNetworks", "CallbackNetworkPolicy",
+    "ExecutionRetentionDays",
     "ExecutionRetentionPerJob", "MisfireGraceSeconds", "CallbackConcurrencyPerTarget",
     "RequestReadTimeout", "RequestBodyMinBytesPerSecond", "IdleConnectionTimeout",
     "MaxConnections", "MaxConnectionsPerClient", "MetricsAuth",
@@ -718,7 +719,8 @@ class DumpYamlTests(_Helpers):
         "Replicas": [r.to_mapping() for r in THREE_NODES], "TLSCertFile": "/etc/c.pem",
         "TLSKeyFile": "/etc/k.pem", "MaxRequestBodyMb": 1.5, "RateLimitPerMinute": 0,
         "CallbackAllowNetworks": ["10.0.0.0/8", "fd00::/8"],
-        "CallbackDenyNetworks": ["169.254.0.0/16"], "ExecutionRetentionDays": 7,
+        "CallbackDenyNetworks": ["169.254.0.0/16"], "CallbackNetworkPolicy": "public-only",
+        "ExecutionRetentionDays": 7,
         "ExecutionRetentionPerJob": 5, "MisfireGraceSeconds": 0,
         "CallbackConcurrencyPerTarget": 2, "RequestReadTimeout": 7.5,
         "RequestBodyMinBytesPerSecond": 4096, "IdleConnectionTimeout": 15.0,

@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
+from ..execution.callback_client import UnsupportedURL, request_host
 from ..schedule.spec import SpecError, first_fire_or_error, load_zone, parse_spec
 from ..timestamps import format_time, parse_time
 from .errors import BadRequest
@@ -129,17 +130,27 @@ def _is_id(value: Any) -> bool:
 
 @lru_cache(maxsize=4096)
 def _check_url(url: str) -> str | None:
-    """None if C{url} (at most MAX_URL_CHARS long) is an absolute http(s) URL, else what is
-    wrong with it."""
+    """None if C{url} (at most MAX_URL_CHARS long) is an absolute http(s) URL that the
+    callback client can send (C{request_uri}), else what is wrong with it (the message
+    after C{callbackUrl: }). User info is refused without echoing the URL: it holds a
+    password."""
     if any(c.isspace() for c in url):
-        return "must not contain spaces"
+        return f"{url!r} must not contain spaces"
     try:
         parts = urlsplit(url)
         parts.port
     except ValueError as e:
-        return f"is not a valid URL ({e})"
+        return f"{url!r} is not a valid URL ({e})"
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "must be an absolute http:// or https:// URL, e.g. http://127.0.0.1:3000/callback"
+        return (f"{url!r} must be an absolute http:// or https:// URL, e.g. "
+                "http://127.0.0.1:3000/callback")
+    if "@" in parts.netloc:
+        return ("user:password@ in the URL is not supported; remove it (a receiver knows a "
+                "callback is genuine by its X-Scheduler0-Signature header)")
+    try:
+        request_host(parts.hostname)  # what request_uri would refuse, the path never is
+    except UnsupportedURL as e:
+        return f"{url!r} cannot be delivered: {e}"
     return None
 
 
@@ -191,7 +202,7 @@ def validate_job(raw: Any, *, now: datetime, default_grace: int, index: int | No
         raise BadRequest(f"{where}callbackUrl: required, an absolute http(s) URL")
     problem = _check_url(url)
     if problem:
-        raise BadRequest(f"{where}callbackUrl: {url!r} {problem}")
+        raise BadRequest(f"{where}callbackUrl: {problem}")
     refused = url_policy(url) if url_policy is not None else None
     if refused:
         raise BadRequest(f"{where}{refused}")

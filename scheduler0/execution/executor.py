@@ -51,7 +51,8 @@ from ..timestamps import format_time, from_seconds
 from .backoff import retry_delay
 from .breaker import Breakers, BreakerState, CircuitBreaker
 from .failures import (
-    ENDPOINT, HOST, PERMANENT, TRANSIENT, FailureLog, describe, died_unanswered)
+    ENDPOINT, HOST, PERMANENT, TRANSIENT, FailureLog, answer_message, describe,
+    died_unanswered)
 from .recorder import ExecutionRecorder, FailureStreak, describe_failure, ignore_failure
 from .signing import SIGNATURE_HEADER, signature_header
 
@@ -176,6 +177,7 @@ class Answer:
     code: int
     prefix: bytes = b""
     truncated: bool = False  # the body went on past the prefix
+    location: str | None = None  # a redirect's target (never followed)
 
     def excerpt(self, limit: int = ANSWER_EXCERPT_CHARS) -> str:
         """The body's start as one printable line, for an error message."""
@@ -226,6 +228,13 @@ class _BoundedBody(Protocol):
             self.finished.callback((self.kept(), False))
         else:
             self.finished.errback(reason)
+
+
+def _location(response: Any) -> str | None:
+    """A redirect's C{Location}, for its failure message (never followed)."""
+    headers = getattr(response, "headers", None)
+    values = headers.getRawHeaders(b"location") if headers is not None else None
+    return values[0].decode("latin-1") if values else None
 
 
 def _deadline_passed(result: Any, timeout: float) -> Any:
@@ -704,7 +713,9 @@ class Executor(Service):
         def read(response: Any) -> Any:
             sink = _BoundedBody(self.settings.answer_prefix_bytes)
             response.deliverBody(sink)
-            return sink.finished.addCallback(lambda kept: Answer(response.code, *kept))
+            location = _location(response) if 300 <= response.code < 400 else None
+            return sink.finished.addCallback(
+                lambda kept: Answer(response.code, *kept, location=location))
 
         d = send(self._http.post)
         d.addErrback(stale)
@@ -796,8 +807,7 @@ class Executor(Service):
     def _describe(self, outcome: Any, target: str) -> tuple[int | None, str, str, str]:
         """C{(HTTP status or None, message, category, scope)} of a failed delivery."""
         if isinstance(outcome, Answer):
-            excerpt = outcome.excerpt()
-            message = f"HTTP {outcome.code}: {excerpt}" if excerpt else f"HTTP {outcome.code}"
+            message = answer_message(outcome.code, outcome.excerpt(), outcome.location)
             return outcome.code, message, classify_status(outcome.code), ENDPOINT
         message, category, scope = describe(outcome, target, self.settings.timeout)
         if "unexpectedly" in message and isinstance(outcome, Failure):

@@ -25,6 +25,7 @@ from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.python.failure import Failure
 from twisted.web.client import RequestTransmissionFailed, ResponseFailed, ResponseNeverReceived
 
+from .callback_client import UnsupportedURL
 from .network_policy import CallbackRefused
 
 HOST = "host"
@@ -34,6 +35,8 @@ PERMANENT = "permanent"
 
 #: most characters of a failure's message
 MAX_MESSAGE = 500
+#: most characters of a redirect's target quoted in its message
+MAX_LOCATION = 300
 
 
 def _error(outcome: Any) -> BaseException:
@@ -71,6 +74,21 @@ def _clean(text: str) -> str:
     return " ".join(text.replace("<", "").replace(">", "").split())
 
 
+def answer_message(code: int, excerpt: str, location: str | None = None) -> str:
+    """
+    A failed answer (not a 2xx) as a sentence: its status and the start of its body, or,
+    for a 3xx, that redirects are not followed and where it pointed (a redirect is never
+    followed: it could lead anywhere, the signature with it).
+    """
+    if 300 <= code < 400:
+        where = _clean(location or "")
+        if len(where) > MAX_LOCATION:
+            where = where[:MAX_LOCATION] + "..."
+        return (f"HTTP {code}: redirects are not followed (Location: {where})" if where
+                else f"HTTP {code}: redirects are not followed (the answer had no Location)")
+    return f"HTTP {code}: {excerpt}" if excerpt else f"HTTP {code}"
+
+
 def describe(outcome: Any, host: str, timeout: float) -> tuple[str, str, str]:
     """
     A delivery failure (an exception or a C{Failure}) as C{(message, category, scope)}:
@@ -83,6 +101,9 @@ def describe(outcome: Any, host: str, timeout: float) -> tuple[str, str, str]:
         return f"no answer within {timeout:g} s", TRANSIENT, ENDPOINT
     if isinstance(error, CallbackRefused):
         return _clean(str(error))[:MAX_MESSAGE], PERMANENT, HOST
+    if isinstance(error, UnsupportedURL):
+        return (_clean(f"the callback URL cannot be sent: {error}")[:MAX_MESSAGE], PERMANENT,
+                ENDPOINT)
     if isinstance(error, net.ConnectionRefusedError):
         return (f"connection refused by {where} (nothing accepts connections there)",
                 TRANSIENT, HOST)
