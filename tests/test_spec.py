@@ -30,6 +30,8 @@ UTC = timezone.utc
 NY = ZoneInfo("America/New_York")
 LONDON = ZoneInfo("Europe/London")
 LORD_HOWE = ZoneInfo("Australia/Lord_Howe")
+SANTIAGO = ZoneInfo("America/Santiago")
+APIA = ZoneInfo("Pacific/Apia")
 ZUTC = ZoneInfo("UTC")
 
 #: 2027 DST changes, checked against zoneinfo in DstFactsTests below.
@@ -92,9 +94,10 @@ class ParseCronTests(SynchronousTestCase):
         schedule = parse_spec("  0   9 ? JAN-Mar MON-fri ")
         self.assertIsInstance(schedule, CronSchedule)
         self.assertEqual(schedule.text, "0 9 * jan-mar mon-fri")
-        self.assertEqual(schedule.expr, "0 9 * 1-3 1-5")
+        self.assertEqual(schedule.expr, "0 9 * 1,2,3 1,2,3,4,5")
         self.assertFalse(schedule.seconds)
-        self.assertFalse(schedule.every_hour)
+        self.assertFalse(schedule.wildcard_hour)
+        self.assertFalse(schedule.day_or)  # "?" is "*": both day fields must match
         self.assertIsInstance(schedule, Schedule)
 
     def test_five_field_is_minute_first(self) -> None:
@@ -130,15 +133,35 @@ class ParseCronTests(SynchronousTestCase):
              utc(2027, 3, 11, 1, 10)],
         )
         # "a/n" means a-max/n.
-        self.assertEqual(parse_spec("50/5 * * * *").expr, "50-59/5 * * * *")
+        self.assertEqual(parse_spec("50/5 * * * *").expr, "50,55 * * * *")
         self.assertEqual(
             fires("50/5 * * * *", ZUTC, utc(2027, 3, 10, 0, 0), 3),
             [utc(2027, 3, 10, 0, 50), utc(2027, 3, 10, 0, 55), utc(2027, 3, 10, 1, 50)],
         )
 
+    def test_one_value_ranges(self) -> None:
+        # croniter reads a range of one value ("3-3", "59/5" = 59-59/5) as "*": 0 3-3 * * *
+        # ran every hour. Found by tests/test_spec_property.py.
+        self.assertEqual(
+            fires("0 3-3 * * *", ZUTC, utc(2027, 3, 10), 2),
+            [utc(2027, 3, 10, 3), utc(2027, 3, 11, 3)],
+        )
+        self.assertEqual(
+            fires("59/5 * * * *", ZUTC, utc(2027, 3, 10), 2),
+            [utc(2027, 3, 10, 0, 59), utc(2027, 3, 10, 1, 59)],
+        )
+        self.assertEqual(
+            fires("0 0 1-1 dec-dec *", ZUTC, utc(2027, 3, 10), 2),
+            [utc(2027, 12, 1), utc(2028, 12, 1)],
+        )
+        self.assertEqual(
+            fires("0 0 * * fri-fri/2", ZUTC, utc(2027, 3, 10), 2),
+            [utc(2027, 3, 12), utc(2027, 3, 19)],
+        )
+
     def test_open_weekday_step_stops_at_saturday(self) -> None:
         # "5/2" is 5-6/2 = {fri}; 7 is only an alias of Sunday, not part of the range.
-        self.assertEqual(parse_spec("0 0 * * 5/2").expr, "0 0 * * 5-6/2")
+        self.assertEqual(parse_spec("0 0 * * 5/2").expr, "0 0 * * 5")
         self.assertEqual(
             fires("0 0 * * 5/2", ZUTC, utc(2027, 3, 10), 2), [utc(2027, 3, 12), utc(2027, 3, 19)]
         )
@@ -177,14 +200,17 @@ class ParseCronTests(SynchronousTestCase):
             schedule = parse_spec(text.upper())
             self.assertEqual(schedule.text, text)
             self.assertEqual(schedule.next_after(after, ZUTC, T0), when, text)
-        self.assertTrue(parse_spec("@hourly").every_hour)
-        self.assertFalse(parse_spec("@daily").every_hour)
+        self.assertTrue(parse_spec("@hourly").wildcard_hour)
+        self.assertFalse(parse_spec("@daily").wildcard_hour)
 
-    def test_every_hour_detection(self) -> None:
-        for text in ("0 * * * *", "0 */1 * * *", "0 0-23 * * *", "*/5 ? * * *", "0 0 * * * *"):
-            self.assertTrue(parse_spec(text).every_hour, text)
-        for text in ("0 1 * * *", "0 */2 * * *", "0 0-22 * * *", "0 0 1 * * *"):
-            self.assertFalse(parse_spec(text).every_hour, text)
+    def test_wildcard_hour_detection(self) -> None:
+        # Text starting with "*" (cronie), or every one of the 24 hours.
+        for text in ("0 * * * *", "0 */1 * * *", "0 0-23 * * *", "*/5 ? * * *", "0 0 * * * *",
+                     "0 */2 * * *", "0 *,5 * * *", "0 0-11,12-23 * * *"):
+            self.assertTrue(parse_spec(text).wildcard_hour, text)
+        for text in ("0 1 * * *", "0 0-22 * * *", "0 0 1 * * *", "*/15 2 * * *",
+                     "0 1-23/2 * * *", "@daily"):
+            self.assertFalse(parse_spec(text).wildcard_hour, text)
 
     def test_parse_is_cached(self) -> None:
         self.assertIs(parse_spec("*/7 * * * *"), parse_spec("*/7 * * * *"))
@@ -196,6 +222,87 @@ class ParseCronTests(SynchronousTestCase):
         self.assertEqual(parse_spec("@every 1h30m").interval_hint(), 5400.0)
         self.assertIsNone(parse_spec("@at 2027-01-01T09:00:00Z").interval_hint())
         self.assertIsNone(parse_spec("0 0 30 2 *").interval_hint())
+
+
+class DayRuleTests(SynchronousTestCase):
+    """Vixie cron / cronie: a day field whose text starts with ``*`` makes both required.
+
+    March 2027 starts on a Monday: its Mondays are the 1st, 8th, 15th, 22nd and 29th.
+    """
+
+    MAR1 = utc(2027, 3, 1)
+
+    def test_star_step_day_of_month_and_weekday_must_both_match(self) -> None:
+        # The issue's example: odd dates that are Mondays, not odd dates or Mondays.
+        self.assertEqual(
+            fires("0 0 */2 * 1", ZUTC, self.MAR1, 4),
+            [utc(2027, 3, 15), utc(2027, 3, 29), utc(2027, 4, 5), utc(2027, 4, 19)],
+        )
+        # `*/1`, `*,5` and the `?` alias start with `*` too: Mondays only.
+        for text in ("0 0 */1 * 1", "0 0 *,5 * 1", "0 0 ? * 1"):
+            self.assertEqual(
+                fires(text, ZUTC, self.MAR1, 2), [utc(2027, 3, 8), utc(2027, 3, 15)], text
+            )
+
+    def test_star_step_weekday_with_restricted_day_of_month(self) -> None:
+        # dom 1-10 and every other weekday from Sunday (sun, tue, thu, sat): both required.
+        self.assertEqual(
+            fires("0 0 1-10 * */2", ZUTC, self.MAR1, 4),
+            [utc(2027, 3, 2), utc(2027, 3, 4), utc(2027, 3, 6), utc(2027, 3, 7)],
+        )
+
+    def test_both_restricted_either_matches(self) -> None:
+        self.assertEqual(
+            fires("0 0 1 * 1", ZUTC, self.MAR1, 6),
+            [utc(2027, 3, 8), utc(2027, 3, 15), utc(2027, 3, 22), utc(2027, 3, 29),
+             utc(2027, 4, 1), utc(2027, 4, 5)],
+        )
+        # A restricted field that happens to list every value is still restricted (cronie
+        # looks at the text): with OR it lets every day through. (croniter alone got the
+        # last one wrong: a "*" inside the day-of-month list made it require both.)
+        for text in ("0 0 1-31 * 1", "0 0 1 * 0-6", "0 0 1 * sun-sat", "0 0 31,*/10 * 0-6"):
+            self.assertEqual(
+                fires(text, ZUTC, self.MAR1, 2), [utc(2027, 3, 2), utc(2027, 3, 3)], text
+            )
+
+    def test_one_field_star(self) -> None:
+        self.assertEqual(
+            fires("0 0 * * 1", ZUTC, self.MAR1, 2), [utc(2027, 3, 8), utc(2027, 3, 15)]
+        )
+        self.assertEqual(
+            fires("0 0 1-7 * *", ZUTC, utc(2027, 3, 6, 12), 3),
+            [utc(2027, 3, 7), utc(2027, 4, 1), utc(2027, 4, 2)],
+        )
+
+    def test_six_fields_names_and_sunday_seven(self) -> None:
+        self.assertEqual(
+            fires("0 0 0 */2 * 1", ZUTC, self.MAR1, 2), [utc(2027, 3, 15), utc(2027, 3, 29)]
+        )
+        self.assertEqual(
+            fires("0 0 */2 * mon-fri", ZUTC, self.MAR1, 4),
+            [utc(2027, 3, 3), utc(2027, 3, 5), utc(2027, 3, 9), utc(2027, 3, 11)],
+        )
+        # Odd-dated Sundays: March 7 and 21, then April 11 (not 4, 18, 25).
+        for text in ("0 0 */2 * 7", "0 0 */2 * sun", "0 0 */2 * 0"):
+            self.assertEqual(
+                fires(text, ZUTC, self.MAR1, 3),
+                [utc(2027, 3, 7), utc(2027, 3, 21), utc(2027, 4, 11)],
+                text,
+            )
+
+    def test_descriptors_unchanged(self) -> None:
+        self.assertEqual(fires("@weekly", ZUTC, self.MAR1, 2), [utc(2027, 3, 7), utc(2027, 3, 14)])
+        self.assertEqual(fires("@monthly", ZUTC, self.MAR1, 2), [utc(2027, 4, 1), utc(2027, 5, 1)])
+
+    def test_both_required_can_be_eleven_or_twelve_years_apart(self) -> None:
+        # The 1st of February on a Monday: 2027, then 2038. Not "can never fire".
+        now = utc(2027, 2, 2)
+        spec = parse_spec("0 0 */31 2 mon")
+        self.assertEqual(first_fire_or_error(spec, ZUTC, now, now), utc(2038, 2, 1))
+        # Across 2100 (not a leap year) the 1st of January on a Monday: 2091, then 2103.
+        self.assertEqual(
+            parse_spec("0 0 */31 1 mon").next_after(utc(2091, 1, 2), ZUTC, T0), utc(2103, 1, 1)
+        )
 
 
 class ParseEveryAndAtTests(SynchronousTestCase):
@@ -310,7 +417,8 @@ class ZoneTests(SynchronousTestCase):
 
 
 class DstGapTests(SynchronousTestCase):
-    """Spring forward: a missing wall time fires once, at the first instant after the gap."""
+    """Spring forward, fixed-time specs: a missing wall time fires once, at the first instant
+    after the gap."""
 
     def test_new_york_fixed_time_in_gap(self) -> None:
         result = fires("30 2 * * *", NY, utc(2027, 3, 13, 12), 3)
@@ -321,9 +429,10 @@ class DstGapTests(SynchronousTestCase):
 
     def test_new_york_gap_slot_and_gap_end_fire_once(self) -> None:
         # 02:00, 02:15, 02:30, 02:45 do not exist; with 03:00 they make one fire at 07:00Z.
+        # (The hour field is fixed, so the minute wildcard does not make the slots skip.)
         self.assertEqual(
-            fires("*/15 * * * *", NY, utc(2027, 3, 14, 6, 40), 3),
-            [utc(2027, 3, 14, 6, 45), utc(2027, 3, 14, 7, 0), utc(2027, 3, 14, 7, 15)],
+            fires("*/15 2,3 * * *", NY, utc(2027, 3, 14, 6, 40), 3),
+            [utc(2027, 3, 14, 7, 0), utc(2027, 3, 14, 7, 15), utc(2027, 3, 14, 7, 30)],
         )
 
     def test_london(self) -> None:
@@ -347,6 +456,84 @@ class DstGapTests(SynchronousTestCase):
             fires("10 20 2 * * *", NY, utc(2027, 3, 13, 12), 2),
             [NY_SPRING, utc(2027, 3, 15, 6, 20, 10)],
         )
+
+
+class DstGapWildcardHourTests(SynchronousTestCase):
+    """A spec whose hour field is a wildcard skips the slots of a spring-forward gap."""
+
+    def test_issue_example_fires_once_per_real_hour(self) -> None:
+        # New York 2024-03-10: 02:00 EST -> 03:00 EDT at 07:00Z. 02:30 does not exist; it
+        # used to fire at 07:00Z, 30 minutes after 01:30 EST and 30 before 03:30 EDT.
+        result = fires("30 * * * *", NY, utc(2024, 3, 10, 6), 3)
+        self.assertEqual(result, [utc(2024, 3, 10, 6, 30), utc(2024, 3, 10, 7, 30),
+                                  utc(2024, 3, 10, 8, 30)])
+        self.assertEqual(local_strings(result, NY)[:2],
+                         ["2024-03-10 01:30:00-0500", "2024-03-10 03:30:00-0400"])
+
+    def test_star_step_and_full_range_hours_count_as_wildcards(self) -> None:
+        # */2 starts with "*" (cronie's rule); 0-23 names every hour.
+        self.assertEqual(
+            fires("30 */2 * * *", NY, utc(2024, 3, 10, 5), 2),
+            [utc(2024, 3, 10, 5, 30), utc(2024, 3, 10, 8, 30)],
+        )
+        self.assertEqual(
+            fires("30 0-23 * * *", NY, utc(2024, 3, 10, 6), 2),
+            [utc(2024, 3, 10, 6, 30), utc(2024, 3, 10, 7, 30)],
+        )
+        # Six fields (seconds first) and @hourly's wall slots are all real here.
+        self.assertEqual(
+            fires("15 30 * * * *", NY, utc(2024, 3, 10, 6, 31), 1), [utc(2024, 3, 10, 7, 30, 15)]
+        )
+
+    def test_slot_at_the_gap_end_still_fires(self) -> None:
+        # 02:00, 02:15, 02:30 and 02:45 are skipped; 03:00 EDT (07:00Z) is a real slot.
+        self.assertEqual(
+            fires("*/15 * * * *", NY, utc(2027, 3, 14, 6, 40), 3),
+            [utc(2027, 3, 14, 6, 45), utc(2027, 3, 14, 7, 0), utc(2027, 3, 14, 7, 15)],
+        )
+
+    def test_santiago_midnight_gap(self) -> None:
+        # 2024-09-08 00:00 -04 -> 01:00 -03 (04:00Z): midnight does not exist that day.
+        self.assertEqual(
+            fires("0 */2 * * *", SANTIAGO, utc(2024, 9, 8, 1), 2),
+            [utc(2024, 9, 8, 2), utc(2024, 9, 8, 5)],  # Sat 22:00 -04, Sun 02:00 -03
+        )
+        # A fixed-time spec keeps the old rule: 00:00 fires at the gap's end, 01:00 -03.
+        self.assertEqual(
+            fires("0 0 * * *", SANTIAGO, utc(2024, 9, 7, 12), 2),
+            [utc(2024, 9, 8, 4), utc(2024, 9, 9, 3)],
+        )
+
+    def test_lord_howe_half_hour_gap(self) -> None:
+        # 02:00 +10:30 -> 02:30 +11 at 15:30Z: 02:15 is skipped, 02:45 is real.
+        self.assertEqual(
+            fires("15,45 * * * *", LORD_HOWE, utc(2027, 10, 2, 15, 0), 2),
+            [utc(2027, 10, 2, 15, 15), utc(2027, 10, 2, 15, 45)],
+        )
+
+
+class LongGapTests(SynchronousTestCase):
+    """Samoa skipped Friday 2011-12-30: 23:59:59 -10 on the 29th was followed by 00:00 +14
+    on the 31st (10:00Z). A gap of 3 hours or more is not a DST change: its slots never fire."""
+
+    def test_weekday_job_is_not_moved_onto_saturday(self) -> None:
+        result = fires("0 9 * * 1-5", APIA, utc(2011, 12, 29, 20), 2)
+        self.assertEqual(result, [utc(2012, 1, 1, 19), utc(2012, 1, 2, 19)])
+        self.assertEqual(local_strings(result, APIA)[0], "2012-01-02 09:00:00+1400")
+        self.assertEqual(fires("0 9 * * mon-fri", APIA, utc(2011, 12, 29, 20), 1)[0],
+                         utc(2012, 1, 1, 19))
+
+    def test_daily_job_fires_once_on_the_day_after(self) -> None:
+        # 09:00 on the 30th does not exist; the 31st's 09:00 is its only fire that day.
+        self.assertEqual(
+            fires("0 9 * * *", APIA, utc(2011, 12, 29, 20), 2),
+            [utc(2011, 12, 30, 19), utc(2011, 12, 31, 19)],
+        )
+        # A slot at the gap's end is real.
+        self.assertEqual(fires("0 0 * * *", APIA, utc(2011, 12, 29, 20), 1),
+                         [utc(2011, 12, 30, 10)])
+        self.assertEqual(fires("0 0 30 12 *", APIA, utc(2011, 12, 29, 20), 1),
+                         [utc(2012, 12, 29, 10)])
 
 
 class DstOverlapTests(SynchronousTestCase):
@@ -407,6 +594,18 @@ class DstOverlapTests(SynchronousTestCase):
             [utc(2027, 10, 31, 0, 30), utc(2027, 10, 31, 1, 30), utc(2027, 10, 31, 2, 30)],
         )
 
+    def test_star_step_hour_repeats_in_the_overlap(self) -> None:
+        # Apia 2020-04-05 04:00 +14 -> 03:00 +13 (14:00Z): 03:00 happens twice, and an hour
+        # field starting with "*" fires at both (cronie); a fixed 3 fires at the first.
+        self.assertEqual(
+            fires("0 */3 * * *", APIA, utc(2020, 4, 4, 12), 3),
+            [utc(2020, 4, 4, 13), utc(2020, 4, 4, 14), utc(2020, 4, 4, 17)],
+        )
+        self.assertEqual(
+            fires("0 3,6 * * *", APIA, utc(2020, 4, 4, 12), 2),
+            [utc(2020, 4, 4, 13), utc(2020, 4, 4, 17)],
+        )
+
     def test_lord_howe_half_hour_overlap(self) -> None:
         # Overlap: wall 01:30-02:00 exists at +11 (14:30-15:00Z) and at +10:30 (15:00-15:30Z).
         result = fires("45 1 * * *", LORD_HOWE, utc(2027, 4, 3, 0), 2)
@@ -418,7 +617,7 @@ class DstOverlapTests(SynchronousTestCase):
         )
 
 
-def _hm_sets(text: str) -> tuple[set[int], set[int]]:
+def _hm_sets(text: str) -> tuple[set[int], set[int], bool]:
     """Minute and hour sets of a simple 5-field spec (test oracle, independent of spec.py)."""
 
     def expand(raw: str, top: int) -> set[int]:
@@ -434,13 +633,13 @@ def _hm_sets(text: str) -> tuple[set[int], set[int]]:
 
     minute, hour, *rest = text.split()
     assert rest == ["*", "*", "*"]
-    return expand(minute, 59), expand(hour, 23)
+    hours = expand(hour, 23)
+    return expand(minute, 59), hours, hour.startswith("*") or len(hours) == 24
 
 
 def oracle(text: str, zone: ZoneInfo, lo: datetime, hi: datetime) -> list[datetime]:
-    """The documented DST rule applied by brute force, minute by minute, over (lo, hi]."""
-    minutes, hours = _hm_sets(text)
-    every_hour = len(hours) == 24
+    """The documented DST rules applied by brute force, minute by minute, over (lo, hi]."""
+    minutes, hours, wildcard_hour = _hm_sets(text)
 
     def matches(wall: datetime) -> bool:
         return wall.minute in minutes and wall.hour in hours
@@ -450,9 +649,9 @@ def oracle(text: str, zone: ZoneInfo, lo: datetime, hi: datetime) -> list[dateti
     while t <= hi:
         local = t.astimezone(zone)
         wall = local.replace(tzinfo=None)
-        fire = matches(wall) and (every_hour or local.fold == 0)
+        fire = matches(wall) and (wildcard_hour or local.fold == 0)
         jump = local.utcoffset() - (t - timedelta(minutes=1)).astimezone(zone).utcoffset()
-        if jump > timedelta(0):  # a gap ended at t: its missing slots fire now
+        if jump > timedelta(0) and not wildcard_hour:  # a gap ended at t: its slots fire now
             gap_minutes = int(jump / timedelta(minutes=1))
             fire = fire or any(
                 matches(wall - timedelta(minutes=k)) for k in range(1, gap_minutes + 1)
@@ -712,20 +911,21 @@ class CronPropertyTests(SynchronousTestCase):
         ).utcoffset()
         if not gap_end:
             self.assertTrue(
-                croniter_module.croniter.match(schedule.expr, wall,
+                croniter_module.croniter.match(schedule.expr, wall, day_or=schedule.day_or,
                                                second_at_beginning=schedule.seconds),
                 f"{text} {zone.key} {result} wall {wall}",
             )
             if not schedule.seconds:
                 self.assertEqual(wall.second, 0)
         # No earlier instant with a matching, non-repeated wall time was skipped.
-        if not schedule.every_hour and not schedule.seconds:
+        if not schedule.wildcard_hour and not schedule.seconds:
             previous = result - timedelta(minutes=1)
             while previous > after and previous > result - timedelta(minutes=90):
                 local = previous.astimezone(zone)
                 if local.fold == 0:
                     self.assertFalse(
-                        croniter_module.croniter.match(schedule.expr, local.replace(tzinfo=None)),
+                        croniter_module.croniter.match(schedule.expr, local.replace(tzinfo=None),
+                                                       day_or=schedule.day_or),
                         f"{text} {zone.key}: skipped {previous}",
                     )
                 previous -= timedelta(minutes=1)
@@ -826,9 +1026,41 @@ class FireTimeCacheTests(SynchronousTestCase):
         )
 
 
+class ReadmeScheduleExamplesTests(SynchronousTestCase):
+    """Each example of the README's "Schedules" section, as written there."""
+
+    def test_day_rule(self) -> None:
+        # 2024-07-01 is a Monday.
+        self.assertEqual(
+            fires("0 0 */2 * 1", ZUTC, utc(2024, 7, 1), 2), [utc(2024, 7, 15), utc(2024, 7, 29)]
+        )
+        self.assertEqual(
+            fires("0 0 1 * 1", ZUTC, utc(2024, 7, 28), 3),
+            [utc(2024, 7, 29), utc(2024, 8, 1), utc(2024, 8, 5)],
+        )
+
+    def test_new_york_2024(self) -> None:
+        self.assertEqual(local_strings(fires("30 2 * * *", NY, utc(2024, 3, 9, 12), 1), NY),
+                         ["2024-03-10 03:00:00-0400"])
+        self.assertEqual(local_strings(fires("30 * * * *", NY, utc(2024, 3, 10, 6), 2), NY),
+                         ["2024-03-10 01:30:00-0500", "2024-03-10 03:30:00-0400"])
+        self.assertEqual(local_strings(fires("30 1 * * *", NY, utc(2024, 11, 2, 12), 2), NY),
+                         ["2024-11-03 01:30:00-0400", "2024-11-04 01:30:00-0500"])
+        self.assertEqual(local_strings(fires("0 * * * *", NY, utc(2024, 11, 3, 4, 30), 3), NY),
+                         ["2024-11-03 01:00:00-0400", "2024-11-03 01:00:00-0500",
+                          "2024-11-03 02:00:00-0500"])
+
+    def test_apia_2011(self) -> None:
+        self.assertEqual(local_strings(fires("0 9 * * 1-5", APIA, utc(2011, 12, 29, 20), 1), APIA),
+                         ["2012-01-02 09:00:00+1400"])
+
+
 class ModuleTests(SynchronousTestCase):
     def test_docstring_documents_dst_rule(self) -> None:
         doc = spec_module.__doc__ or ""
         self.assertIn("Spring-forward gap", doc)
+        self.assertIn("is **skipped** by a wildcard-hour spec", doc)
+        self.assertIn("Long gap", doc)
         self.assertIn("fires **once, at its first occurrence**", doc)
-        self.assertIn("hour field matches all", doc)
+        self.assertIn("hour field is a wildcard", doc)
+        self.assertIn("a day must match **both**", doc)

@@ -7,9 +7,13 @@ Accepted specs
   ``second minute hour day-of-month month day-of-week``.
   Per field: ``*`` (``?`` is accepted as an alias), numbers, ``a-b``, ``*/n``, ``a-b/n``,
   ``a/n`` (= ``a-max/n``), comma lists; month names ``jan..dec``, weekday names ``sun..sat``
-  (``0`` and ``7`` are both Sunday). When both day fields are restricted either may match
-  (Vixie cron). ``L``, ``W``, ``#``, ``H`` and ``R`` are refused: they are not standard and
-  ``H``/``R`` would make fire times depend on hidden state.
+  (``0`` and ``7`` are both Sunday). ``L``, ``W``, ``#``, ``H`` and ``R`` are refused: they
+  are not standard and ``H``/``R`` would make fire times depend on hidden state.
+* Day rule (Vixie cron / cronie): when the text of either day field (day-of-month or
+  day-of-week) starts with ``*`` (``*``, ``*/2``, ``?``), a day must match **both**; only
+  when both are restricted does a day matching **either** fire. ``0 0 */2 * 1`` runs on
+  odd-dated Mondays, ``0 0 1 * 1`` on the 1st and on every Monday. Like cronie this reads
+  the text, not the values: ``1-31`` is restricted, ``*/1`` is not.
 * Descriptors ``@yearly @annually @monthly @weekly @daily @midnight @hourly`` with their
   standard meaning (no hashing).
 * ``@every <duration>``: Go duration syntax restricted to whole seconds, units ``s m h d``
@@ -20,25 +24,43 @@ Accepted specs
 Time zones and daylight saving (cron and descriptor specs)
 ----------------------------------------------------------
 Fields are matched on the wall clock of the job's IANA zone. Wall-clock slots that the
-spec names are turned into instants like this:
+spec names are turned into instants by cronie's rules, which tell two kinds of spec apart:
 
-* **Spring-forward gap.** A slot that does not exist (e.g. 02:30 on the day New York jumps
-  from 02:00 to 03:00) fires at the first instant after the gap (03:00 EDT). Several slots in
-  one gap (``*/15 * * * *``) collapse into that one instant, which fires once.
+* the **hour field is a wildcard** when its text starts with ``*`` (``*``, ``*/2``, ``?``,
+  ``@hourly``) or it lists all 24 hours (``0-23``): the job is periodic, a missed period is
+  not made up and a repeated one runs again;
+* otherwise the spec is **fixed-time** (``30 2 * * *``, ``*/15 2 * * *``, ``@daily``): each
+  of its slots runs once a day, so none is lost and none is repeated.
+
+* **Spring-forward gap** (shorter than 3 hours). A slot that does not exist (02:30 on the
+  day New York jumps from 02:00 to 03:00) is **skipped** by a wildcard-hour spec
+  (``30 * * * *`` runs at 01:30 EST and 03:30 EDT, one real hour apart) and fires at the
+  first instant after the gap (03:00 EDT) for a fixed-time spec; several slots of one gap
+  (``*/15 2 * * *``) collapse into that one instant, which fires once.
+* **Long gap** (3 hours or more: not a DST change but a zone moving across the date line,
+  Pacific/Apia skipped 2011-12-30). Its slots are skipped by every spec, as cronie skips
+  them after a clock jump of 3 hours or more, so ``0 9 * * 1-5`` is not moved onto
+  Saturday 2011-12-31 00:00: it next runs on Monday 2012-01-02 at 09:00.
 * **Fall-back overlap.** A slot that exists twice fires **once, at its first occurrence**
-  (fold=0: 01:30 EDT, not again at 01:30 EST) -- *unless the spec's hour field matches all
-  24 hours* (``*``, ``*/1``, ``0-23``, ``@hourly``). Such specs describe "every hour / every
-  minute" and fire at every real instant whose wall time matches, in both halves of the
-  overlap, so an hourly job keeps running every 60 real minutes.
+  (fold=0: 01:30 EDT, not again at 01:30 EST) for a fixed-time spec. A wildcard-hour spec
+  fires at every real instant whose wall time matches, in both halves of the overlap, so an
+  hourly job keeps running every 60 real minutes (and ``0 */3 * * *`` runs twice at 03:00
+  when 03:00 repeats).
 
-In short: a wall-clock slot (date, hour, minute, second) fires at most once, except when the
-hour field is "every hour".
+Where this differs from cronie: cronie also counts a minute field starting with ``*`` as
+periodic (``*/15 2 * * *`` would lose the gap's slots and repeat the overlap's), does not
+count ``0-23`` (it reads only the text), and runs fixed-time jobs again after a clock jump
+back of more than 3 hours (a zone moving back across the date line); here a fixed-time slot
+fires once however long the overlap.
 
 croniter is only ever given naive wall-clock datetimes (its own DST handling fires overlap
-slots twice); the mapping from wall clock to instants is done here with zoneinfo. One
-croniter object is kept per spec (it is zone independent) and searches are capped at
-``MAX_YEARS_BETWEEN_MATCHES`` years so that an impossible spec (``0 0 30 2 *``) fails fast
-while a leap-day spec (``0 0 29 2 *``, up to 8 years apart around 2100) still works.
+slots twice) and fields as plain value lists (it misreads some ranges and lists, see
+``_croniter_field``); the day rule is decided here and passed as ``day_or``, and the
+mapping from wall clock to instants is done here with zoneinfo. One croniter object is kept
+per spec (it is zone independent) and searches are capped at ``MAX_YEARS_BETWEEN_MATCHES``
+years so that an impossible spec (``0 0 30 2 *``) fails fast while a leap-day spec
+(``0 0 29 2 *``, up to 8 years apart around 2100) or the 1st of a month on a weekday
+(``0 0 */31 1 mon``, up to 12) still works.
 
 All returned instants are aware UTC datetimes with ``microsecond == 0``. Searches never go
 past the end of year 9999 (the last instant a datetime can hold): a schedule whose next fire
@@ -62,6 +84,7 @@ from croniter import CroniterError, croniter
 __all__ = [
     "EXAMPLES",
     "LAST_INSTANT",
+    "LONG_GAP",
     "MAX_YEARS_BETWEEN_MATCHES",
     "AtSchedule",
     "CronSchedule",
@@ -83,8 +106,14 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The last whole second a datetime can hold; no schedule fires after it.
 LAST_INSTANT = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
-#: Longest legitimate gap between two fires is Feb 29 around 2100 (2096 -> 2104).
-MAX_YEARS_BETWEEN_MATCHES = 9
+#: Longest legitimate gap between two fires: a day rule that needs both fields (the 1st of
+#: a month on a given weekday) around 2100, 12 years (2091-01-01 -> 2103-01-01, Mondays);
+#: Feb 29 around 2100 is 8 (2096 -> 2104).
+MAX_YEARS_BETWEEN_MATCHES = 12
+
+#: A spring-forward gap this long or longer is skipped by every spec (cronie's 3-hour
+#: "the clock jumped" threshold); shorter ones are DST changes.
+LONG_GAP = timedelta(hours=3)
 
 #: Longest every-duration accepted; keeps anchor arithmetic far from datetime's limits.
 _MAX_EVERY_SECONDS = 36500 * 86400
@@ -201,9 +230,8 @@ def _field_value(text: str, token: str, field: _Field) -> int:
     return value
 
 
-def _parse_field(text: str, raw: str, field: _Field) -> tuple[str, frozenset[int]]:
-    """Validate one field; return (croniter-ready numeric text, set of matched values)."""
-    items_out: list[str] = []
+def _parse_field(text: str, raw: str, field: _Field) -> frozenset[int]:
+    """Validate one field; return the set of values it matches (day-of-week 7 kept as 7)."""
     values: set[int] = set()
     for item in raw.split(","):
         if item == "":
@@ -227,7 +255,7 @@ def _parse_field(text: str, raw: str, field: _Field) -> tuple[str, frozenset[int
                 )
             step = int(step_text)
         if base == "*":
-            lo, hi, out = field.lo, open_hi, "*"
+            lo, hi = field.lo, open_hi
         elif "-" in base:
             first, last = base.split("-", 1)
             lo, hi = _field_value(text, first, field), _field_value(text, last, field)
@@ -235,16 +263,26 @@ def _parse_field(text: str, raw: str, field: _Field) -> tuple[str, frozenset[int
                 raise _spec_error(
                     text, f"range {base!r} in the {field.name} field runs backwards (start > end)"
                 )
-            out = f"{lo}-{hi}"
         else:
             lo = _field_value(text, base, field)
             hi = open_hi if step_text is not None else lo
-            out = f"{lo}-{hi}" if step_text is not None else str(lo)
-        if step_text is not None:
-            out = f"{out}/{step}"
-        items_out.append(out)
         values.update(range(lo, hi + 1, step))
-    return ",".join(items_out), frozenset(values)
+    return frozenset(values)
+
+
+def _croniter_field(field: _Field, values: frozenset[int]) -> str:
+    """The field as croniter gets it: ``*`` when it matches every value, else the values.
+
+    croniter 7 misreads some ranges and lists (a one-value range such as ``3-3`` or
+    ``59/5`` becomes ``*``; a ``*`` item inside a day-of-month list turns a full
+    day-of-week into ``*``), so it is never given anything but plain numbers.
+    """
+    if field is _DOW:
+        values = frozenset(v % 7 for v in values)  # 7 is Sunday
+    top = field.hi if field.open_hi is None else field.open_hi
+    if len(values) == top - field.lo + 1:
+        return "*"
+    return ",".join(str(v) for v in sorted(values))
 
 
 # --------------------------------------------------------------------------- zone helpers
@@ -274,29 +312,16 @@ def _transition(zone: ZoneInfo, lo: datetime, hi: datetime) -> datetime:
     return _EPOCH + timedelta(seconds=hi_s)
 
 
-def _first_instant(wall: datetime, zone: ZoneInfo) -> datetime:
-    """The instant a wall-clock slot fires at when it fires once (see module docstring)."""
-    off0 = wall.replace(tzinfo=zone).utcoffset()
-    off1 = wall.replace(tzinfo=zone, fold=1).utcoffset()
-    assert off0 is not None and off1 is not None
-    if off0 >= off1:  # unambiguous, or an overlap: first occurrence
-        return _utc_from_naive(wall - off0)
-    # In a spring-forward gap fold=0 uses the offset before the change and fold=1 the one
-    # after, so the change lies in (wall - off1, wall - off0].
-    lo = _utc_from_naive(wall - off1)
-    hi = _utc_from_naive(wall - off0)
-    return _transition(zone, lo, hi)
-
-
 # --------------------------------------------------------------------------- schedules
 
 
-def _make_croniter(expr: str, seconds: bool) -> croniter:
+def _make_croniter(expr: str, seconds: bool, day_or: bool) -> croniter:
     return croniter(
         expr,
         datetime(2000, 1, 1),
         max_years_between_matches=MAX_YEARS_BETWEEN_MATCHES,
         second_at_beginning=seconds,
+        day_or=day_or,
     )
 
 
@@ -307,18 +332,27 @@ class CronSchedule:
     text: str
     expr: str
     seconds: bool
-    every_hour: bool
+    #: The hour field is a wildcard (module docstring): gap slots are skipped, overlap
+    #: slots fire in both halves.
+    wildcard_hour: bool
+    #: Either day field may match (both are restricted); otherwise both must.
+    day_or: bool
     _iter: croniter = attrs.field(eq=False, repr=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, eq=False, repr=False)
     _memo: dict[str, float | None] = attrs.field(factory=dict, eq=False, repr=False)
 
     @classmethod
-    def build(cls, text: str, expr: str, seconds: bool, every_hour: bool) -> CronSchedule:
+    def build(
+        cls, text: str, expr: str, seconds: bool, wildcard_hour: bool, day_or: bool
+    ) -> CronSchedule:
         try:
-            it = _make_croniter(expr, seconds)
+            it = _make_croniter(expr, seconds, day_or)
         except CroniterError as exc:  # our own validation should make this unreachable
             raise _spec_error(text, str(exc)) from exc
-        return cls(text=text, expr=expr, seconds=seconds, every_hour=every_hour, iter=it)
+        return cls(
+            text=text, expr=expr, seconds=seconds, wildcard_hour=wildcard_hour, day_or=day_or,
+            iter=it,
+        )
 
     def _next_wall(self, wall: datetime) -> datetime | None:
         """Next naive wall-clock slot strictly after naive `wall`, None if none in range.
@@ -333,6 +367,28 @@ class CronSchedule:
                 return None
         assert isinstance(result, datetime) and result.tzinfo is None
         return result
+
+    def _instant(self, slot: datetime | None, zone: ZoneInfo) -> datetime | None:
+        """The instant wall-clock `slot` fires at once (module docstring), or, when the
+        slot lies in a gap this spec skips, the instant of the next slot that fires.
+
+        Outside gaps this is one offset look-up per fold, as cheap as before the gap rules.
+        """
+        while slot is not None:
+            off0 = slot.replace(tzinfo=zone).utcoffset()
+            off1 = slot.replace(tzinfo=zone, fold=1).utcoffset()
+            assert off0 is not None and off1 is not None
+            if off0 >= off1:  # unambiguous, or an overlap: first occurrence
+                return _utc_from_naive(slot - off0)
+            # In a spring-forward gap fold=0 uses the offset before the change and fold=1
+            # the one after, so the change lies in (slot - off1, slot - off0].
+            change = _transition(zone, _utc_from_naive(slot - off1), _utc_from_naive(slot - off0))
+            if not self.wildcard_hour and off1 - off0 < LONG_GAP:
+                return change
+            # Skipped: so are the gap's other slots. Go on from the first wall time after it.
+            gap_end = change.replace(tzinfo=None) + off1
+            slot = self._next_wall(gap_end - _ONE_SECOND)
+        return None
 
     def next_after(self, after: datetime, zone: ZoneInfo, anchor: datetime) -> datetime | None:
         after_utc = _require_aware(after, "after").astimezone(UTC)
@@ -354,23 +410,19 @@ class CronSchedule:
             assert off0 is not None
             if off0 > off_here:
                 # `after` is in the second half of a fall-back overlap. Overlap slots after
-                # it fire again (second occurrence) only for every-hour specs.
+                # it fire again (second occurrence) only for wildcard-hour specs.
                 change = _transition(zone, after_utc - (off0 - off_here), after_utc)
                 overlap_end = change.replace(tzinfo=None) + off0
-                if self.every_hour:
+                if self.wildcard_hour:
                     slot = self._next_wall(wall)
-                    if slot is None:
-                        return None
-                    if slot < overlap_end:
+                    if slot is not None and slot < overlap_end:
                         return _utc_from_naive(slot - off_here)
-                    return _first_instant(slot, zone)
-                slot = self._next_wall(overlap_end - _ONE_SECOND)
-                return None if slot is None else _first_instant(slot, zone)
+                    return self._instant(slot, zone)
+                return self._instant(self._next_wall(overlap_end - _ONE_SECOND), zone)
 
-        slot = self._next_wall(wall)
-        result = None if slot is None else _first_instant(slot, zone)
+        result = self._instant(self._next_wall(wall), zone)
 
-        if self.every_hour:
+        if self.wildcard_hour:
             off1 = local.replace(fold=1).utcoffset()
             assert off1 is not None
             if off1 < off_here:
@@ -389,7 +441,7 @@ class CronSchedule:
     def interval_hint(self) -> float | None:
         """Mean gap over 16 fires from a fixed reference (cached; the spec is immutable)."""
         if "hint" not in self._memo:
-            it = _make_croniter(self.expr, self.seconds)
+            it = _make_croniter(self.expr, self.seconds, self.day_or)
             try:
                 fires = [it.get_next(float) for _ in range(17)]
             except (CroniterError, OverflowError):
@@ -543,14 +595,22 @@ def _parse_cron(text: str, fields: list[str]) -> CronSchedule:
             f"expected 5 fields (minute hour day-of-month month day-of-week) or 6 fields with "
             f"seconds first, got {len(fields)}",
         )
-    parsed = [_parse_field(text, raw, field) for raw, field in zip(fields, layout)]
-    hour_values = parsed[layout.index(_HOUR)][1]
+    values = [_parse_field(text, raw, field) for raw, field in zip(fields, layout)]
+    exprs = [_croniter_field(field, v) for field, v in zip(layout, values)]
+    dom, dow = layout.index(_DOM), layout.index(_DOW)
+    hour = layout.index(_HOUR)
+    # cronie reads the text: a day field starting with "*" (or "?") makes both required
+    day_star = fields[dom].startswith(("*", "?")) or fields[dow].startswith(("*", "?"))
+    day_or = not day_star and "*" not in (exprs[dom], exprs[dow])
+    if not day_star and not day_or:  # "either" with a field matching every day: every day
+        exprs[dom] = exprs[dow] = "*"
     normalised = " ".join("*" if raw == "?" else raw for raw in fields)
     return CronSchedule.build(
         text=normalised,
-        expr=" ".join(expr for expr, _ in parsed),
+        expr=" ".join(exprs),
         seconds=len(fields) == 6,
-        every_hour=len(hour_values) == 24,
+        wildcard_hour=fields[hour].startswith(("*", "?")) or exprs[hour] == "*",
+        day_or=day_or,
     )
 
 
@@ -570,7 +630,8 @@ def parse_spec(text: str) -> Schedule:
                 raise _spec_error(text, f"{head} takes no argument")
             expr = _DESCRIPTORS[head]
             return CronSchedule.build(
-                text=head, expr=expr, seconds=False, every_hour=head == "@hourly"
+                text=head, expr=expr, seconds=False, wildcard_hour=head == "@hourly",
+                day_or=False,  # every descriptor has a "*" day field
             )
         if head == "@every":
             return _parse_every(text, rest.lower())
