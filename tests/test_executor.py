@@ -30,9 +30,10 @@ from scheduler0.config import Config
 from scheduler0.consensus.local import LocalCommandLog
 from scheduler0.execution.backoff import retry_delay
 from scheduler0.execution.breaker import Breakers, BreakerState
-from scheduler0.execution.executor import (
-    PERMANENT, TRANSIENT, Executor, ExecutorSettings, classify_status)
+from scheduler0.execution.executor import Executor, ExecutorSettings
+from scheduler0.execution.failures import PERMANENT, TRANSIENT
 from scheduler0.execution.network_policy import CallbackRefused, NetworkPolicy
+from scheduler0.execution.outcomes import classify_status
 from scheduler0.execution.recorder import ExecutionRecorder
 from scheduler0.execution.signing import SIGNATURE_HEADER, verify
 from scheduler0.node import callback_client

@@ -32,10 +32,11 @@ from zope.interface import implementer
 from scheduler0.config import Config
 from scheduler0.consensus.interface import NotAccepting
 from scheduler0.execution.breaker import Breakers, BreakerState
-from scheduler0.execution.executor import (
-    TRANSIENT, Answer, Executor, ExecutorSettings)
+from scheduler0.execution.executor import Executor, ExecutorSettings
+from scheduler0.execution.failures import TRANSIENT
 from scheduler0.execution.network_policy import NetworkPolicy
 from scheduler0.execution.recorder import ExecutionRecorder, RecordRejected, ignore_failure
+from scheduler0.execution.sender import Answer
 from scheduler0.node import callback_client
 from scheduler0.schedule.occurrence import Occurrence
 
