@@ -144,19 +144,8 @@ class Authenticator:
     def _peer(self, request, kind: str) -> Principal:  # type: ignore[no-untyped-def]
         if kind not in PEER_KINDS:
             raise Unauthorized("X-Peer must be 'peer' or 'cmd'")
-        header = _header(request, "authorization") or ""
-        scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic":
-            raise Unauthorized("peer requests need HTTP Basic auth with the node's "
-                               "AuthUsername and AuthPassword")
-        try:
-            username, _, password = base64.b64decode(encoded.strip(), validate=True).partition(b":")
-        except ValueError:
-            raise Unauthorized("malformed Basic credentials") from None
-        user_ok = _same(username, self._username)
-        password_ok = _same(password, self._password)
-        if not (user_ok and password_ok):
-            raise Unauthorized("invalid peer credentials")
+        self._node_basic(request, missing="peer requests need HTTP Basic auth with the node's "
+                                          "AuthUsername and AuthPassword", who="peer")
         return Principal(scopes=PEER_SCOPES, peer=kind)
 
     def authenticate_basic(self, request) -> None:  # type: ignore[no-untyped-def]
@@ -167,11 +156,17 @@ class Authenticator:
 
         @raise Unauthorized: anything else.
         """
+        self._node_basic(request, missing="/metrics needs HTTP Basic auth with the node's "
+                                          "AuthUsername and AuthPassword (MetricsAuth: basic)",
+                         who="Basic")
+
+    def _node_basic(self, request, missing: str, who: str) -> None:  # type: ignore[no-untyped-def]
+        """Check HTTP Basic against the node's AuthUsername and AuthPassword, both compared
+        in constant time whatever the first one gave."""
         header = _header(request, "authorization") or ""
         scheme, _, encoded = header.partition(" ")
         if scheme.lower() != "basic":
-            raise Unauthorized("/metrics needs HTTP Basic auth with the node's AuthUsername "
-                               "and AuthPassword (MetricsAuth: basic)")
+            raise Unauthorized(missing)
         try:
             username, _, password = base64.b64decode(encoded.strip(), validate=True).partition(b":")
         except ValueError:
@@ -179,4 +174,4 @@ class Authenticator:
         user_ok = _same(username, self._username)
         password_ok = _same(password, self._password)
         if not (user_ok and password_ok):
-            raise Unauthorized("invalid Basic credentials")
+            raise Unauthorized(f"invalid {who} credentials")
