@@ -24,7 +24,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from scheduler0 import cli
+from scheduler0 import cli, tap
+from scheduler0.cli import common as cli_common
+from scheduler0.cli import start as cli_start
 from scheduler0.api.app import Api, ApiSettings
 from scheduler0.api.auth import Authenticator
 from scheduler0.api.site import make_site
@@ -33,7 +35,7 @@ from scheduler0.consensus.local import LocalCommandLog
 from scheduler0.node_secrets import NodeSecrets, read_file, secrets_path, write_file
 from scheduler0.store.service import StoreService
 
-REPO_ROOT = str(Path(cli.__file__).resolve().parent.parent)
+REPO_ROOT = str(Path(cli.__file__).resolve().parents[2])
 NODE_USER = "operator"
 NODE_PASSWORD = "node-password"
 
@@ -517,7 +519,7 @@ class StartTests(SynchronousTestCase):
             self.calls.append(argv)
             return 7
 
-        self.patch(cli, "_run_twistd", fake)
+        self.patch(cli_start, "_run_twistd", fake)
 
     def test_runs_twistd_in_the_foreground_with_the_same_options(self) -> None:
         config_path = self.mktemp()
@@ -552,8 +554,18 @@ class StartTests(SynchronousTestCase):
         self.assertTrue(result.err.startswith("scheduler0: configuration error: Port: 99999"),
                         result.err)
 
+    def test_takes_exactly_the_daemons_options(self) -> None:
+        """Every option of the twistd plugin (tap.Options) is one of the command's, with the
+        same short flag, and none else: an option added to the daemon reaches `start` and the
+        other commands, instead of being refused or silently dropped."""
+        daemon = {(long_name, short) for long_name, short, *_ in tap.Options.optParameters}
+        command = {("config", "c")} | {(long_name, short)
+                                       for long_name, short, *_ in cli_common.CONFIG_OPTIONS}
+        self.assertEqual(command, daemon)
+        self.assertTrue(callable(getattr(tap.Options, "opt_set", None)))
+
     def test_plugin_is_available_without_discovery(self) -> None:
-        options = cli.twistd_options_class()()
+        options = cli_start.twistd_options_class()()
         options._getPlugins = lambda interface: iter(())
         names = [command[0] for command in options.subCommands]
         self.assertEqual(names, ["scheduler0"])
