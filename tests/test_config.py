@@ -25,7 +25,7 @@ from scheduler0.config import (
     load_config,
 )
 
-EXAMPLE = Path(config_module.__file__).resolve().parent.parent / "etc" / "scheduler0.yml"
+EXAMPLE = Path(config_module.__file__).resolve().parents[2] / "etc" / "scheduler0.yml"
 
 SEED_KEYS = (
     "LogLevel", "Protocol", "Host", "Port", "SecretKey", "AuthUsername", "AuthPassword",
@@ -88,6 +88,13 @@ class KeyDefinitionTests(_Helpers):
     def test_config_attributes_follow_keys(self) -> None:
         fields = [f.name for f in attrs.fields(Config) if f.name != "source"]
         self.assertEqual(fields, [key.attr for key in KEYS])
+
+    def test_config_fields_take_default_and_type_from_the_key_table(self) -> None:
+        fields = attrs.fields_dict(Config)
+        for key in KEYS:
+            field = fields[key.attr]
+            self.assertEqual(field.default, key.default, key.name)
+            self.assertEqual(field.type, key.type | None if key.optional else key.type, key.name)
 
     def test_attribute_names(self) -> None:
         expected = {
