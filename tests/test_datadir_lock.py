@@ -1,6 +1,6 @@
 """
 One node per data directory (issue 8, item 7): the lock, in-process. The end-to-end
-refusal of a second twistd is in L{tests.test_daemon_damage}.
+refusal of a second twistd is in L{tests.integration.test_daemon_damage}.
 """
 
 from __future__ import annotations

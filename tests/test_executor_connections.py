@@ -35,7 +35,7 @@ from scheduler0.execution.network_policy import CallbackRefused, NetworkPolicy
 from scheduler0.node import callback_client
 from scheduler0.schedule.occurrence import Occurrence
 
-from .test_daemon_tls import self_signed
+from .integration.test_daemon_tls import self_signed
 from .test_executor import SECRET_1, Store, make_executor
 
 

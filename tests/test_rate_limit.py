@@ -14,7 +14,7 @@ from twisted.web.resource import Resource
 
 from scheduler0.api.rate_limit import RateLimiter, client_key, retry_after
 from scheduler0.api.site import make_site
-from tests.daemon import RawResponse, parse_response
+from tests.raw_http import RawResponse, parse_response
 
 A, B = "192.0.2.1", "192.0.2.2"
 

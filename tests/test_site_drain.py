@@ -4,14 +4,13 @@ flight are answered and flushed before their connections close, idle connections
 after a grace, and a port that is taken stops start-up with one line.
 
 The drain runs on a L{Clock} over L{StringTransport}s: what is asserted is what a client would
-read on its socket and whether the node closed it. The listener tests listen on real ports.
+read on its socket and whether the node closed it. The listener tests listen on real ports;
+a real twistd on a taken port is in L{tests.integration.test_daemon_taken_port}.
 """
 
 from __future__ import annotations
 
-import os
 import socket
-import time
 from typing import Any
 
 from twisted.internet import reactor
@@ -21,7 +20,7 @@ from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from scheduler0.api.site import DrainingHTTPService, SiteLimits, make_site
-from tests.daemon import free_port, node_env, run, twistd_argv
+from tests.integration.daemon import free_port
 from tests.test_site_limits import HEAD, Answer, Client
 
 TIMEOUT = 15.0
@@ -173,26 +172,3 @@ def _taken(port: int) -> bool:
         except OSError:
             return True
         return False
-
-
-class TakenPortDaemonTests(TestCase):
-    async def test_a_node_whose_port_is_taken_exits_at_once_with_one_line(self) -> None:
-        """Not a node that logs the failure and runs on, serving nothing."""
-        workdir = os.path.abspath(self.mktemp())
-        os.makedirs(workdir)
-        with socket.socket() as taken:
-            taken.bind(("127.0.0.1", 0))
-            taken.listen()
-            port = taken.getsockname()[1]
-            env = node_env({"SCHEDULER0_PORT": str(port),
-                            "SCHEDULER0_RAFT_ADDRESS": f"127.0.0.1:{free_port()}"})
-            started = time.monotonic()
-            status, out, err = await run(self, twistd_argv(None), cwd=workdir, env=env,
-                                         timeout=30)
-        output = out + err
-        self.assertLess(time.monotonic() - started, 20, output)
-        self.assertEqual((status.code, status.signal), (1, None), output)
-        self.assertIn(f"scheduler0: cannot serve the API: Couldn't listen on 127.0.0.1:{port}",
-                      output)
-        self.assertEqual(output.count("cannot serve the API"), 1, output)
-        self.assertNotIn("Traceback", output)

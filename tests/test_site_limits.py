@@ -24,7 +24,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from scheduler0.api.site import ABORT_AFTER, ConnectionGuard, SiteLimits, make_site
 from scheduler0.config import load_config
-from tests.daemon import RawResponse, parse_response
+from tests.raw_http import RawResponse, parse_response
 
 HEAD = b"GET /api/v1/healthcheck HTTP/1.1\r\nHost: node\r\n\r\n"
 

@@ -1,7 +1,7 @@
 """
 End to end: real C{twistd scheduler0} processes on 127.0.0.1, real HTTP, real signals.
 
-Fixtures are in L{tests.daemon}. Each test starts its own nodes on free ports in its own
+Fixtures are in L{tests.integration.daemon}. Each test starts its own nodes on free ports in its own
 temporary directory; every process is killed in cleanup even when a test fails.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 
 from twisted.trial.unittest import TestCase
 
-from .daemon import (Daemon, ExitStatus, NodeClient, key_headers, node_env, parse_response,
-                     raw_request, run, sleep, twistd_argv)
+from ..raw_http import parse_response, raw_request
+from .daemon import Daemon, ExitStatus, NodeClient, key_headers, node_env, run, sleep, twistd_argv
 
 CALLBACK = "http://127.0.0.1:3000/callback"
 # Specs whose next run does not move while a test runs, so listings taken minutes apart

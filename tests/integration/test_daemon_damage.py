@@ -22,7 +22,7 @@ from scheduler0.store.service import StoreService
 
 from .daemon import Daemon, port_is_free, run, twistd_argv
 from .test_daemon import assert_clean_stop, job
-from .test_state import job as stored_job
+from ..test_state import job as stored_job
 
 AT = "2026-11-26T16:00:00.000Z"
 

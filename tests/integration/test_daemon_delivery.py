@@ -1,6 +1,6 @@
 """
 End to end delivery (issue 9) with a real C{twistd scheduler0} node and real receivers
-(L{tests.receiver}):
+(L{tests.integration.receiver}):
 
   - isolation per endpoint: jobs whose endpoints answer 500 beside a hundred healthy
     ones on the same receiver; the healthy ones get every second, first time, on time;

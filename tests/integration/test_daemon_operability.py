@@ -1,6 +1,6 @@
 """
 End to end operability (issue 4): a real C{twistd scheduler0} node, real callback receivers
-(L{tests.receiver}) and the real C{jq} binary.
+(L{tests.integration.receiver}) and the real C{jq} binary.
 
   - the scheduler health answer (C{GET /api/monitoring/scheduler/health}) run through the
     seed's five "Useful jq Queries" unchanged, and its whole shape checked with C{jq -e},

@@ -1,8 +1,8 @@
 """
 End to end scheduling: a real C{twistd scheduler0} node and a real callback receiver
-(L{tests.receiver}) in the test's reactor. Per-second jobs, job control, retries and dead
-letters, misfires across a restart, and the re-send of an occurrence that was in flight
-when the node was killed.
+(L{tests.integration.receiver}) in the test's reactor. Per-second jobs, job control, retries
+and dead letters, misfires across a restart, and the re-send of an occurrence that was in
+flight when the node was killed.
 
 Specs with six fields put seconds first, so C{* * * * * *} fires every second; C{@every}
 fires at C{dateCreated + k x interval} (the anchor taken at its whole second).

@@ -25,7 +25,7 @@ from scheduler0.secrets_at_rest import KEY_MISMATCH, SEALED_PREFIX
 
 from .daemon import Daemon, run, twistd_argv
 from .test_daemon import assert_clean_stop, job
-from .test_secrets_at_rest import file_bytes, legacy_database, stored_secrets
+from ..test_secrets_at_rest import file_bytes, legacy_database, stored_secrets
 
 
 def modes(data_dir: str) -> dict[str, int]:

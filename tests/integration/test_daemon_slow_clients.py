@@ -14,7 +14,8 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.trial.unittest import TestCase
 
-from .daemon import Daemon, parse_response, reactor, sleep
+from ..raw_http import parse_response
+from .daemon import Daemon, reactor, sleep
 
 HALF_REQUEST = b"POST /api/v1/jobs HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\nContent-Le"
 # loopback addresses of their own (the fixture's own client keeps a connection from 127.0.0.1)
