@@ -15,7 +15,7 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
-from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
+from twisted.web.client import Agent, HTTPConnectionPool
 
 from .api.app import Api, ApiSettings, Operations
 from .api.auth import Authenticator
@@ -64,12 +64,6 @@ class SequentialMultiService(MultiService):
         return ensureDeferred(stop_all())
 
 
-class _QuietClientFactory(_HTTP11ClientFactory):
-    """Callback connections come and go all the time; do not log each one."""
-
-    noisy = False
-
-
 class CallbackPoolService(Service):
     """Owns the callback connection pool so it is closed when the node stops."""
 
@@ -97,13 +91,13 @@ def callback_client(reactor: Any, config: Config, policy: NetworkPolicy) -> tupl
     HTTP/1.0 without keep-alive say, is never pooled: L{AnswerCheckingEndpointFactory}),
     its C{post_fresh} opens a new one (to re-send a request whose pooled connection the
     receiver had closed). No cookie jar and no redirects (L{CallbackClient}): nothing one
-    receiver answers reaches another request. Returns it and the pool.
+    receiver answers reaches another request. The connection wrapper also keeps each
+    connection's factory from logging its start and stop. Returns it and the pool.
     """
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = config.callback_concurrency_per_target
     pool.cachedConnectionTimeout = 120
     pool.retryAutomatically = False
-    pool._factory = _QuietClientFactory
     endpoints = AnswerCheckingEndpointFactory(PolicyEndpointFactory(
         reactor, policy, connect_timeout=min(config.job_execution_timeout, 10)))
     pooled = CallbackClient(Agent.usingEndpointFactory(reactor, endpoints, pool=pool))

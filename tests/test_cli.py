@@ -636,7 +636,7 @@ class StartEndToEndTests(TestCase):
                     except (OSError, ValueError):
                         if process.poll() is not None or time.monotonic() > deadline:
                             raise AssertionError(Path(log_path).read_text()) from None
-                        time.sleep(0.1)
+                        time.sleep(0.1)  # polling a real process in a thread, not timing it
                 # the command the node's log says to run, pasted as it is
                 hint = re.search(r"Create an API credential with: (.*)$",
                                  Path(log_path).read_text(), re.MULTILINE)

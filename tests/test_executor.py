@@ -860,11 +860,10 @@ class RealHttpTests(TestCase):
         base, receiver = self.receiver("never")
         executor = self.executor(timeout=0.5)
         (o,) = self.occurrences(base + "/hook", [1])
-        started = reactor.seconds()
         executor.submit([o])
+        # when the deadline falls is proven on a Clock (test_the_executor_applies_its_own_
+        # timeout); here, that a real connection is abandoned and the outcome recorded
         yield self.until(lambda: self.finished(o), within=3.0)
-        elapsed = reactor.seconds() - started
-        self.assertTrue(0.45 <= elapsed < 1.5, elapsed)
         record = self.store.record(o.execution_id)
         assert record is not None
         self.assertEqual((record["state"], record["lastStatus"], record["errorCategory"],

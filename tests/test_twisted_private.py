@@ -26,10 +26,7 @@ ISOLATED = os.path.join(PACKAGE, "twisted_private.py")
 
 # private names still reached elsewhere, each to be replaced by a public API: an entry goes
 # when its use does, and none may be added
-PENDING: dict[str, set[str]] = {
-    # the callback client's pool factory (the other part of issue 11 item 4)
-    "node.py": {"_factory", "_HTTP11ClientFactory"},
-}
+PENDING: dict[str, set[str]] = {}
 
 CHANGED = ("Twisted changed how twistd re-raises the signal that stopped the reactor: re-read "
            "twisted/scripts/twistd.py (runApp), twisted/application/app.py "
