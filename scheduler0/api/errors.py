@@ -1,6 +1,6 @@
 """
-Errors the API answers with. Each maps to one status code; L{scheduler0.api.app} turns
-them into the JSON envelope in one place.
+Errors the API answers with. Each maps to one status code; L{scheduler0.api.error_map}
+maps domain errors to them and turns them into the JSON envelope, in one place.
 """
 
 from __future__ import annotations
