@@ -1,0 +1,66 @@
+"""Appliers of the API credential commands: create, update (scopes, projects) and delete."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from .commands import Command
+from .rows import Rejected, Result, bump_sequence, missing_projects, require_row, update_row
+
+#: The payload version of a credential command that limits it to projects
+#: (C{project_ids}). An older release has no applier for it and rejects the command, where
+#: it would have ignored the field and stored a node-wide credential.
+CREDENTIAL_PROJECTS_VERSION = 2
+
+_CREDENTIAL_MUTABLE = frozenset({"archived", "scopes", "project_ids"})
+
+
+def _project_ids_column(conn: sqlite3.Connection, project_ids: Any) -> str | None:
+    """
+    C{credentials.project_ids} for a payload's C{project_ids}: None (node-wide) or the
+    ids, sorted and comma-separated. Each must be a project that exists when the command
+    is applied; an empty list is refused (it would read as node-wide).
+    """
+    if project_ids is None:
+        return None
+    if not isinstance(project_ids, list) or not project_ids or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in project_ids):
+        raise Rejected(400, "projectIds: must be a non-empty list of project ids, or null")
+    wanted = set(project_ids)
+    missing = missing_projects(conn, wanted)
+    if missing:
+        raise Rejected(400, f"projectIds: project {min(missing)} does not exist")
+    return ",".join(str(i) for i in sorted(wanted))
+
+
+def create_credential(conn: sqlite3.Connection, command: Command) -> Result:
+    credential = command.payload["credential"]
+    conn.execute(
+        "INSERT INTO credentials (id, api_key, secret_hash, scopes, archived, date_created, "
+        "date_modified, project_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (credential["id"], credential["api_key"], credential["secret_hash"],
+         credential["scopes"], int(credential.get("archived", False)), command.issued_at,
+         command.issued_at, _project_ids_column(conn, credential.get("project_ids"))),
+    )
+    bump_sequence(conn, "credentials", [credential["id"]])
+    return {"id": credential["id"]}
+
+
+def update_credential(conn: sqlite3.Connection, command: Command) -> Result:
+    credential_id = command.payload["id"]
+    require_row(conn, "credentials", credential_id, "credential")
+    changes = {
+        k: v for k, v in command.payload["changes"].items() if k in _CREDENTIAL_MUTABLE
+    }
+    if "project_ids" in changes:
+        changes["project_ids"] = _project_ids_column(conn, changes["project_ids"])
+    update_row(conn, "credentials", credential_id, changes, command.issued_at)
+    return {"id": credential_id}
+
+
+def delete_credential(conn: sqlite3.Connection, command: Command) -> Result:
+    credential_id = command.payload["id"]
+    require_row(conn, "credentials", credential_id, "credential")
+    conn.execute("DELETE FROM credentials WHERE id = ?", (credential_id,))
+    return {"id": credential_id}

@@ -1,0 +1,168 @@
+"""
+Appliers of the execution commands: the records of occurrences, the delivery outbox kept in
+step with them, deletion and retention (prune).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from ..timestamps import parse_time
+from .commands import Command
+from .rows import Result, existing_ids
+
+EXECUTION_COLUMNS = (
+    "id", "job_id", "project_id", "scheduled_time", "state", "attempts", "target", "node_id",
+    "last_status", "last_error", "error_category", "duration_ms", "lateness_ms",
+    "first_attempt_at", "last_attempt_at", "next_retry_at",
+)
+TERMINAL_STATES = ("succeeded", "failed", "dead")
+# a later record of the same execution replaces these; the others keep their last
+# known value when the later record leaves them out (e.g. lateness, first attempt)
+_REPLACED = ("state", "attempts", "target", "node_id", "next_retry_at")
+_KEPT = tuple(c for c in EXECUTION_COLUMNS[4:] if c not in _REPLACED)
+_RECORD_SQL = (
+    f"INSERT INTO executions ({', '.join(EXECUTION_COLUMNS)}, date_created, date_modified) "
+    f"VALUES ({', '.join('?' * (len(EXECUTION_COLUMNS) + 2))}) "
+    "ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _REPLACED)
+    + ", "
+    + ", ".join(f"{c} = coalesce(excluded.{c}, {c})" for c in _KEPT)
+    + ", date_modified = excluded.date_modified"
+)
+
+
+def record_executions(conn: sqlite3.Connection, command: Command) -> Result:
+    """
+    Upsert execution records and keep the delivery outbox in step, atomically:
+    C{finished} deliveries (or some of their occurrences) leave the outbox in the same
+    transaction that records their outcomes, and C{started} deliveries enter it.
+
+    A record of a job deleted meanwhile is dropped (checked once per distinct job: a per-row
+    subquery doubled the cost of every insert).
+    """
+    stamp = command.issued_at
+    payload = command.payload
+    for finished in payload.get("finished", ()):
+        finish_delivery(conn, finished["id"], finished.get("executions"))
+    records = payload.get("records", ())
+    if records:
+        live = existing_ids(conn, "jobs", {record["job_id"] for record in records})
+        conn.executemany(_RECORD_SQL, [
+            tuple(record.get(c) for c in EXECUTION_COLUMNS) + (stamp, stamp)
+            for record in records if record["job_id"] in live
+        ])
+    started = payload.get("started", ())
+    if started:
+        conn.executemany(
+            "INSERT OR REPLACE INTO deliveries (id, node_id, project_id, target, started_at, "
+            "occurrences) VALUES (?, ?, ?, ?, ?, ?)",
+            [(d["id"], d["node_id"], d["project_id"], d["target"], d["started_at"],
+              json.dumps(d["occurrences"], separators=(",", ":"))) for d in started])
+    return {"count": len(records)}
+
+
+_FIRST_ATTEMPT_SQL = (
+    "INSERT INTO executions (id, job_id, project_id, scheduled_time, state, attempts, target, "
+    "node_id, lateness_ms, first_attempt_at, last_attempt_at, date_created, date_modified) "
+    "SELECT ?, ?, ?, ?, 'dispatched', 1, ?, ?, ?, ?, ?, ?, ? "
+    "WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?) "
+    "ON CONFLICT (id) DO UPDATE SET lateness_ms = coalesce(lateness_ms, excluded.lateness_ms), "
+    "first_attempt_at = coalesce(first_attempt_at, excluded.first_attempt_at)"
+)
+
+
+def finish_delivery(conn: sqlite3.Connection, delivery_id: str,
+                    executions: list[str] | None, keep_facts: bool = True) -> None:
+    """
+    Take a delivery out of the outbox; with C{executions}, only those occurrences. Their
+    outcome is recorded by the same command (an outcome, a hold, a new delivery), but a
+    first attempt's start and lateness were known only to the outbox: C{keep_facts} stores
+    them on the execution's row first.
+    """
+    if executions is None:
+        conn.execute("DELETE FROM deliveries WHERE id = ?", (delivery_id,))
+        return
+    row = conn.execute("SELECT occurrences, project_id, target, node_id, started_at "
+                       "FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+    if row is None:
+        return
+    gone = set(executions)
+    listed = json.loads(row[0])
+    released = [o for o in listed if o[0] in gone]
+    if keep_facts:
+        started = row[4]
+        start = parse_time(started)
+        conn.executemany(_FIRST_ATTEMPT_SQL, [
+            (eid, job_id, row[1], scheduled, row[2], row[3],
+             round((start - parse_time(scheduled)).total_seconds() * 1000, 1),
+             started, started, started, started, job_id)
+            for eid, job_id, scheduled, attempt in released if attempt == 1])
+    left = [o for o in listed if o[0] not in gone]
+    if left:
+        conn.execute("UPDATE deliveries SET occurrences = ? WHERE id = ?",
+                     (json.dumps(left, separators=(",", ":")), delivery_id))
+    else:
+        conn.execute("DELETE FROM deliveries WHERE id = ?", (delivery_id,))
+
+
+def delete_executions(conn: sqlite3.Connection, command: Command) -> Result:
+    ids = command.payload["ids"]
+    deleted = 0
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        deleted += conn.execute(
+            f"DELETE FROM executions WHERE id IN ({','.join('?' * len(chunk))})", chunk
+        ).rowcount
+    return {"deleted": deleted}
+
+
+def prune_executions(conn: sqlite3.Connection, command: Command) -> Result:
+    """
+    Retention: finished executions older than C{before}, and beyond the newest
+    C{keep_per_job} of each job, are deleted. An existing job's newest execution is always
+    kept: it is the anchor its schedule continues from after a restart. A deleted job's
+    history has no anchor to keep: it goes by the same age and count rules, to the last.
+
+    With C{jobs} (C{[from, to)} job ids) only those jobs' executions are pruned, through
+    the per-job index: the retention service walks the jobs in small ranges so no single
+    write holds the writer for long. C{commands_before} also forgets applied command ids
+    issued before it (kept only to answer a resubmitted command the same way).
+    """
+    payload = command.payload
+    terminal = ",".join(f"'{s}'" for s in TERMINAL_STATES)
+    before, keep = payload["before"], payload["keep_per_job"]
+    forgotten = 0
+    if payload.get("commands_before"):
+        forgotten = conn.execute("DELETE FROM applied_commands WHERE issued_at < ?",
+                                 (payload["commands_before"],)).rowcount
+    if "jobs" not in payload:
+        old = conn.execute(
+            f"DELETE FROM executions WHERE state IN ({terminal}) AND scheduled_time < ? "
+            "AND (scheduled_time < (SELECT max(e.scheduled_time) FROM executions e "
+            "WHERE e.job_id = executions.job_id) "
+            "OR NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = executions.job_id))",
+            (before,)).rowcount
+        excess = conn.execute(
+            f"DELETE FROM executions WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER "
+            f"(PARTITION BY job_id ORDER BY scheduled_time DESC) AS n FROM executions) "
+            f"WHERE n > ?) AND state IN ({terminal})", (keep,)).rowcount
+        return {"deleted": old + excess, "commands": forgotten}
+    low, high = payload["jobs"]
+    deleted = 0
+    # per job, through executions_by_job: its newest row (the anchor, while the job
+    # exists) and the row just past the newest keep_per_job bound what goes
+    jobs = conn.execute(
+        "SELECT job_id, max(scheduled_time), (SELECT e.scheduled_time FROM executions e "
+        "WHERE e.job_id = x.job_id ORDER BY e.scheduled_time DESC LIMIT 1 OFFSET ?), "
+        "EXISTS (SELECT 1 FROM jobs j WHERE j.id = x.job_id) "
+        "FROM executions x WHERE job_id >= ? AND job_id < ? GROUP BY job_id",
+        (keep, low, high)).fetchall()
+    for job_id, newest, beyond, live in jobs:
+        bound = min(before, newest) if live else before
+        deleted += conn.execute(
+            f"DELETE FROM executions WHERE job_id = ? AND state IN ({terminal}) "
+            "AND (scheduled_time < ? OR scheduled_time <= ?)",
+            (job_id, bound, beyond if beyond is not None else "")).rowcount
+    return {"deleted": deleted, "commands": forgotten}
