@@ -1,0 +1,79 @@
+"""
+Operations: dead letters (whole, per target, per job) and dispatches whose outcome was
+never recorded, behind the health, dead-letter and supervisor APIs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from .common import Record
+from .executions import IN_FLIGHT, _IN_FLIGHT_IDS, execution_record
+
+#: dead letters: dead, of a job that still exists (a deleted job's are history, not
+#: something to act on), and not being delivered again (a replay in flight)
+_DEAD = (f"state = 'dead' AND id NOT IN ({_IN_FLIGHT_IDS}) "
+         "AND EXISTS (SELECT 1 FROM jobs WHERE jobs.id = executions.job_id)")
+
+
+class OperationsReader:
+    """Queries behind the health, dead-letter and supervisor APIs."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def dead_letter_count(self) -> int:
+        return self._conn.execute(
+            f"SELECT count(*) FROM executions WHERE {_DEAD}").fetchone()[0]
+
+    def dead_letters(self, target: str | None = None, limit: int | None = None) -> list[Record]:
+        """Dead-lettered executions, most recent first."""
+        sql = f"SELECT * FROM executions WHERE {_DEAD}"
+        args: list[Any] = []
+        if target is not None:
+            sql += " AND target = ?"
+            args.append(target)
+        sql += " ORDER BY date_modified DESC, id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [execution_record(r) for r in self._conn.execute(sql, args)]
+
+    def dead_letters_by_target(self) -> dict[str, Record]:
+        """Per target: how many are dead, since when, and whether any failed permanently."""
+        rows = self._conn.execute(
+            "SELECT target, count(*), min(coalesce(first_attempt_at, date_created)), "
+            "max(coalesce(last_attempt_at, date_modified)), max(attempts), "
+            f"sum(error_category = 'permanent') FROM executions WHERE {_DEAD} "
+            "GROUP BY target").fetchall()
+        return {row[0]: {"count": row[1], "firstAttempt": row[2], "lastAttempt": row[3],
+                         "attempts": row[4], "permanent": bool(row[5])} for row in rows}
+
+    def dead_letters_by_job(self) -> list[Record]:
+        """Per job (and target): the L{dead_letters_by_target} summary, so the health
+        API can group dead letters by callback endpoint."""
+        rows = self._conn.execute(
+            "SELECT job_id, target, count(*), min(coalesce(first_attempt_at, date_created)), "
+            "max(coalesce(last_attempt_at, date_modified)), max(attempts), "
+            f"sum(error_category = 'permanent') FROM executions WHERE {_DEAD} "
+            "GROUP BY job_id, target").fetchall()
+        return [{"jobId": row[0], "target": row[1], "count": row[2], "firstAttempt": row[3],
+                 "lastAttempt": row[4], "attempts": row[5], "permanent": bool(row[6])}
+                for row in rows]
+
+    def dispatched_before(self, cutoff: str) -> list[Record]:
+        """Executions dispatched before C{cutoff} whose outcome was never recorded: the
+        outbox's, each with the C{deliveryId} it belongs to, and 'dispatched' rows."""
+        flying = self._conn.execute(
+            f"SELECT * FROM ({IN_FLIGHT}) WHERE last_attempt_at < ? ORDER BY scheduled_time",
+            (cutoff,)).fetchall()
+        records = [{**execution_record(r), "deliveryId": r["delivery_id"]} for r in flying]
+        rows = self._conn.execute(
+            "SELECT * FROM executions WHERE state = 'dispatched' AND "
+            "coalesce(last_attempt_at, date_modified) < ? ORDER BY scheduled_time",
+            (cutoff,)).fetchall()
+        seen = {r["executionId"] for r in records}
+        records.extend({**execution_record(r), "deliveryId": None} for r in rows
+                       if r["id"] not in seen)
+        return records
