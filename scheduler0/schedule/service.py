@@ -11,25 +11,28 @@ a L{FireTimeCache}.
 Updating or deleting a job bumps its generation instead of searching the heap; stale entries
 are skipped when popped and the heap is rebuilt when they pile up.
 
+The plan of a job is L{scheduler0.schedule.plan.JobPlan} and the skip accounting is
+L{scheduler0.schedule.skips}; the heap, its timer and the misfire rules stay together in this
+module (a little over 400 lines) because they share the heap's invariants: a fire is pushed
+exactly when a plan's C{next_fire} is set.
+
 Missed occurrences (node down, scheduler halted, reactor stalled more than
 L{MISFIRE_TOLERANCE}) follow the job's C{misfirePolicy}: C{skip}; C{fire_once}: the latest
 missed occurrence runs once if it is at most C{misfireGraceSeconds} late; C{fire_all}: every
 missed occurrence runs (at most L{MAX_CATCH_UP} per job and planning). Whatever a policy
 does not run is I{skipped}: counted in L{skipped} by reason (C{late}: the scheduler ran
 behind; C{downtime}: the node was down or halted) for the metrics and the health snapshot,
-and logged at most once per L{SKIP_LOG_INTERVAL}.
+and logged at most once per L{scheduler0.schedule.skips.SKIP_LOG_INTERVAL}.
 """
 
 from __future__ import annotations
 
-import functools
 import heapq
 import math
 from collections import deque
 import itertools
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
-from zoneinfo import ZoneInfo
 
 from twisted.application.service import Service
 from twisted.logger import Logger
@@ -38,8 +41,10 @@ from ..state import commands as C
 from ..state.commands import Command
 from ..store.reads import Record, job_record
 from ..timestamps import parse_time
-from .occurrence import Occurrence, execution_id, job_payload, target_of
-from .spec import EverySchedule, FireTimeCache, Schedule, load_zone, parse_spec
+from .occurrence import Occurrence, execution_id
+from .plan import JobPlan
+from .skips import SkippedOccurrences
+from .spec import FireTimeCache
 
 log = Logger()
 UTC = timezone.utc
@@ -53,8 +58,6 @@ MAX_CATCH_UP = 1000
 #: A timer that fires at most this much after the earliest due time is kept as it is:
 #: re-arming it for a float rounding of the same instant would only push it back.
 ARM_SLACK = 0.001
-#: Seconds between two log lines about skipped occurrences (each says how many since the last).
-SKIP_LOG_INTERVAL = 10.0
 #: Most occurrences handled in one reactor turn; the rest follow at once, so a burst of
 #: due jobs never holds the reactor for long.
 TICK_BUDGET = 5000
@@ -66,45 +69,6 @@ def _ts(moment: datetime | None) -> float | None:
 
 def _dt(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
-
-
-@functools.lru_cache(maxsize=4096)
-def _parsed(text: str) -> datetime:
-    """Jobs created together share their timestamps: parse (and keep) each one once."""
-    return parse_time(text)
-
-
-class JobPlan:
-    """What the scheduler keeps per job. Slots keep 200,000 of them small."""
-
-    __slots__ = ("job_id", "project_id", "schedule", "zone", "anchor", "every", "start", "end",
-                 "paused", "policy", "grace", "callback_url", "target", "payload",
-                 "next_fire", "generation", "last_scheduled", "last_extra")
-
-    def __init__(self, job: Record, generation: int) -> None:
-        self.job_id: int = job["id"]
-        self.project_id: int = job["projectId"]
-        self.schedule: Schedule = parse_spec(job["spec"])
-        self.zone: ZoneInfo = load_zone(job["timezone"])
-        self.anchor: datetime = _parsed(job["dateCreated"])
-        self.start = _parsed(job["startDate"]) if job["startDate"] else None
-        self.end = _parsed(job["endDate"]) if job["endDate"] else None
-        # (whole-second anchor, interval) for a plain @every job: its next fire is float
-        # arithmetic, the hot path when thousands fire in the same second
-        self.every: tuple[int, int] | None = None
-        if (isinstance(self.schedule, EverySchedule) and self.start is None
-                and self.end is None):
-            self.every = (math.floor(self.anchor.timestamp()), self.schedule.seconds)
-        self.paused: bool = job["paused"]
-        self.policy: str = job["misfirePolicy"]
-        self.grace: int = job["misfireGraceSeconds"]
-        self.callback_url: str = job["callbackUrl"]
-        self.target: str = target_of(job["callbackUrl"])
-        self.payload: bytes = job_payload(job)
-        self.next_fire: float | None = None
-        self.generation = generation
-        self.last_scheduled: float | None = None
-        self.last_extra: float = 0.0  # the scheduled time of the latest run-now
 
 
 class SchedulerService(Service):
@@ -136,11 +100,7 @@ class SchedulerService(Service):
         self.halted = False
         self._creating: deque[Record] = deque()
         self._planning: Any = None
-        #: occurrences skipped by misfire policies, by reason ("late" or "downtime")
-        self.skipped: dict[str, int] = {"late": 0, "downtime": 0}
-        self.last_skipped_at: float | None = None
-        self._unlogged_skips: dict[str, int] = {}
-        self._skip_log_call: Any = None
+        self._skips = SkippedOccurrences(clock, running=lambda: bool(self.running))
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -180,9 +140,7 @@ class SchedulerService(Service):
         if self._planning is not None and self._planning.active():
             self._planning.cancel()
         self._planning = None
-        if self._skip_log_call is not None and self._skip_log_call.active():
-            self._skip_log_call.cancel()
-        self._log_skips()
+        self._skips.flush()
 
     def halt(self) -> None:
         """Stop starting occurrences until L{resume}; plans are kept."""
@@ -387,30 +345,16 @@ class SchedulerService(Service):
         since walking every missed slot after a long downtime would stall the start."""
         step = plan.every[1] if plan.every is not None else plan.schedule.interval_hint()
         slots = max(1, math.ceil((late - first) / step)) if step else 1
-        skipped = max(0, slots - ran)
-        if not skipped:
-            return
-        self.skipped[reason] = self.skipped.get(reason, 0) + skipped
-        self.last_skipped_at = self._clock.seconds()
-        self._unlogged_skips[reason] = self._unlogged_skips.get(reason, 0) + skipped
-        if self._skip_log_call is None or not self._skip_log_call.active():
-            self._skip_log_call = self._clock.callLater(0, self._log_skips)
+        self._skips.count(reason, max(0, slots - ran))
 
-    def _log_skips(self) -> None:
-        """One line for the skips since the last one; the next no sooner than
-        L{SKIP_LOG_INTERVAL} (a stalled node must not flood its log)."""
-        self._skip_log_call = None
-        if not self._unlogged_skips:
-            return
-        counts, self._unlogged_skips = self._unlogged_skips, {}
-        for reason, count in sorted(counts.items()):
-            log.warn(
-                "skipped {count} occurrences by their misfire policy ({reason}: {why}); "
-                "see scheduler0_occurrences_skipped_total", count=count, reason=reason,
-                why="the scheduler ran more than 1 s behind" if reason == "late"
-                else "they were due while the node was down or halted")
-        if self.running:
-            self._skip_log_call = self._clock.callLater(SKIP_LOG_INTERVAL, self._log_skips)
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Occurrences skipped by misfire policies, by reason ("late" or "downtime")."""
+        return self._skips.counts
+
+    @property
+    def last_skipped_at(self) -> float | None:
+        return self._skips.last_at
 
     def _occurrence(self, plan: JobPlan, scheduled: float) -> Occurrence:
         return Occurrence(
