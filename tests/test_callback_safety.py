@@ -276,7 +276,8 @@ class RedirectTests(RealReceiverCase):
                                               f"(Location: {long_target[:300]}...)")
 
 
-def _ipv6_loopback() -> bool:
+def ipv6_loopback() -> bool:
+    """Whether this machine can bind ::1 (some sandboxes have no IPv6 loopback)."""
     try:
         with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
             s.bind(("::1", 0))
@@ -290,7 +291,7 @@ class DeliverableUrlTests(RealReceiverCase):
 
     @defer.inlineCallbacks
     def test_an_ipv6_literal_is_delivered(self) -> Any:
-        if not _ipv6_loopback():
+        if not ipv6_loopback():
             raise SkipTest("no IPv6 loopback here")
         receiver = Answering()
         base = self.listen(receiver, interface="::1")
@@ -303,7 +304,7 @@ class DeliverableUrlTests(RealReceiverCase):
 
     @defer.inlineCallbacks
     def test_an_ipv6_literal_is_checked_against_the_policy(self) -> Any:
-        if not _ipv6_loopback():
+        if not ipv6_loopback():
             raise SkipTest("no IPv6 loopback here")
         receiver = Answering()
         base = self.listen(receiver, interface="::1")

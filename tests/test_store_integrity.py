@@ -28,9 +28,9 @@ AT = "2026-11-26T16:00:00.000Z"
 JOBS = 600
 
 
-def populated(testcase: SynchronousTestCase) -> str:
-    """A data dir whose database holds a project and L{JOBS} jobs; returns the file."""
-    data_dir = testcase.mktemp()
+def populate(data_dir: str, jobs: int = JOBS) -> str:
+    """A database in C{data_dir} with a project and C{jobs} jobs, as a node would have left
+    it (closed, the WAL checkpointed into the file); returns the file."""
     store = StoreService(data_dir)
     store.open()
     conn = connect(store.path)
@@ -38,12 +38,17 @@ def populated(testcase: SynchronousTestCase) -> str:
         Command("p", C.PROJECT_CREATE, AT, {"project": {
             "id": 1, "name": "billing", "description": "", "signing_secret": "s"}}),
         Command("j", C.JOB_CREATE, AT, {"jobs": [
-            dict(job(i), data="x" * 200) for i in range(1, JOBS + 1)]}),
+            dict(job(i), data="x" * 200) for i in range(1, jobs + 1)]}),
     ])
     conn.close()
     store.stopService()  # the last connection's close checkpoints the WAL into the file
     assert not os.path.exists(store.path + "-wal")
     return store.path
+
+
+def populated(testcase: SynchronousTestCase) -> str:
+    """A data dir whose database holds a project and L{JOBS} jobs; returns the file."""
+    return populate(testcase.mktemp())
 
 
 def sql(path: str, *statements: str) -> list[tuple]:

@@ -14,34 +14,9 @@ from typing import Callable
 
 from twisted.trial.unittest import TestCase
 
-from scheduler0.state import commands as C
-from scheduler0.state.commands import Command
-from scheduler0.state.machine import apply_batch
-from scheduler0.store.database import connect
-from scheduler0.store.service import StoreService
-
 from .daemon import Daemon, port_is_free, run, twistd_argv
 from .test_daemon import assert_clean_stop, job
-from ..test_state import job as stored_job
-
-AT = "2026-11-26T16:00:00.000Z"
-
-
-def populate(data_dir: str, jobs: int = 300) -> str:
-    """A database with a project and C{jobs} jobs, as a node would have left it."""
-    store = StoreService(data_dir)
-    store.open()
-    conn = connect(store.path)
-    apply_batch(conn, [
-        Command("p", C.PROJECT_CREATE, AT, {"project": {
-            "id": 1, "name": "billing", "description": "", "signing_secret": "s"}}),
-        Command("j", C.JOB_CREATE, AT, {"jobs": [
-            dict(stored_job(i), data="x" * 200) for i in range(1, jobs + 1)]}),
-    ])
-    conn.close()
-    store.stopService()
-    return store.path
-
+from ..test_store_integrity import populate
 
 def corrupt_middle_page(path: str) -> None:
     page_size = 4096

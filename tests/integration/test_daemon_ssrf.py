@@ -13,7 +13,6 @@ are aimed at receivers on loopback standing in for internal hosts and other tena
 
 from __future__ import annotations
 
-import socket
 import time
 from typing import Any, Callable
 
@@ -23,6 +22,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from ..test_callback_safety import ipv6_loopback
 from .daemon import Daemon, NodeClient, sleep
 
 reactor: Any = _reactor
@@ -68,15 +68,6 @@ class Listener(Resource):
             connection.transport.abortConnection()
         while self.site.protocols:
             await sleep(0.01)
-
-
-def ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
 
 
 class SsrfTestCase(TestCase):
