@@ -18,6 +18,7 @@ from .daemon import Daemon, port_is_free, run, twistd_argv
 from .test_daemon import assert_clean_stop, job
 from ..test_store_integrity import populate
 
+
 def corrupt_middle_page(path: str) -> None:
     page_size = 4096
     pages = os.path.getsize(path) // page_size
