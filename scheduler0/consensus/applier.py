@@ -1,0 +1,308 @@
+"""
+The applier: commands that are committed (by the local log now, by Raft next) are applied to
+sqlite here, by one writer, in batches, and their results handed back in the reactor, in order.
+
+Writes never run in the reactor thread. Commands that arrive while a batch is being written
+wait and go together in the next transaction, so a burst of writes costs one commit, not one
+per command.
+
+The scheduler's own writes (L{URGENT_KINDS}: a delivery's outbox entry, which its callback
+waits for, and outcome records) go ahead of the others, in the batch and when results are
+handed back: a saturated API may slow down, the callbacks may not (issue 8).
+
+The applier knows nothing of who proposed a command: whoever calls L{CommandApplier.apply}
+(a local log, or a replicated method called once per committed Raft entry) gets a Deferred
+of that command's result, matched by command id.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Callable, Protocol
+
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from ..state import commands as C
+from ..state.commands import Command
+from ..state.machine import EXCEPTION_KEY, apply_batch
+from ..store.database import connect, storage_failure
+from .interface import NotAccepting, Observer, StorageFailed, StorageFull
+
+log = Logger()
+
+#: Commands that jump the queue: the scheduler's execution records and outbox changes. No
+#: observer acts on them, so handing their results back early reorders nothing observers see.
+URGENT_KINDS = frozenset({C.EXECUTION_RECORD})
+
+
+class Writer(Protocol):
+    """Where the sqlite work runs: a dedicated thread in the daemon, inline in tests."""
+
+    #: True when C{run} finishes before it returns: results are then handed back at once,
+    #: not one per reactor turn
+    synchronous: bool
+
+    def start(self) -> None: ...
+
+    def run(self, f: Callable[..., Any], *args: Any) -> Deferred: ...
+
+    def stop(self) -> None: ...
+
+
+class ThreadWriter:
+    """One thread that owns the writer connection, so the reactor never waits for sqlite."""
+
+    synchronous = False
+
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
+        self._pool: ThreadPool | None = None
+
+    def start(self) -> None:
+        self._pool = ThreadPool(1, 1, name="scheduler0-writer")
+        self._pool.start()
+
+    def run(self, f: Callable[..., Any], *args: Any) -> Deferred:
+        assert self._pool is not None, "the writer thread is not started"
+        return deferToThreadPool(self._reactor, self._pool, f, *args)
+
+    def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.stop()
+            self._pool = None
+
+
+class InlineWriter:
+    """Writes in the caller's thread: deterministic in-process tests."""
+
+    synchronous = True
+
+    def start(self) -> None:
+        pass
+
+    def run(self, f: Callable[..., Any], *args: Any) -> Deferred:
+        return maybeDeferred(f, *args)
+
+    def stop(self) -> None:
+        pass
+
+
+class CommandApplier:
+    """
+    @param path: the sqlite file; its schema must already exist.
+    @param reactor: schedules the hand-back of results, one per turn.
+    @param max_batch: most commands committed in one transaction.
+    @param writer: where sqlite runs (L{ThreadWriter} or L{InlineWriter}).
+    """
+
+    def __init__(self, path: str, reactor: Any, writer: Writer, max_batch: int = 256) -> None:
+        self._path = path
+        self._reactor = reactor
+        self._writer = writer
+        self._max_batch = max_batch
+        self._pending: deque[Command] = deque()
+        self._urgent: deque[Command] = deque()
+        # the Deferreds handed out by apply, per command id, oldest first
+        self._waiters: dict[str, deque[Deferred]] = {}
+        self._observers: list[Observer] = []
+        self._busy = False
+        self._idle: list[Deferred] = []
+        self._conn: Any = None
+        self._applied = 0
+        self._delivering: deque[tuple[Command, Deferred, dict]] = deque()
+        self._delivering_urgent: deque[tuple[Command, Deferred, dict]] = deque()
+        self._delivery_call: Any = None
+        # what keeps the database from being written ("full", "io", "damaged"), while it lasts
+        self._storage_trouble: str | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> Deferred:
+        """Open the writer connection; commands applied before that wait for it."""
+        self._writer.start()
+        return self._writer.run(self._open).addCallback(lambda _: self._kick())
+
+    def _open(self) -> None:
+        self._conn = connect(self._path, check_same_thread=False)
+
+    def stop(self) -> Deferred:
+        """Apply and hand back everything already taken, then close the connection."""
+        d = self.when_idle()
+        d.addCallback(lambda _: self._writer.run(self._close))
+        d.addBoth(self._stop_writer)
+        return d
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _stop_writer(self, passthrough: object) -> object:
+        self._writer.stop()
+        return passthrough
+
+    def when_idle(self) -> Deferred:
+        """Fires once nothing is waiting, being written or being handed back."""
+        if not self._busy and not self.waiting and not self._delivering_any():
+            return succeed(None)
+        d: Deferred = Deferred()
+        self._idle.append(d)
+        return d
+
+    # -- applying -----------------------------------------------------------------------
+
+    def apply(self, command: Command) -> Deferred:
+        """
+        Apply C{command} in a coming batch (urgent kinds first).
+
+        @return: a Deferred firing with its result dict after the observers saw it, or
+            failing with L{StorageFull}/L{StorageFailed} when its batch could not be stored.
+        """
+        d: Deferred = Deferred()
+        self._waiters.setdefault(command.id, deque()).append(d)
+        (self._urgent if command.kind in URGENT_KINDS else self._pending).append(command)
+        self._kick()
+        return d
+
+    def add_observer(self, observer: Observer) -> None:
+        """Call C{observer(command, result)} in the reactor after each apply, in order."""
+        self._observers.append(observer)
+
+    @property
+    def applied(self) -> int:
+        """Commands applied since start (rejections included)."""
+        return self._applied
+
+    @property
+    def waiting(self) -> int:
+        """Commands taken but not yet in the writer's hands."""
+        return len(self._urgent) + len(self._pending)
+
+    @property
+    def backlog(self) -> int:
+        """Waiting commands that are not urgent: what a log may bound."""
+        return len(self._pending)
+
+    @property
+    def connection(self) -> Any:
+        """The writer connection (None until started); touch it only from the writer."""
+        return self._conn
+
+    # -- the writer ---------------------------------------------------------------------
+
+    def _delivering_any(self) -> bool:
+        return bool(self._delivering_urgent or self._delivering)
+
+    def _kick(self) -> None:
+        if self._busy or not self.waiting or self._conn is None:
+            if not self._busy and not self.waiting and not self._delivering_any():
+                idle, self._idle = self._idle, []
+                for d in idle:
+                    d.callback(None)
+            return
+        # urgent commands first, then the others up to the batch size
+        batch = list(self._urgent)
+        self._urgent.clear()
+        room = max(self._max_batch - len(batch), 0)
+        batch.extend(self._pending.popleft() for _ in range(min(room, len(self._pending))))
+        self._busy = True
+        d = self._writer.run(apply_batch, self._conn, batch)
+        d.addBoth(self._written, batch)
+
+    def _waiter(self, command: Command) -> Deferred:
+        """The oldest Deferred handed out for this command id (results arrive in order)."""
+        waiters = self._waiters[command.id]
+        d = waiters.popleft()
+        if not waiters:
+            del self._waiters[command.id]
+        return d
+
+    def _written(self, results: list[dict] | Failure, batch: list[Command]) -> None:
+        """
+        A failed batch fails each of its commands' Deferreds (nothing of it is stored); a
+        storage failure with a L{StorageFull}/L{StorageFailed} that says so, so callers
+        answer clearly and know the command can be retried.
+        """
+        self._busy = False
+        if isinstance(results, Failure):
+            trouble = storage_failure(results.value)
+            self._storage_trouble = _log_batch_failure(
+                results, trouble, self._storage_trouble, len(batch), self._path)
+            error: Any = _storage_error(trouble) if trouble else results
+            for command in batch:
+                self._waiter(command).errback(error)
+        else:
+            if self._storage_trouble is not None:
+                log.info("the database takes writes again")
+                self._storage_trouble = None
+            _log_malformed(batch, results)
+            self._applied += len(batch)
+            for command, result in zip(batch, results):
+                urgent = command.kind in URGENT_KINDS
+                lane = self._delivering_urgent if urgent else self._delivering
+                lane.append((command, self._waiter(command), result))
+            self._deliver()
+        self._kick()
+
+    def _deliver(self) -> None:
+        """
+        Tell observers and callers about applied commands, in order. Urgent results all
+        at once, ahead of the others (callbacks wait on them); with the writer thread, the
+        others one per reactor turn: what follows a big write (planning 1,000 jobs,
+        rendering the answer) never holds up other requests for long.
+        """
+        if self._delivery_call is not None and self._delivery_call.active():
+            self._delivery_call.cancel()
+        self._delivery_call = None
+        while self._delivering_urgent:
+            self._hand_back(*self._delivering_urgent.popleft())
+        while self._delivering:
+            self._hand_back(*self._delivering.popleft())
+            if not self._writer.synchronous and self._delivering:
+                self._delivery_call = self._reactor.callLater(0, self._deliver)
+                return
+        self._kick()
+
+    def _hand_back(self, command: Command, d: Deferred, result: dict) -> None:
+        for observer in self._observers:
+            try:
+                observer(command, result)
+            except Exception:
+                log.failure("observer failed on command {command_id}", command_id=command.id)
+        d.callback(result)
+
+
+def _storage_error(trouble: str) -> NotAccepting:
+    if trouble == "full":
+        return StorageFull()
+    if trouble == "damaged":
+        return StorageFailed("the node's database file is damaged; the write was not "
+                             "stored (the operator must restore it from a backup)")
+    return StorageFailed()
+
+
+def _log_batch_failure(failure: Failure, trouble: str | None, before: str | None,
+                       count: int, path: str) -> str | None:
+    """Log a failed batch; a storage failure once when it starts, not for every batch."""
+    if trouble is None:
+        log.failure("writing {count} commands failed", failure, count=count)
+    elif trouble != before:
+        log.error("cannot write the database {path} ({trouble}: {error}); every write fails "
+                  "until it can ({count} in this batch)", path=path, trouble=trouble,
+                  error=str(failure.value), count=count)
+    return trouble
+
+
+def _log_malformed(batch: list[Command], results: list[dict]) -> None:
+    """Log (with its traceback) each command its applier failed on; the rest committed."""
+    for command, result in zip(batch, results):
+        error = result.pop(EXCEPTION_KEY, None)
+        if error is not None:
+            log.failure("command {command_id} ({kind}) failed in its applier; rejected it "
+                        "({message}) and committed the rest of its batch",
+                        Failure(error, type(error), error.__traceback__),
+                        command_id=command.id, kind=command.kind, message=result["error"])
