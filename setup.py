@@ -31,7 +31,7 @@ setup(
         "cryptography>=42.0.0",
     ],
     extras_require={
-        "test": ["hypothesis>=6.100.0"],
+        "test": ["hypothesis>=6.100.0", "jq>=1.6"],
     },
     entry_points={"console_scripts": ["scheduler0 = scheduler0.cli:main"]},
     classifiers=[

@@ -15,9 +15,11 @@ import random
 import socket
 from typing import Any, Callable
 
+import treq.client
 from twisted.internet import defer, reactor, task
 from twisted.protocols.policies import WrappingFactory
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
+from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.resource import Resource
 
 from scheduler0.config import Config
@@ -132,6 +134,19 @@ class Answering(Resource):
         return b"{}"
 
 
+class CountingFactory(WrappingFactory):
+    """A listener's factory that counts every connection it accepts (C{protocols} holds
+    only the open ones)."""
+
+    def __init__(self, wrapped: Any) -> None:
+        super().__init__(wrapped)
+        self.accepted = 0
+
+    def buildProtocol(self, addr: Any) -> Any:
+        self.accepted += 1
+        return super().buildProtocol(addr)
+
+
 class RealReceiverCase(TestCase):
     timeout = 20
 
@@ -140,16 +155,34 @@ class RealReceiverCase(TestCase):
         self.store.project(1, SECRET_1)
         self.store.project(2, SECRET_2)
         self.rng = random.Random(10)
-        self.listening: list[tuple[Any, WrappingFactory]] = []
+        self.listening: list[tuple[Any, CountingFactory]] = []
+        self.factories: dict[str, CountingFactory] = {}
         self.addCleanup(self.close_receivers)
 
     def listen(self, resource: Resource, interface: str = "127.0.0.1") -> str:
         """Serve C{resource}; its base URL."""
-        site = WrappingFactory(QuietSite(resource))
+        site = CountingFactory(QuietSite(resource))
         port = reactor.listenTCP(0, site, interface=interface)
         self.listening.append((port, site))
         host = f"[{interface}]" if ":" in interface else interface
-        return f"http://{host}:{port.getHost().port}"
+        base = f"http://{host}:{port.getHost().port}"
+        self.factories[base] = site
+        return base
+
+    @defer.inlineCallbacks
+    def connections_before_now(self, base: str) -> Any:
+        """
+        How many connections the listener at C{base} had been sent before this call: a
+        request of our own on a new connection, once answered, proves the listener has
+        accepted every connection made before it (the kernel hands them to accept() in
+        the order they were made). Ours is not counted.
+        """
+        pool = HTTPConnectionPool(reactor, persistent=False)
+        self.addCleanup(pool.closeCachedConnections)
+        response = yield treq.client.HTTPClient(Agent(reactor, pool=pool)).get(
+            base + "/later")
+        yield response.content()
+        return self.factories[base].accepted - 1
 
     @defer.inlineCallbacks
     def close_receivers(self) -> Any:
@@ -236,7 +269,8 @@ class RedirectTests(RealReceiverCase):
     @defer.inlineCallbacks
     def test_a_redirect_to_another_listener_is_a_failure_and_not_followed(self) -> Any:
         elsewhere = Answering()
-        target = self.listen(elsewhere) + "/internal"
+        elsewhere_base = self.listen(elsewhere)
+        target = elsewhere_base + "/internal"
         for job_id, status in enumerate([301, 302, 303, 307, 308], start=1):
             def answer(request: Any, status: int = status) -> int:
                 request.setHeader(b"location", target.encode())
@@ -252,8 +286,11 @@ class RedirectTests(RealReceiverCase):
             (hit,) = redirector.hits
             self.assertEqual(hit["method"], b"POST")
             self.assertIn(SIGNATURE_HEADER.lower(), hit["headers"])
-        yield task.deferLater(reactor, 0.1, lambda: None)
-        self.assertEqual(elsewhere.hits, [], "the redirect was followed")
+        # a client that followed a redirect would have connected to its target before
+        # the outcome was recorded: before a request we send now
+        self.assertEqual((yield self.connections_before_now(elsewhere_base)), 0,
+                         "the redirect was followed")
+        self.assertEqual([hit["path"] for hit in elsewhere.hits], [b"/later"])
 
     @defer.inlineCallbacks
     def test_a_redirect_without_location(self) -> Any:

@@ -10,7 +10,6 @@ from typing import Any
 import treq.client
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.error import SchemeNotSupported
@@ -321,26 +320,33 @@ class Recorder(Resource):
         return b"ok"
 
 
+class Accepted:
+    """One connection the listener accepted: every byte it received, and its end."""
+
+    def __init__(self) -> None:
+        self.received = b""
+        self.closed: Deferred = Deferred()
+
+
 class TrackingSite(Site):
-    """Records the bytes each connection receives and lets the test wait for it to close."""
+    """Records each connection in the order the listener accepts them (L{Accepted})."""
 
     def __init__(self, resource: Resource) -> None:
         super().__init__(resource)
-        self.closed: list[Deferred] = []
-        self.received: list[bytes] = []
+        self.connections: list[Accepted] = []
 
     def buildProtocol(self, addr: Any) -> Any:
         channel = super().buildProtocol(addr)
-        done: Deferred = Deferred()
-        self.closed.append(done)
+        accepted = Accepted()
+        self.connections.append(accepted)
         lost, received = channel.connectionLost, channel.dataReceived
 
         def connectionLost(reason: Any) -> None:
             lost(reason)
-            done.callback(None)
+            accepted.closed.callback(None)
 
         def dataReceived(data: bytes) -> None:
-            self.received.append(data)
+            accepted.received += data
             received(data)
 
         channel.connectionLost = connectionLost
@@ -369,8 +375,8 @@ class PolicyEndpointFactoryTests(TestCase):
     @inlineCallbacks
     def wait_closed(self) -> Any:
         """Server-side connections close after the client's; trial wants none left."""
-        for done in self.site.closed:
-            yield done
+        for accepted in self.site.connections:
+            yield accepted.closed
 
     def url(self, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port_number}/cb"
@@ -396,17 +402,15 @@ class PolicyEndpointFactoryTests(TestCase):
         error = yield self.assertFailure(http.post(self.url(), data=b"[1]"), CallbackRefused)
         self.assertEqual(str(error), "refused to deliver to 127.0.0.1: "
                                      "127.0.0.1 is in CallbackDenyNetworks 127.0.0.0/8")
-        yield self.assert_no_request()
         # refused after connecting, on the address actually reached
-        self.assertEqual(len(self.site.closed), 1)
+        self.assertEqual((yield self.assert_nothing_sent()), 1)
 
     @inlineCallbacks
     def test_denied_before_tls(self) -> Any:
         http = self.client([], ["127.0.0.0/8"])
         yield self.assertFailure(http.post(self.url().replace("http:", "https:"), data=b"[1]"),
                                  CallbackRefused)
-        yield self.assert_no_request()
-        self.assertEqual(len(self.site.closed), 1)
+        self.assertEqual((yield self.assert_nothing_sent()), 1)
 
     @inlineCallbacks
     def test_denied_via_hostname(self) -> Any:
@@ -415,7 +419,7 @@ class PolicyEndpointFactoryTests(TestCase):
                                          CallbackRefused)
         self.assertIn("refused to deliver to localhost: ", str(error))
         self.assertIn("is in CallbackDenyNetworks", str(error))
-        yield self.assert_no_request()
+        yield self.assert_nothing_sent()
 
     @inlineCallbacks
     def test_outside_allow_list(self) -> Any:
@@ -423,7 +427,7 @@ class PolicyEndpointFactoryTests(TestCase):
         error = yield self.assertFailure(http.post(self.url("localhost"), data=b"[1]"),
                                          CallbackRefused)
         self.assertIn("127.0.0.1 is not in CallbackAllowNetworks (10.0.0.0/8)", str(error))
-        yield self.assert_no_request()
+        yield self.assert_nothing_sent()
 
     @inlineCallbacks
     def test_the_unspecified_address_is_refused_by_default(self) -> Any:
@@ -435,14 +439,14 @@ class PolicyEndpointFactoryTests(TestCase):
         self.assertEqual(str(error), "refused to deliver to 0.0.0.0: 0.0.0.0 is an unspecified "
                                      "address (Linux connects it to the local host); "
                                      "callbacks never go there")
-        yield self.assert_no_request()
+        yield self.assert_nothing_sent()
 
     @inlineCallbacks
     def test_an_explicit_loopback_deny_also_stops_the_unspecified_address(self) -> Any:
         http = self.client([], ["127.0.0.0/8", "::1/128"])
         yield self.assertFailure(http.post(self.url("0.0.0.0"), data=b"[1]"),
                                  CallbackRefused)
-        yield self.assert_no_request()
+        yield self.assert_nothing_sent()
 
     @inlineCallbacks
     def test_public_only_refuses_what_a_host_name_resolves_to(self) -> Any:
@@ -451,7 +455,7 @@ class PolicyEndpointFactoryTests(TestCase):
                                          CallbackRefused)
         self.assertIn("refused to deliver to localhost: ", str(error))
         self.assertIn("refused by CallbackNetworkPolicy public-only", str(error))
-        yield self.assert_no_request()
+        yield self.assert_nothing_sent()
 
     @inlineCallbacks
     def test_public_only_refuses_a_loopback_literal(self) -> Any:
@@ -460,7 +464,7 @@ class PolicyEndpointFactoryTests(TestCase):
         self.assertEqual(str(error), "refused to deliver to 127.0.0.1: 127.0.0.1 is a loopback "
                                      "address (127.0.0.0/8), refused by CallbackNetworkPolicy "
                                      "public-only")
-        yield self.assert_no_request()
+        yield self.assert_nothing_sent()
 
     @inlineCallbacks
     def test_default_delivers_to_loopback(self) -> Any:
@@ -476,8 +480,25 @@ class PolicyEndpointFactoryTests(TestCase):
                                  SchemeNotSupported)
 
     @inlineCallbacks
-    def assert_no_request(self) -> Any:
-        # Give a request, had one been written, time to arrive before looking.
-        yield deferLater(reactor, 0.05, lambda: None)
-        self.assertEqual(self.resource.requests, [])
-        self.assertEqual(self.site.received, [])  # not a byte, not even a TLS ClientHello
+    def assert_nothing_sent(self) -> Any:
+        """
+        Not a byte of the refused request (not even a TLS ClientHello) reached the
+        listener: proven by events, not by waiting a while. A later request, sent after
+        the refusal on a connection of its own, is answered; the kernel hands connections
+        to accept() in the order they were made, so every connection the refused attempt
+        made had been accepted by then. Each of those has closed once its end arrives, and
+        TCP delivers every byte sent on a connection before its end. Returns how many
+        connections the refused attempt made.
+        """
+        pool = HTTPConnectionPool(reactor, persistent=False)
+        self.addCleanup(pool.closeCachedConnections)
+        response = yield treq.client.HTTPClient(Agent(reactor, pool=pool)).post(
+            self.url(), data=b"later")
+        self.assertEqual((yield response.content()), b"ok")
+        *earlier, later = self.site.connections
+        self.assertTrue(later.received.endswith(b"later"), later.received)
+        for accepted in earlier:
+            yield accepted.closed
+        self.assertEqual([accepted.received for accepted in earlier], [b""] * len(earlier))
+        self.assertEqual(self.resource.requests, [b"later"])
+        return len(earlier)

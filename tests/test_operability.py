@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import shutil
-import subprocess
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -48,6 +46,14 @@ from treq.testing import StubTreq
 
 from .harness import PEER_PASSWORD, PEER_USER, T0, key_headers, peer_headers
 from .fakes import FakeHTTP, Post
+from .health_queries import (
+    BREAKERS_NOT_CLOSED,
+    DEAD_LETTERS,
+    FAILURE_STREAK,
+    RECENT_ERRORS,
+    STALE,
+    run_jq,
+)
 
 NODE = "http://node.test"
 MB = 2**20
@@ -601,9 +607,7 @@ class HealthTests(SynchronousTestCase):
         h.fails("GET", "/api/monitoring/scheduler/health", 401, headers=bad)
 
     def test_the_seed_jq_queries_work_unchanged(self) -> None:
-        jq = shutil.which("jq")
-        if jq is None:
-            raise self.skipTest("jq is not installed")
+        # through libjq (the jq package): runs everywhere, no system binary, no skip
         h = self.h
         h.job(self.p, GOOD + "/hook")
         h.job(self.p, AUTH + "/hook")
@@ -619,28 +623,19 @@ class HealthTests(SynchronousTestCase):
         h.clock.advance(250)
         body = json.dumps(h.health())
 
-        def run(query: str) -> list[Any]:
-            out = subprocess.run([jq, "-c", query], input=body, capture_output=True,
-                                 text=True, check=True, timeout=10).stdout
-            return [json.loads(line) for line in out.splitlines()]
-
         auth, flaky = f"http::{AUTH}/hook", f"http::{FLAKY}/hook"
-        errors = run('.instances[] | select(.pollStatus.lastError != null) | '
-                     '{key, lastError: .pollStatus.lastError}')
+        errors = run_jq(RECENT_ERRORS, body)
         self.assertEqual(sorted(e["key"] for e in errors), [auth, flaky])
-        dead = run('.instances[] | select(.deadLetter.present) | '
-                   '{key, reason: .deadLetter.reason, retryCount: .deadLetter.retryCount}')
+        dead = run_jq(DEAD_LETTERS, body)
         self.assertEqual(dead, [{"key": auth, "reason": "permanent_failure", "retryCount": 1}])
-        not_closed = run('.instances[] | select(.breaker.state != "closed") | '
-                         '{key, breaker: .breaker}')
+        not_closed = run_jq(BREAKERS_NOT_CLOSED, body)
         self.assertEqual([b["key"] for b in not_closed], [flaky])
         self.assertIn(not_closed[0]["breaker"]["state"], ("open", "half_open"))
         self.assertEqual(not_closed[0]["breaker"]["scope"], "endpoint")
-        stale = run(".staleness[] | select(.score > 0.5)")
+        stale = run_jq(STALE, body)
         self.assertEqual(sorted(x["instance"] for x in stale),
                          [AUTH + "/hook", FLAKY + "/fine", FLAKY + "/hook", GOOD + "/hook"])
-        streaks = run('.instances[] | select(.pollStatus.consecutiveFailures > 0) | '
-                      '{key, failures: .pollStatus.consecutiveFailures}')
+        streaks = run_jq(FAILURE_STREAK, body)
         self.assertEqual(sorted((x["key"], x["failures"]) for x in streaks),
                          [(auth, 1), (flaky, 5)])
 

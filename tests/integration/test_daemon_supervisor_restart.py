@@ -15,7 +15,7 @@ from typing import Any
 
 from .daemon import Daemon, sleep
 from .receiver import Receiver
-from .test_daemon_operability import EVERY_SECOND, OperabilityTestCase, job
+from .operability import EVERY_SECOND, OperabilityTestCase, job
 
 
 class HaltAcrossRestartTests(OperabilityTestCase):
