@@ -13,7 +13,9 @@ setup(
     # twisted.plugins is listed so the plugin file installs into Twisted's plugin
     # directory; it has no __init__.py on purpose.
     packages=find_packages(include=["scheduler0", "scheduler0.*"]) + ["twisted.plugins"],
-    package_data={"twisted.plugins": ["scheduler0_plugin.py"]},
+    # scheduler0/data: files a pip-installed node needs without the source tree (the
+    # systemd unit `scheduler0 config systemd-unit` prints)
+    package_data={"twisted.plugins": ["scheduler0_plugin.py"], "scheduler0": ["data/*"]},
     install_requires=[
         "twisted[tls]>=24.7.0",
         "klein>=24.8.0",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from typing import Any
 
 from twisted.logger import Logger
@@ -22,6 +23,9 @@ from .twisted_private import forget_exit_signal
 
 log = Logger()
 
+#: Exit status for a configuration error, the console script's "bad usage or configuration".
+CONFIG_ERROR_STATUS = 2
+
 
 def parse_assignment(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
@@ -36,7 +40,7 @@ class Options(usage.Options):
         "Run a Scheduler0 node. With no options at all it serves a single node on "
         "127.0.0.1:9091 and keeps its data in ./scheduler0-data/. Settings come from "
         "defaults < the YAML file given with --config < SCHEDULER0_* environment variables "
-        "< these options. See etc/scheduler0.yml for every key."
+        "< these options. `scheduler0 config init --defaults` writes a file listing every key."
     )
     optParameters = [
         ["config", "c", None, "YAML configuration file."],
@@ -66,7 +70,11 @@ class Options(usage.Options):
         try:
             self.config: Config = load_config(self["config"], os.environ, self.overrides())
         except ConfigError as e:
-            raise SystemExit(f"scheduler0: configuration error: {e}")
+            # The same line and exit status as `scheduler0 start` and the other commands
+            # (2: bad usage or configuration); SystemExit(message) would exit 1.
+            sys.stderr.write(f"scheduler0: configuration error: {e}\n")
+            sys.stderr.flush()
+            raise SystemExit(CONFIG_ERROR_STATUS) from None
         parent = getattr(self, "parent", None)
         if parent is not None and not parent.get("logger"):
             configure(self.config.log_level, parent.get("logfile"), bool(parent.get("nodaemon")))

@@ -26,6 +26,7 @@ from twisted.web.server import Site
 
 from scheduler0 import cli, tap
 from scheduler0.cli import common as cli_common
+from scheduler0.cli import config_systemd
 from scheduler0.cli import start as cli_start
 from scheduler0.api.app import Api, ApiSettings
 from scheduler0.api.auth import Authenticator
@@ -73,6 +74,17 @@ def run(argv: list[str], *, stdin: Any = None, environ: dict[str, str] | None = 
     result = Result(status, out.getvalue(), err.getvalue())
     result.hidden_prompts = prompts  # type: ignore[attr-defined]
     return result
+
+
+def leaf_parsers(parser: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    """Every command's own argparse parser, by its words (("config", "init"): ...)."""
+    import argparse
+    found: dict[tuple[str, ...], Any] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.update(leaf_parsers(sub, (*prefix, name)))
+    return found or {prefix: parser}
 
 
 def closed_port() -> int:
@@ -223,6 +235,78 @@ class ConfigInitTests(SynchronousTestCase):
         self.assertEqual(result.status, 2)
         self.assertRegex(result.err, r"^scheduler0: configuration error: Prot: unknown key.*"
                                      r"did you mean Port\?.*\n$")
+
+
+class ConfigSystemdUnitTests(SynchronousTestCase):
+    """`scheduler0 config systemd-unit` (issue 16 item 2: the unit used to exist only in the
+    source tree's etc/, which pip does not install)."""
+
+    def unit_lines(self, result: Result) -> tuple[list[str], str]:
+        """The printed unit's lines without ExecStart, and ExecStart's value."""
+        self.assertEqual((result.status, result.err), (0, ""), result)
+        lines = result.out.splitlines()
+        exec_start = [line for line in lines if line.startswith("ExecStart=")]
+        self.assertEqual(len(exec_start), 1, result.out)
+        return ([line for line in lines if not line.startswith("ExecStart=")],
+                exec_start[0].removeprefix("ExecStart="))
+
+    def test_prints_the_packaged_unit_for_this_installation(self) -> None:
+        template = config_systemd.unit_template()
+        lines, exec_start = self.unit_lines(run(["config", "systemd-unit"]))
+        self.assertEqual(lines, [line for line in template.splitlines()
+                                 if not line.startswith("ExecStart=")])
+        for needle in ("[Service]", "User=scheduler0", "KillSignal=SIGTERM",
+                       "LimitNOFILE=65536", "UMask=0077", "WantedBy=multi-user.target"):
+            self.assertIn(needle, lines)
+        twistd, *rest = shlex.split(exec_start)
+        self.assertEqual(rest, ["--nodaemon", "--pidfile=", "scheduler0",
+                                "--config", "/etc/scheduler0/scheduler0.yml"])
+        self.assertTrue(os.path.isabs(twistd), twistd)
+        self.assertEqual(os.path.basename(twistd), "twistd")
+
+    def test_uses_the_twistd_beside_the_interpreter(self) -> None:
+        bin_dir = os.path.abspath(self.mktemp())
+        os.makedirs(bin_dir)
+        twistd = os.path.join(bin_dir, "twistd")
+        Path(twistd).write_text("#!/bin/sh\n")
+        os.chmod(twistd, 0o755)
+        self.patch(sys, "executable", os.path.join(bin_dir, "python"))
+        _, exec_start = self.unit_lines(run(["config", "systemd-unit"]))
+        self.assertEqual(shlex.split(exec_start)[0], twistd)
+
+    def test_options_go_into_exec_start_with_absolute_paths(self) -> None:
+        workdir = os.path.abspath(self.mktemp())
+        os.makedirs(workdir)
+        Path(workdir, "node.yml").write_text("Port: 9100\n")
+        cwd = os.getcwd()
+        os.chdir(workdir)
+        self.addCleanup(os.chdir, cwd)
+        result = run(["config", "systemd-unit", "-c", "node.yml", "--port", "9200",
+                      "-d", "my 100% $data", "--set", "CallbackAllowNetworks=[10.0.0.0/8]"])
+        _, exec_start = self.unit_lines(result)
+        # systemd's own escapes: %% is a percent sign and $$ a dollar sign
+        self.assertIn('"' + os.path.join(workdir, "my 100%% $$data") + '"', exec_start)
+        words = shlex.split(exec_start.replace("%%", "%").replace("$$", "$"))
+        self.assertEqual(words[1:], [
+            "--nodaemon", "--pidfile=", "scheduler0", "--config",
+            os.path.join(workdir, "node.yml"), "--port", "9200",
+            "--data-dir", os.path.join(workdir, "my 100% $data"),
+            "--set", "CallbackAllowNetworks=[10.0.0.0/8]"])
+
+    def test_configuration_error_exits_2_with_one_line(self) -> None:
+        result = run(["config", "systemd-unit", "--set", "Prot=9091"])
+        self.assertEqual(result.status, 2, result)
+        self.assertEqual(result.out, "")
+        self.assertEqual(result.err, "scheduler0: configuration error: Prot: unknown key (value "
+                                     "9091) is not allowed; did you mean Port? (from command "
+                                     "line)\n")
+
+    def test_refuses_a_secret_in_the_unit(self) -> None:
+        result = run(["config", "systemd-unit", "--set", "AuthPassword=hunter2-pw"])
+        self.assertEqual(result.status, 2, result)
+        self.assertEqual(result.out, "")
+        self.assertNotIn("hunter2", result.err)
+        self.assertIn("readable by every user", result.err)
 
 
 class CredentialInitTests(SynchronousTestCase):
@@ -667,6 +751,53 @@ class StartEndToEndTests(TestCase):
         return deferToThread(scenario).addCallback(check)
 
 
+class DaemonParityTests(SynchronousTestCase):
+    """Issue 16 item 3: `twistd scheduler0` and `scheduler0 start` given the same bad
+    configuration exit with the same status (2, the commands' "bad usage or configuration";
+    twistd used to exit 1) and print the same one line. Real processes, each in an empty
+    working directory, so nothing else can make them differ."""
+
+    def refused(self, argv: list[str], environ: dict[str, str], workdir: str) -> Result:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER0_")}
+        env.update(environ, PYTHONPATH=os.pathsep.join(filter(None, [REPO_ROOT,
+                                                                     env.get("PYTHONPATH")])))
+        completed = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True,
+                                   timeout=60)
+        self.assertFalse(os.path.exists(os.path.join(workdir, "scheduler0-data")), argv)
+        return Result(completed.returncode, completed.stdout, completed.stderr)
+
+    def assert_same_refusal(self, options: list[str], environ: dict[str, str] | None = None,
+                            config: str | None = None) -> str:
+        results = []
+        for program in ([os.path.join(os.path.dirname(sys.executable), "twistd"),
+                         "--nodaemon", "--pidfile=", "scheduler0"],
+                        [sys.executable, "-m", "scheduler0.cli", "start"]):
+            workdir = os.path.abspath(self.mktemp())
+            os.makedirs(workdir)
+            if config is not None:
+                Path(workdir, "scheduler0.yml").write_text(config)
+            results.append(self.refused([*program, *options], environ or {}, workdir))
+        twistd, start = results
+        self.assertEqual((twistd.status, twistd.out, twistd.err),
+                         (start.status, start.out, start.err), results)
+        self.assertEqual(twistd.status, 2, twistd)
+        self.assertEqual(twistd.out, "")
+        self.assertRegex(twistd.err, r"^scheduler0: configuration error: [^\n]+\n$")
+        return twistd.err
+
+    def test_unknown_key_in_the_file(self) -> None:
+        line = self.assert_same_refusal(["--config", "scheduler0.yml"], config="Prot: 9091\n")
+        self.assertIn("Prot: unknown key (value 9091) is not allowed; did you mean Port?", line)
+
+    def test_bad_port_on_the_command_line(self) -> None:
+        line = self.assert_same_refusal(["--port", "99999"])
+        self.assertIn("Port: 99999 ", line)
+
+    def test_misspelt_variable(self) -> None:
+        line = self.assert_same_refusal([], {"SCHEDULER0_JOB_EXECUTON_TIMEOUT": "10"})
+        self.assertIn("did you mean SCHEDULER0_JOB_EXECUTION_TIMEOUT?", line)
+
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -684,7 +815,11 @@ class HelpAndVersionTests(SynchronousTestCase):
                                    "export SCHEDULER0_API_KEY=", "read,write,execute,admin"],
         ("start",): ["--config", "--host", "--port", "--data-dir", "--set", "--log-level",
                      "twistd --nodaemon", "./scheduler0-data"],
-        ("version",): ["version"],
+        ("version",): ["version", "--config", "--host", "--port", "--data-dir", "--set",
+                       "--log-level", "scheduler0 --version"],
+        ("config", "systemd-unit"): ["--config", "--host", "--port", "--data-dir", "--set",
+                                     "--log-level", "/etc/scheduler0/scheduler0.yml",
+                                     "/etc/systemd/system/scheduler0.service"],
     }
 
     def test_help_of_every_command(self) -> None:
@@ -708,6 +843,65 @@ class HelpAndVersionTests(SynchronousTestCase):
         self.assertEqual(result.status, 0)
         self.assertRegex(result.out, r"^scheduler0 \d+\.\d+\.\d+\S*\n$")
         self.assertEqual(run(["--version"]).out, result.out)
+
+    def test_version_takes_the_common_options(self) -> None:
+        """Issue 16 item 3: the README says every command takes --config, --host, --port,
+        --data-dir and --set; `version --port 1` used to be refused as a usage error."""
+        config_path = self.mktemp()
+        Path(config_path).write_text("Port: 9100\n")
+        result = run(["version", "--config", config_path, "--host", "0.0.0.0", "--port", "1",
+                      "--data-dir", "d", "--log-level", "debug", "--set", "NodeId=2"])
+        self.assertEqual((result.status, result.err), (0, ""), result)
+        self.assertEqual(result.out, run(["--version"]).out)
+
+    def test_version_checks_the_configuration_like_every_command(self) -> None:
+        result = run(["version", "--port", "0"])
+        self.assertEqual(result.status, 2, result)
+        self.assertEqual(result.out, "")
+        self.assertRegex(result.err, r"^scheduler0: configuration error: Port: 0 [^\n]*\n$")
+
+    def test_every_command_takes_the_common_options(self) -> None:
+        """Each command's parser has the options the README lists for every command, so a
+        script can pass the same ones to any of them (a new command without them fails)."""
+        common = {"--config", "-c", "--host", "--port", "-p", "--data-dir", "-d", "--log-level",
+                  "--set"}
+        commands = leaf_parsers(cli.build_parser())
+        self.assertEqual(set(commands), {
+            ("config", "init"), ("config", "systemd-unit"), ("credential", "init"),
+            ("create", "credential"), ("start",), ("version",)})
+        for command, parser in commands.items():
+            options = {flag for action in parser._actions for flag in action.option_strings}
+            self.assertEqual(common - options, set(), command)
+
+    def test_help_names_only_what_a_pip_install_has(self) -> None:
+        """Issue 16 item 2: pip installs no etc/ directory, so no help text may send a user
+        there (they named etc/scheduler0.yml and "the systemd unit in etc/")."""
+        texts = {(): run(["--help"]).out, ("twistd", "scheduler0"): str(tap.Options())}
+        for command in leaf_parsers(cli.build_parser()):
+            texts[command] = run([*command, "--help"]).out
+        for command, text in texts.items():
+            self.assertIsNone(re.search(r"(?<![/\w])etc/", text), (command, text))
+
+    def test_unknown_names_point_to_a_command_that_works(self) -> None:
+        """A key or variable with no close spelling used to be answered "see
+        etc/scheduler0.yml", a file pip does not install; the command named instead writes
+        the file of every key."""
+        workdir = os.path.abspath(self.mktemp())
+        os.makedirs(workdir)
+        cwd = os.getcwd()
+        os.chdir(workdir)
+        self.addCleanup(os.chdir, cwd)
+        for argv, environ in ((["version", "--set", "Zebra=1"], {}),
+                              (["version"], {"SCHEDULER0_CONFIG": "x.yml"})):
+            result = run(argv, environ=environ)
+            self.assertEqual(result.status, 2, result)
+            self.assertNotIn("etc/", result.err)
+            command = re.search(r"run `([^`]+)`", result.err)
+            self.assertIsNotNone(command, result.err)
+            self.assertEqual(run(shlex.split(command.group(1))[1:] + ["--force"]).status, 0)
+            text = Path(workdir, "scheduler0.yml").read_text()
+            self.assertIn("Port: 9091", text)
+            self.assertIn("SCHEDULER0_JOB_EXECUTION_TIMEOUT", text)
 
     def test_module_runs_as_a_script(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER0_")}

@@ -252,7 +252,8 @@ class PrecedenceTests(_Helpers):
             "SCHEDULER0_LOGLEVL": "did you mean SCHEDULER0_LOG_LEVEL?",
             "SCHEDULER0_MAXWORKERS": "did you mean SCHEDULER0_MAX_WORKERS?",
             "SCHEDULER0_API_SECRT": "did you mean SCHEDULER0_API_SECRET?",
-            "SCHEDULER0_CONFIG": "see etc/scheduler0.yml for the variable of each key",
+            "SCHEDULER0_CONFIG": "run `scheduler0 config init --defaults` for a file naming "
+                                 "each key's variable",
             "SCHEDULER0_RAFT_HEARTBEAT_TIMEOUT": "a setting of the Go original",
         }
         for name, advice in cases.items():
@@ -471,7 +472,8 @@ class ErrorTests(_Helpers):
             "log_level: info\n": "did you mean LogLevel?",
             "ExecutionLogFetchInterval: 2\n": "did you mean ExecutionLogFetchIntervalSeconds?",
             "PeerConnectRetryDelaySeconds: 1\n": "did you mean PeerConnectRetryDelay?",
-            "Zebra: 1\n": "see etc/scheduler0.yml for the known keys",
+            "Zebra: 1\n": "run `scheduler0 config init --defaults` for a file listing the "
+                           "known keys",
         }
         for text, advice in cases.items():
             name = text.split(":")[0]

@@ -15,8 +15,8 @@ streams, environment and password prompt.
 
 This module holds the entry point (C{scheduler0.cli:main}, the console script) and the
 top-level parser; each command group lives in its own module (L{config_init},
-L{credential_init}, L{create_credential}, L{start}, L{version}) with what it shares in
-L{common}.
+L{config_systemd}, L{credential_init}, L{create_credential}, L{start}, L{version}) with what
+it shares in L{common}.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ Getting started on one machine:
   scheduler0 start -c scheduler0.yml  run the node in the foreground (Ctrl-C stops it)
   scheduler0 create credential -c scheduler0.yml
                                       print a new API key and secret from the running node
+  scheduler0 config systemd-unit      print a systemd unit that runs the node
 
 Files:
   ./scheduler0.yml                    the config file `config init` writes (--config PATH)
@@ -48,7 +49,13 @@ Files:
 
 Settings: defaults < --config file < SCHEDULER0_<KEY> environment variables < command line
 (--host, --port, --data-dir, --log-level, --set Key=Value). No file is read unless --config
-is given. See etc/scheduler0.yml for every key."""
+is given. `scheduler0 config init --defaults` writes a file listing every key with what it
+does, its default and its variable.
+
+As a service: `scheduler0 config systemd-unit` prints a systemd unit that runs the node.
+
+Every command takes --config, --host, --port, --data-dir, --log-level and --set and checks
+the configuration they resolve to as the daemon does."""
 
 _TOP_EPILOG = f"Run '{PROG} <command> --help' for a command's options."
 

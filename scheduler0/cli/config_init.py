@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from ..config import Config, ConfigError, dump_yaml, load_config
+from . import config_systemd
 from .common import (DEFAULT_CONFIG_FILE, FORMATTER, KEY_BY_NAME, PROG, SECRET_KEYS, CliError,
                      Console, Parser, add_config_options, answer_problem, overrides)
 
@@ -92,15 +93,17 @@ def cmd_config_init(args: argparse.Namespace, console: Console) -> int:
 def add_parser(commands: Any, parser_class: type[Parser]) -> None:
     """The `config` command group and its `init` action."""
     config = commands.add_parser(
-        "config", help="write a configuration file (config init)", formatter_class=FORMATTER,
-        description="Configuration files. The only action is `init`.")
+        "config", help="write a config file, print a systemd unit", formatter_class=FORMATTER,
+        description="Configuration files: `init` writes the YAML file of the node, "
+                    "`systemd-unit` prints a systemd unit that runs it.")
     config_actions = config.add_subparsers(dest="action", metavar="<action>", required=True,
                                            parser_class=parser_class)
     init = config_actions.add_parser(
         "init", formatter_class=FORMATTER, help="write a YAML file holding every key",
         description=f"""\
 Write a YAML configuration file holding every key with a comment saying what it does,
-its default and its environment variable.
+its default and its environment variable: with --defaults and no other option, the
+reference of every setting at its default. The node reads it when started with --config PATH.
 
 The file goes to --config PATH, by default ./{DEFAULT_CONFIG_FILE} in the current directory;
 an existing file is only replaced with --force. On a terminal (and without --defaults) it
@@ -118,3 +121,4 @@ the file unless given with --set; a file holding one is created with mode 0600."
                            "options")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     init.set_defaults(handler=cmd_config_init)
+    config_systemd.add_action(config_actions, parser_class)

@@ -91,6 +91,7 @@ options below); Ctrl-C or SIGTERM stops it cleanly. Logs go to stderr.
 With no options it serves a single node on 127.0.0.1:9091 and keeps its database and
 node-secrets.json (generated on first start, mode 0600) in ./scheduler0-data/. The
 configuration is checked first: a bad value stops it with one line and exit status 2.
-To run it as a daemon use the systemd unit in etc/ or twistd directly.""")
+To run it as a service, `scheduler0 config systemd-unit` prints a systemd unit that runs it
+(or run twistd directly).""")
     add_config_options(start, "YAML configuration file")
     start.set_defaults(handler=cmd_start)

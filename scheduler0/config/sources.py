@@ -48,10 +48,16 @@ def _hidden(value: object) -> str:
     return f"<hidden {type_name(value).split(' ', 1)[-1]}>"
 
 
+# What an error about an unknown name points to: a command every install has (pip installs no
+# etc/ directory); it writes the annotated file of every key, as etc/scheduler0.yml.
+LIST_KEYS_COMMAND = "scheduler0 config init --defaults"
+
+
 def unknown_key(name: object, value: object, source: str) -> ConfigError:
     """A misspelt key stops start-up with the closest known name; secrets stay hidden."""
     hint = suggest(str(name), [key.name for key in KEYS])
-    advice = f"did you mean {hint}?" if hint else "see etc/scheduler0.yml for the known keys"
+    advice = (f"did you mean {hint}?" if hint else
+              f"run `{LIST_KEYS_COMMAND}` for a file listing the known keys")
     secret = _looks_secret(str(name), hint is not None and BY_NAME[hint].secret)
     shown = _hidden(value) if secret else show(value, 60)
     return ConfigError(f"{name}: unknown key (value {shown}) is not allowed; "
@@ -93,7 +99,7 @@ def _unknown_variable(name: str, value: str) -> ConfigError:
     hint = ENV_PREFIX + tail if tail else None
     hinted = known.get(hint) if hint else None
     advice = (f"did you mean {hint}?" if hint else
-              "see etc/scheduler0.yml for the variable of each key")
+              f"run `{LIST_KEYS_COMMAND}` for a file naming each key's variable")
     secret = _looks_secret(name, hint in CLIENT_ENV_VARS or (hinted is not None
                                                              and hinted.secret))
     shown = _hidden(value) if secret else show(value, 60)
