@@ -44,6 +44,7 @@ from scheduler0.store.service import StoreService
 from scheduler0.timestamps import format_time, from_seconds
 
 from .fakes import FakeHTTP, FakeResponse
+from .records import job_of, shown
 
 T0 = 1795708800.0  # 2026-11-26T16:00:00Z
 SECRET_1 = "whsec_project-one-secret-0123456789abcdefghijklmnop"
@@ -108,7 +109,7 @@ class Store:
         return Occurrence(
             execution_id=execution_id(job_id, scheduled), job_id=job_id,
             project_id=job["projectId"], scheduled=scheduled, callback_url=job["callbackUrl"],
-            target=target_of(job["callbackUrl"]), payload=job_payload(job))
+            target=target_of(job["callbackUrl"]), payload=job_payload(job_of(job)))
 
     def expected_item(self, o: Occurrence, attempt: int = 1) -> dict:
         return {**self.jobs[o.job_id], "executionId": o.execution_id,
@@ -116,7 +117,7 @@ class Store:
 
     def record(self, eid: str) -> dict | None:
         assert self.service.reader is not None
-        return self.service.reader.execution(eid)
+        return shown(self.service.reader.execution(eid))
 
     def state(self, eid: str) -> str | None:
         record = self.record(eid)

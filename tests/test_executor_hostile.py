@@ -31,6 +31,7 @@ from zope.interface import implementer
 
 from scheduler0.config import Config
 from scheduler0.consensus.interface import NotAccepting
+from scheduler0.domain import Execution
 from scheduler0.execution.breaker import Breakers, BreakerState
 from scheduler0.execution.executor import Executor, ExecutorSettings
 from scheduler0.execution.failures import TRANSIENT
@@ -476,7 +477,7 @@ class UnrecordedDispatchTests(ExecutorCase):
         self.clock.advance(30)
         # the outcomes are stored, in order, before the retry's dispatch
         self.assertEqual(self.record(a)["state"], "succeeded")
-        self.assertEqual(outbox()[0]["occurrences"][0][0], b.execution_id)
+        self.assertEqual(outbox()[0].occurrences[0].execution_id, b.execution_id)
         (retry,) = self.http.pending()
         self.assertEqual(retry.attempts(), [2])
         self.assertEqual((retry.seen[b.execution_id]["state"],
@@ -497,11 +498,11 @@ class RecorderTests(ExecutorCase):
         self.commands = FlakyCommandLog(self.store.commands)
         (self.o,) = self.jobs("http://a.test", [1])
 
-    def row(self, state: str, attempts: int) -> dict:
+    def row(self, state: str, attempts: int) -> Execution:
         o = self.o
-        return {"id": o.execution_id, "job_id": o.job_id, "project_id": o.project_id,
-                "scheduled_time": "2026-11-26T16:00:00.000Z", "state": state,
-                "attempts": attempts, "target": o.target, "node_id": 1}
+        return Execution(id=o.execution_id, job_id=o.job_id, project_id=o.project_id,
+                         scheduled_time="2026-11-26T16:00:00.000Z", state=state,
+                         attempts=attempts, target=o.target, node_id=1)
 
     def test_kept_writes_go_in_order_ahead_of_later_ones(self) -> None:
         recorder = ExecutionRecorder(self.clock, self.commands)

@@ -67,7 +67,7 @@ class DeleteKeepsHistoryTests(SynchronousTestCase):
 
     def states(self, job_id: int) -> dict[str, tuple[str, Any]]:
         executions, _, _ = self.state.executions(job_id=job_id)
-        return {e["executionId"]: (e["state"], e["lastError"]) for e in executions}
+        return {e.id: (e.state, e.last_error) for e in executions}
 
     def test_finished_rows_stay_and_unfinished_ones_are_failed(self) -> None:
         self.apply(Command("r", C.EXECUTION_RECORD, AT, {"records": [
@@ -81,10 +81,10 @@ class DeleteKeepsHistoryTests(SynchronousTestCase):
             "1-26-3": ("failed", DELETED), "1-26-4": ("failed", DELETED),
             "1-26-5": ("failed", DELETED)})
         failed = self.state.execution("1-26-3")
-        self.assertEqual((failed["nextRetryAt"], failed["dateModified"]),
+        self.assertEqual((failed.next_retry_at, failed.date_modified),
                          (None, "2026-11-26T16:10:00.000Z"))
         # nothing of the deleted job is resumed after a restart; the other job's is
-        self.assertEqual([r["executionId"] for r in self.schedule.unfinished_executions()],
+        self.assertEqual([r.id for r in self.schedule.unfinished_executions()],
                          ["2-26-1"])
         # and nothing of it is listed as hanging
         self.assertEqual(self.ops.dispatched_before("2026-11-27T00:00:00.000Z"), [])
@@ -95,10 +95,10 @@ class DeleteKeepsHistoryTests(SynchronousTestCase):
         self.assertEqual(self.ops.dead_letter_count(), 2)
         self.apply(Command("d", C.JOB_DELETE, AT, {"id": 1}))
         self.assertEqual(self.ops.dead_letter_count(), 1)
-        self.assertEqual([r["executionId"] for r in self.ops.dead_letters()], ["2-26-1"])
+        self.assertEqual([r.id for r in self.ops.dead_letters()], ["2-26-1"])
         self.assertEqual(self.ops.dead_letters_by_target()[TARGET]["count"], 1)
         executions, total, _ = self.state.executions(state="dead")
-        self.assertEqual((sorted(e["executionId"] for e in executions), total),
+        self.assertEqual((sorted(e.id for e in executions), total),
                          (["1-26-1", "2-26-1"], 2))
 
     def test_outbox_entries_are_dropped_as_before(self) -> None:
@@ -108,10 +108,10 @@ class DeleteKeepsHistoryTests(SynchronousTestCase):
             "id": "d1", "node_id": 1, "project_id": 1, "target": TARGET, "started_at": AT,
             "occurrences": [["1-x", 1, AT, 1], ["2-x", 2, AT, 1]]}]}))
         self.apply(Command("d", C.JOB_DELETE, AT, {"id": 1}))
-        self.assertEqual([row["occurrences"] for row in self.schedule.deliveries()],
+        self.assertEqual([[list(o) for o in row.occurrences] for row in self.schedule.deliveries()],
                          [[["2-x", 2, AT, 1]]])
         self.assertIsNone(self.state.execution("1-x"))
-        self.assertEqual(self.state.execution("2-x")["state"], "dispatched")
+        self.assertEqual(self.state.execution("2-x").state, "dispatched")
 
 
 class ApiTests(SynchronousTestCase):
@@ -204,7 +204,7 @@ class RetentionOfDeletedJobsTests(SynchronousTestCase):
         self.run_pass(per_job=2)
         self.assertEqual({j: self.count(j) for j in (1, 2, 3, 7, 9)},
                          {1: 2, 2: 2, 3: 2, 7: 2, 9: 0})
-        newest = [e["executionId"] for e in self.store.reader.executions(job_id=3)[0]]
+        newest = [e.id for e in self.store.reader.executions(job_id=3)[0]]
         self.assertEqual(newest, ["3-28-4", "3-28-3"])
 
     def test_the_whole_table_prune_agrees(self) -> None:

@@ -28,6 +28,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from scheduler0.api.app import Api, ApiSettings, Operations
 from scheduler0.api.auth import Authenticator
 from scheduler0.api.site import GuardResource
+from scheduler0.domain import Execution
 from scheduler0.consensus.local import LocalCommandLog
 from scheduler0.execution.breaker import Breakers
 from scheduler0.execution.executor import Executor, ExecutorSettings
@@ -54,6 +55,7 @@ from .health_queries import (
     STALE,
     run_jq,
 )
+from .records import shown
 
 NODE = "http://node.test"
 MB = 2**20
@@ -245,7 +247,8 @@ class Ops:
         return self.ok("GET", "/api/supervisor/state")
 
     def execution(self, eid: str) -> dict | None:
-        return self.store.reader.execution(eid)
+        """The execution as the API shows it (None if there is none)."""
+        return shown(self.store.reader.execution(eid))
 
     # -- callbacks ----------------------------------------------------------------------
 
@@ -817,7 +820,7 @@ class DeadLetterTests(SynchronousTestCase):
                                   ("g", self.g))}
 
     def dead(self) -> set[str]:
-        return {r["executionId"] for r in self.h.store.operations_reader.dead_letters()}
+        return {r.id for r in self.h.store.operations_reader.dead_letters()}
 
     def test_retry_everything_keeps_the_execution_ids(self) -> None:
         h = self.h
@@ -1238,10 +1241,10 @@ class HangingTests(SynchronousTestCase):
         """A 'dispatched' record whose outcome was never recorded (the node lost it)."""
         eid = execution_id(self.job["id"], scheduled)
         now = stamp(self.h.clock.seconds())
-        self.successResultOf(self.h.recorder.record([{
-            "id": eid, "job_id": self.job["id"], "project_id": self.job["projectId"],
-            "scheduled_time": stamp(scheduled), "state": "dispatched", "attempts": attempts,
-            "target": GOOD, "node_id": 1, "first_attempt_at": now, "last_attempt_at": now}]))
+        self.successResultOf(self.h.recorder.record([Execution(
+            id=eid, job_id=self.job["id"], project_id=self.job["projectId"],
+            scheduled_time=stamp(scheduled), state="dispatched", attempts=attempts,
+            target=GOOD, node_id=1, first_attempt_at=now, last_attempt_at=now)]))
         return eid
 
     def hanging(self) -> list[str]:

@@ -35,12 +35,14 @@ from scheduler0.state.commands import Command
 from scheduler0.state.machine import apply_batch, apply_command
 from scheduler0.store.reads import ScheduleReader, StateReader
 from scheduler0.store.service import StoreService
+from scheduler0.domain import DeliveryRecord
 
 from .fakes import FakeHTTP
 from .harness import T0
 from .test_operability import AUTH, FLAKY, GOOD, Ops, stamp
 from .test_state import dump, fresh_db
 from .test_state import job as job_columns
+from .records import shown
 
 AT = "2026-11-26T16:00:00.000Z"
 E1, E2 = "1-20261126T160000Z", "2-20261126T160000Z"
@@ -80,19 +82,19 @@ class OutboxStateMachineTests(SynchronousTestCase):
         return result
 
     def outbox(self) -> dict[str, list]:
-        return {row["id"]: row["occurrences"] for row in self.schedule.deliveries()}
+        return {row.id: [list(o) for o in row.occurrences] for row in self.schedule.deliveries()}
 
     def test_started_then_finished_some_then_row_deleted_when_emptied(self) -> None:
         """Each occurrence leaves the outbox on its own; an emptied row disappears."""
         self.assertTrue(self.apply(record_cmd("s", started=[entry("d1", (E1, 1, 1),
                                                                     (E2, 2, 1))]))["ok"])
         self.assertEqual(self.outbox(), {"d1": [[E1, 1, AT, 1], [E2, 2, AT, 1]]})
-        self.assertEqual(self.state.execution(E1)["state"], "dispatched")
+        self.assertEqual(shown(self.state.execution(E1))["state"], "dispatched")
         self.apply(record_cmd("f1", finished=[{"id": "d1", "executions": [E1]}]))
         self.assertEqual(self.outbox(), {"d1": [[E2, 2, AT, 1]]})
         # released first attempt: its start and lateness stay on its row, which whatever
         # released it (an outcome, a hold, a new delivery) then updates in the same command
-        released = self.state.execution(E1)
+        released = shown(self.state.execution(E1))
         self.assertEqual((released["firstAttemptAt"], released["latenessMs"]), (AT, 0.0))
         self.apply(record_cmd("f2", finished=[{"id": "d1", "executions": [E2]}]))
         self.assertEqual(self.outbox(), {})
@@ -115,18 +117,18 @@ class OutboxStateMachineTests(SynchronousTestCase):
         result = self.apply(record_cmd("bad", records=[bad], finished=[{"id": "d1"}]))
         self.assertFalse(result["ok"])
         self.assertEqual(self.outbox(), {"d1": [[E1, 1, AT, 1], [E2, 2, AT, 1]]})
-        self.assertEqual(self.state.execution(E1)["state"], "dispatched")
+        self.assertEqual(shown(self.state.execution(E1))["state"], "dispatched")
         # a bad outbox entry rejects its records too
         result = self.apply(record_cmd("bad2", records=[outcome(E1, 1)],
                                        started=[{"id": "d9"}]))
         self.assertFalse(result["ok"])
-        self.assertEqual(self.state.execution(E1)["state"], "dispatched")
+        self.assertEqual(shown(self.state.execution(E1))["state"], "dispatched")
         # a good one: both at once
         result = self.apply(record_cmd("ok", records=[outcome(E1, 1), outcome(E2, 2, "dead")],
                                        finished=[{"id": "d1"}]))
         self.assertEqual(result, {"ok": True, "count": 2})
         self.assertEqual(self.outbox(), {})
-        self.assertEqual((self.state.execution(E1)["state"], self.state.execution(E2)["state"]),
+        self.assertEqual((shown(self.state.execution(E1))["state"], shown(self.state.execution(E2))["state"]),
                          ("succeeded", "dead"))
 
     def test_release_and_restart_in_one_command(self) -> None:
@@ -135,7 +137,7 @@ class OutboxStateMachineTests(SynchronousTestCase):
         self.apply(record_cmd("m", started=[entry("d2", (E1, 1, 2))],
                               finished=[{"id": "d1", "executions": [E1]}]))
         self.assertEqual(self.outbox(), {"d1": [[E2, 2, AT, 1]], "d2": [[E1, 1, AT, 2]]})
-        self.assertEqual(self.state.execution(E1)["attempts"], 2)
+        self.assertEqual(shown(self.state.execution(E1))["attempts"], 2)
 
     def test_same_command_id_twice_changes_nothing(self) -> None:
         """A replayed log entry must not resurrect a delivery that has finished."""
@@ -210,7 +212,7 @@ class Node(Ops):
 
 def outbox(node: Ops) -> list[list]:
     """Every occurrence the outbox lists: [execution id, job id, scheduled, attempt]."""
-    return [o for row in node.store.schedule_reader.deliveries() for o in row["occurrences"]]
+    return [list(o) for row in node.store.schedule_reader.deliveries() for o in row.occurrences]
 
 
 def crash(h: Ops) -> str:
@@ -500,11 +502,11 @@ class OutboxHangingTests(SynchronousTestCase):
         self.j2 = h.job(p, GOOD + "/hook", spec="@every 1h")
         self.e1 = execution_id(self.j1["id"], T0 - 3600)
         self.e2 = execution_id(self.j2["id"], T0 - 3600)
-        self.successResultOf(h.recorder.record([], started=[{
-            "id": "lost", "node_id": 1, "project_id": p["id"], "target": GOOD,
-            "started_at": stamp(T0), "occurrences": [
+        self.successResultOf(h.recorder.record([], started=[DeliveryRecord(
+            id="lost", node_id=1, project_id=p["id"], target=GOOD,
+            started_at=stamp(T0), occurrences=[
                 [self.e1, self.j1["id"], stamp(T0 - 3600), 1],
-                [self.e2, self.j2["id"], stamp(T0 - 3600), 1]]}]))
+                [self.e2, self.j2["id"], stamp(T0 - 3600), 1]])]))
 
     def hanging(self) -> list[str]:
         data = self.h.ok("GET", "/api/supervisor/hanging")
@@ -572,7 +574,7 @@ class OutboxDeadLetterTests(SynchronousTestCase):
         h.answer(AUTH, 401)
 
         def dead() -> list[str]:
-            return [r["executionId"] for r in h.store.operations_reader.dead_letters()]
+            return [r.id for r in h.store.operations_reader.dead_letters()]
 
         self.assertEqual(dead(), [eid])
         h.ok("POST", f"/api/v1/executions/{eid}/retry", expect=202)

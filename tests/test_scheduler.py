@@ -22,6 +22,8 @@ from scheduler0.state import commands as C
 from scheduler0.state.commands import Command
 from scheduler0.timestamps import format_time
 
+from .records import job_of
+
 UTC = timezone.utc
 
 #: 2026-11-26T16:00:00Z
@@ -43,7 +45,7 @@ def job(job_id: int, spec: str, created: float = T0, *, zone: str = "UTC",
         start: float | None = None, end: float | None = None, paused: bool = False,
         policy: str = "skip", grace: int = 3600, project: int = 1,
         url: str = "http://receiver.example:8080/hook") -> dict[str, Any]:
-    """A job in the shape of L{scheduler0.store.reads.job_record}."""
+    """A job in the API's shape (L{tests.records.job_of} makes it a L{Job})."""
     return {
         "id": job_id, "projectId": project, "spec": spec, "callbackUrl": url,
         "data": f"payload-{job_id}", "executionType": "http", "timezone": zone,
@@ -73,8 +75,8 @@ class Harness:
         self.rounds: list[list[Occurrence]] = []
         self.scheduler = SchedulerService(
             clock=self.clock,
-            load=lambda: ([dict(r) for r in self.store.values()], dict(self.last)),
-            job_records=lambda ids: [dict(self.store[i]) for i in ids if i in self.store],
+            load=lambda: ([job_of(r) for r in self.store.values()], dict(self.last)),
+            job_records=lambda ids: [job_of(self.store[i]) for i in ids if i in self.store],
             dispatch=self.rounds.append,
             fire_times=fire_times,
         )

@@ -128,8 +128,8 @@ class MigrationTests(SynchronousTestCase):
         self.assertEqual(state.signing_secret(1)["previousSigningSecrets"],
                          [{"secret": "whsec_old", "expires": EXPIRES}])
         self.assertEqual(schedule.signing_secrets(2, AT), ["whsec_plain"])
-        self.assertEqual([j["id"] for j in schedule.all_jobs()], [1, 2])
-        self.assertEqual(state.execution("1-20261126T160100Z")["state"], "succeeded")
+        self.assertEqual([j.id for j in schedule.all_jobs()], [1, 2])
+        self.assertEqual(state.execution("1-20261126T160100Z").state, "succeeded")
         self.assertEqual(state.sequence("jobs"), 2)
         self.assertIsNone(schedule.supervisor())
 

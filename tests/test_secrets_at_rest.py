@@ -172,7 +172,7 @@ class ApiSealsTests(SynchronousTestCase):
         secrets = self.h.ok("GET", path)
         create, rotate = [c for c in self.commands
                           if c.kind in (C.PROJECT_CREATE, C.PROJECT_ROTATE_SECRET)]
-        carried = [create.payload["project"]["signing_secret"], rotate.payload["secret"]]
+        carried = [create.payload.signing_secret, rotate.payload.secret]
         self.assertTrue(all(s.startswith(SEALED_PREFIX) for s in carried), carried)
         self.assertEqual([self.h.signing_box.unseal(project["id"], s) for s in carried],
                          [secrets["previousSigningSecret"], secrets["signingSecret"]])

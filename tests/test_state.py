@@ -293,14 +293,14 @@ class RetentionServiceTests(SynchronousTestCase):
         self.clock.advance(3600)
         (first,) = self.submitted                   # one command, then a pause
         self.assertEqual(first.kind, C.EXECUTION_PRUNE)
-        self.assertEqual(first.payload, {"before": "2026-11-19T17:00:00.000Z",
+        self.assertEqual(first.payload_json(), {"before": "2026-11-19T17:00:00.000Z",
                                          "keep_per_job": 100, "jobs": [1, 501],
                                          "commands_before": "2026-11-25T17:00:00.000Z"})
         self.clock.advance(0.05)
         self.clock.advance(0.05)
-        self.assertEqual([c.payload["jobs"] for c in self.submitted],
+        self.assertEqual([list(c.payload.jobs) for c in self.submitted],
                          [[1, 501], [501, 1001], [1001, 1501]])
-        self.assertNotIn("commands_before", self.submitted[1].payload)
+        self.assertNotIn("commands_before", self.submitted[1].payload_json())
         self.clock.advance(1)
         self.assertEqual(len(self.submitted), 3)   # the pass covered job ids 1..1200
         self.clock.advance(3600)

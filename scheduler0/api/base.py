@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ..domain import Execution, Job
 from ..store.reads import Record, StateReader
 from .auth import Authenticator
 from .errors import NotFound, Unavailable
@@ -37,17 +38,17 @@ class ApiBase:
             raise NotFound(f"project {project_id} does not exist")
         return project
 
-    def _job(self, request: Any, job_id: int) -> Record:
+    def _job(self, request: Any, job_id: int) -> Job:
         """The job, or 404 (also when it is in a project the caller may not see)."""
         job = self.reader().job(job_id)
-        if job is None or not request.principal.sees(job["projectId"]):
+        if job is None or not request.principal.sees(job.project_id):
             raise NotFound(f"job {job_id} does not exist")
         return job
 
-    def _execution(self, request: Any, execution_id: str) -> Record:
+    def _execution(self, request: Any, execution_id: str) -> Execution:
         """The execution, or 404 (also when it is of a project the caller may not see)."""
         execution = self.reader().execution(execution_id)
-        if execution is None or not request.principal.sees(execution["projectId"]):
+        if execution is None or not request.principal.sees(execution.project_id):
             raise NotFound(f"execution {execution_id} does not exist")
         return execution
 

@@ -10,6 +10,7 @@ from .base import ApiBase
 from .envelope import no_content, respond
 from .error_map import run_repair
 from .routing import app, requires, visible_projects
+from .shapes import execution_json
 
 
 class ExecutionRoutes(ApiBase):
@@ -32,7 +33,8 @@ class ExecutionRoutes(ApiBase):
         executions, total, capped = self.reader().executions(
             job_id=job_id, limit=limit, offset=offset, only=visible_projects(request),
             **filters)
-        page = {"total": total, "offset": offset, "limit": limit, "executions": executions}
+        page = {"total": total, "offset": offset, "limit": limit,
+                "executions": [execution_json(e) for e in executions]}
         if capped:
             page["totalCapped"] = True  # at least `total` match; counting stopped there
         return respond(request, 200, page)
@@ -40,7 +42,7 @@ class ExecutionRoutes(ApiBase):
     @app.route("/api/v1/executions/<execution_id>", methods=["GET"])
     @requires("read")
     def get_execution(self, request: Any, execution_id: str) -> bytes:
-        return respond(request, 200, self._execution(request, execution_id))
+        return respond(request, 200, execution_json(self._execution(request, execution_id)))
 
     @app.route("/api/v1/executions/<execution_id>/retry", methods=["POST"])
     @requires("execute")

@@ -12,6 +12,7 @@ from .envelope import read_json, respond
 from .error_map import run_repair
 from .errors import Unavailable
 from .routing import app, requires
+from .shapes import execution_json
 
 
 class SupervisorRoutes(ApiBase):
@@ -42,8 +43,7 @@ class SupervisorRoutes(ApiBase):
     @requires("admin", node_wide=True)
     def supervisor_hanging(self, request: Any) -> bytes:
         repairs = self._ops().repairs
-        hanging = [{k: v for k, v in record.items() if k != "deliveryId"}
-                   for record in repairs.hanging()]
+        hanging = [execution_json(record) for record, _ in repairs.hanging()]
         return respond(request, 200, {"hangingAfterSeconds": repairs.hanging_after,
                                       "total": len(hanging), "executions": hanging})
 

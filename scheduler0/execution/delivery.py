@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import attrs
 
+from ..domain import DeliveryFinished
 from ..schedule.occurrence import Occurrence, endpoint_of
 
 
@@ -42,11 +43,11 @@ class Delivery:
     def __attrs_post_init__(self) -> None:
         self.endpoint = endpoint_of(self.url)
 
-    def release(self, occurrences: list[Occurrence]) -> list[dict]:
+    def release(self, occurrences: list[Occurrence]) -> list[DeliveryFinished]:
         """The outbox change that takes C{occurrences} out of the row this replaces."""
         if self.replaces is None or not occurrences:
             return []
-        return [{"id": self.replaces, "executions": [o.execution_id for o in occurrences]}]
+        return [DeliveryFinished(self.replaces, [o.execution_id for o in occurrences])]
 
     def retry(self, occurrences: list[Occurrence]) -> Delivery:
         """The same chunk's next attempt for C{occurrences} (a new outbox row; the items

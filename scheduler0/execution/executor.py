@@ -207,7 +207,7 @@ class Executor(Service):
         C{dropped}: execution ids of that row not to deliver (their job is gone)."""
         if dropped:
             ignore_failure(self._recorder.record(
-                [], finished=[{"id": replaces, "executions": list(dropped)}], keep_trying=True))
+                [], finished=[DeliveryFinished(replaces, dropped)], keep_trying=True))
         for delivery in self._pack(occurrences, replaces=replaces)[0]:
             self._lanes.enqueue(delivery)
         if self._stopping:

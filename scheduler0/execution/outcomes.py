@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
+from ..domain import DeliveryFinished, Execution
 from ..schedule.occurrence import Occurrence, scheduled_text
 from ..timestamps import format_time, from_seconds
 from .backoff import retry_delay
@@ -181,19 +182,18 @@ class Outcomes:
         return None, message, category, scope
 
     def _outcome(self, delivery: Delivery, state: str, started: float, now: float,
-                 **fields: Any) -> list[dict]:
+                 **fields: Any) -> list[Execution]:
         """One outcome record per occurrence; a first attempt's also says when it was first
         sent and how late."""
         stamp = format_time(from_seconds(now))
         first = format_time(from_seconds(started))
         records = []
         for o in delivery.occurrences:
-            record = self._record(o, state, stamp, attempts=o.attempt)
-            record.update(fields)
-            record["last_attempt_at"] = stamp
+            record = self._record(o, state, stamp, attempts=o.attempt, last_attempt_at=stamp,
+                                  **fields)
             if o.attempt == 1:
-                record["first_attempt_at"] = first
-                record["lateness_ms"] = round((started - o.scheduled) * 1000, 1)
+                record.first_attempt_at = first
+                record.lateness_ms = round((started - o.scheduled) * 1000, 1)
             records.append(record)
         return records
 
@@ -202,7 +202,7 @@ class Outcomes:
         records = self._outcome(delivery, "succeeded", started, now, last_status=code,
                                 duration_ms=duration)
         self.counters["succeeded"] += len(records)
-        ignore_failure(self._recorder.record(records, finished=[{"id": delivery.id}],
+        ignore_failure(self._recorder.record(records, finished=[DeliveryFinished(delivery.id)],
                                              keep_trying=True))
 
     def _failed(self, delivery: Delivery, code: int | None, message: str, category: str,
@@ -214,21 +214,21 @@ class Outcomes:
         for o, record in zip(delivery.occurrences, records):
             if category == TRANSIENT and o.attempt <= self._settings.retry_max:
                 retry.append(o.next_attempt())
-                record["state"] = "retrying"
+                record.state = "retrying"
         delay = None
         if retry:
             delay = retry_delay(delivery.occurrences[0].attempt, self._settings.retry_delay,
                                 self._settings.retry_cap, self._rng)
             retry_at = format_time(from_seconds(now + delay))
             for record in records:
-                if record["state"] == "retrying":
-                    record["next_retry_at"] = retry_at
+                if record.state == "retrying":
+                    record.next_retry_at = retry_at
             self._retries.schedule(delivery.retry(retry), delay)
         dead = len(records) - len(retry)
         self.counters["retrying"] += len(retry)
         self.counters["dead"] += dead
         self._log_failure(delivery, message, len(retry), delay, dead)
-        ignore_failure(self._recorder.record(records, finished=[{"id": delivery.id}],
+        ignore_failure(self._recorder.record(records, finished=[DeliveryFinished(delivery.id)],
                                              keep_trying=True))
 
     def _log_failure(self, delivery: Delivery, message: str, retrying: int,
@@ -259,8 +259,8 @@ class Outcomes:
     def held(self, deliveries: Iterable[Delivery]) -> Deferred | None:
         """Record waiting deliveries as 'scheduled' (once each), so a restart does not lose
         them; they leave the outbox row they were resumed from."""
-        records: list[dict] = []
-        released: list[dict] = []
+        records: list[Execution] = []
+        released: list[DeliveryFinished] = []
         now = self._stamp()
         for delivery in deliveries:
             if not delivery.held:
@@ -284,14 +284,13 @@ class Outcomes:
         status.last_error_category = TRANSIENT
 
     def abandon(self, occurrences: list[Occurrence], reason: str,
-                finished: list[dict] = ()) -> None:  # type: ignore[assignment]
+                finished: list[DeliveryFinished] = ()) -> None:  # type: ignore[assignment]
         """Occurrences not sent because their job went (state C{failed})."""
         stamp = self._stamp()
         records = []
         for o in occurrences:
-            record = self._record(o, "failed", stamp, attempts=o.attempt - 1)
-            record["last_error"] = reason
-            records.append(record)
+            records.append(self._record(o, "failed", stamp, attempts=o.attempt - 1,
+                                        last_error=reason))
         self.counters["failed"] += len(records)
         ignore_failure(self._recorder.record(records, finished=finished, keep_trying=True))
 
@@ -300,9 +299,8 @@ class Outcomes:
         stamp = self._stamp()
         records = []
         for o in occurrences:
-            record = self._record(o, "dead", stamp, attempts=o.attempt - 1)
-            record.update(last_error=reason, error_category=TRANSIENT)
-            records.append(record)
+            records.append(self._record(o, "dead", stamp, attempts=o.attempt - 1,
+                                        last_error=reason, error_category=TRANSIENT))
         self.counters["dead"] += len(records)
         log.warn("refused {count} occurrences: {reason}", count=len(records), reason=reason)
         ignore_failure(self._recorder.record(records, keep_trying=True))
@@ -331,9 +329,10 @@ class Outcomes:
     def _stamp(self) -> str:
         return format_time(from_seconds(self._clock.seconds()))
 
-    def _record(self, o: Occurrence, state: str, stamp: str, attempts: int) -> dict:
-        return {
-            "id": o.execution_id, "job_id": o.job_id, "project_id": o.project_id,
-            "scheduled_time": scheduled_text(o.scheduled), "state": state,
-            "attempts": attempts, "target": o.target, "node_id": self._settings.node_id,
-        }
+    def _record(self, o: Occurrence, state: str, stamp: str, attempts: int,
+                **fields: Any) -> Execution:
+        """C{o}'s record in C{state}, with the other C{fields} known now."""
+        return Execution(id=o.execution_id, job_id=o.job_id, project_id=o.project_id,
+                         scheduled_time=scheduled_text(o.scheduled), state=state,
+                         attempts=attempts, target=o.target, node_id=self._settings.node_id,
+                         **fields)

@@ -31,8 +31,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..consensus.interface import ICommandLog
-from ..state import commands as C
-from ..state.commands import new_command
+from ..domain import DeliveryFinished, DeliveryRecord, Execution
+from ..state.commands import issue
+from ..state.payloads import RecordExecutions
 
 log = Logger()
 
@@ -98,9 +99,9 @@ class FailureStreak:
 class _Write:
     """One L{ExecutionRecorder.record} call, until its command is applied."""
 
-    records: list[dict]
-    started: list[dict]
-    finished: list[dict]
+    records: list[Execution]
+    started: list[DeliveryRecord]
+    finished: list[DeliveryFinished]
     keep_trying: bool
     waiter: Deferred | None  # None once told about a failure (it is being tried again)
 
@@ -114,7 +115,7 @@ class ExecutionRecorder:
     """
 
     def __init__(self, clock: Any, commands: ICommandLog, max_batch: int = 5000,
-                 observe: Callable[[list[dict]], None] | None = None,
+                 observe: Callable[[list[Execution]], None] | None = None,
                  max_kept: int = 100_000, retry_delay: float = 1.0,
                  retry_cap: float = 30.0) -> None:
         self._observe = observe
@@ -132,12 +133,12 @@ class ExecutionRecorder:
         self.streak = FailureStreak(clock)
         self.dropped = 0  # kept records given up on (over max_kept)
 
-    def record(self, records: list[dict], started: list[dict] = (),  # type: ignore[assignment]
-               finished: list[dict] = (),  # type: ignore[assignment]
+    def record(self, records: list[Execution],
+               started: list[DeliveryRecord] = (),  # type: ignore[assignment]
+               finished: list[DeliveryFinished] = (),  # type: ignore[assignment]
                keep_trying: bool = False) -> Deferred:
-        """Queue records (dicts of L{scheduler0.state.machine.EXECUTION_COLUMNS}), outbox
-        entries C{started} and outbox removals C{finished} (C{{"id": delivery id}}, with
-        C{"executions"} to remove only some occurrences). The Deferred fires (with None)
+        """Queue execution records, outbox entries C{started} and outbox removals
+        C{finished}. The Deferred fires (with None)
         once they are applied, or fails if they were not (the command failed, or was
         rejected: L{RecordRejected}); the failure is logged here, so a caller that has
         nothing to do about it may ignore it (see L{ignore_failure}). With C{keep_trying}
@@ -168,15 +169,11 @@ class ExecutionRecorder:
         if not self._writes:
             return
         writes, self._writes, self._buffered = self._writes, [], 0
-        payload: dict = {"records": [r for w in writes for r in w.records]}
-        started = [e for w in writes for e in w.started]
-        finished = [e for w in writes for e in w.finished]
-        if started:
-            payload["started"] = started
-        if finished:
-            payload["finished"] = finished
-        count = len(payload["records"])
-        command = new_command(C.EXECUTION_RECORD, payload, self._clock.seconds())
+        payload = RecordExecutions(records=[r for w in writes for r in w.records],
+                                   started=[e for w in writes for e in w.started],
+                                   finished=[e for w in writes for e in w.finished])
+        count = len(payload.records)
+        command = issue(payload, self._clock.seconds())
         self._in_flight += 1
         d = self._commands.submit(command)
 

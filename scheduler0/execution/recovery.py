@@ -12,36 +12,42 @@ from typing import Any, Callable
 from twisted.application.service import Service
 from twisted.logger import Logger
 
+from ..domain import DeliveryRecord, Execution
 from ..schedule.occurrence import Occurrence
-from ..store.reads import Record
 from ..timestamps import parse_time
 
 log = Logger()
 
 
-def occurrence_from_record(record: Record, plan: Any, attempt: int) -> Occurrence:
-    """The occurrence an execution record stands for, to deliver again (same id)."""
+def occurrence_again(execution_id: str, scheduled_time: str, plan: Any,
+                     attempt: int) -> Occurrence:
+    """The occurrence an execution stands for, to deliver again (same id)."""
     return Occurrence(
-        execution_id=record["executionId"], job_id=plan.job_id, project_id=plan.project_id,
-        scheduled=parse_time(record["scheduledTime"]).timestamp(),
+        execution_id=execution_id, job_id=plan.job_id, project_id=plan.project_id,
+        scheduled=parse_time(scheduled_time).timestamp(),
         callback_url=plan.callback_url, target=plan.target, payload=plan.payload,
         attempt=max(1, attempt),
     )
 
 
-def occurrences_to_resume(records: list[Record], plans: dict[int, Any],
+def occurrence_from_record(record: Execution, plan: Any, attempt: int) -> Occurrence:
+    """The occurrence an execution record stands for, to deliver again (same id)."""
+    return occurrence_again(record.id, record.scheduled_time, plan, attempt)
+
+
+def occurrences_to_resume(records: list[Execution], plans: dict[int, Any],
                           now: float) -> tuple[list[Occurrence], list[tuple[Occurrence, float]]]:
     """Split unfinished records into occurrences to send now and retries to wait for."""
     now_list: list[Occurrence] = []
     later: list[tuple[Occurrence, float]] = []
     for record in records:
-        plan = plans.get(record["jobId"])
+        plan = plans.get(record.job_id)
         if plan is None:
             continue
         # `attempts` counts the attempts already made (a held occurrence has made none)
-        occurrence = occurrence_from_record(record, plan, record["attempts"] + 1)
-        retry_at = record["nextRetryAt"]
-        if record["state"] == "retrying" and retry_at and parse_time(retry_at).timestamp() > now:
+        occurrence = occurrence_from_record(record, plan, record.attempts + 1)
+        retry_at = record.next_retry_at
+        if record.state == "retrying" and retry_at and parse_time(retry_at).timestamp() > now:
             later.append((occurrence, parse_time(retry_at).timestamp() - now))
         else:
             now_list.append(occurrence)
@@ -51,9 +57,9 @@ def occurrences_to_resume(records: list[Record], plans: dict[int, Any],
 class RecoveryService(Service):
     """Runs once at start, after the scheduler has planned every job."""
 
-    def __init__(self, clock: Any, unfinished: Callable[[], list[Record]],
+    def __init__(self, clock: Any, unfinished: Callable[[], list[Execution]],
                  plans: Callable[[], dict[int, Any]], executor: Any,
-                 outbox: Callable[[], list[Record]] = list) -> None:
+                 outbox: Callable[[], list[DeliveryRecord]] = list) -> None:
         self._clock = clock
         self._unfinished = unfinished
         self._plans = plans
@@ -65,20 +71,20 @@ class RecoveryService(Service):
         plans = self._plans()
         outbox = self._outbox()
         # an occurrence the outbox lists was sent after whatever its stored record says
-        listed = {entry[0] for row in outbox for entry in row["occurrences"]}
+        listed = {o.execution_id for delivery in outbox for o in delivery.occurrences}
         resent = 0
-        for row in outbox:
+        for delivery in outbox:
             resend, dropped = [], []
-            for execution_id, job_id, scheduled, attempt in row["occurrences"]:
-                plan = plans.get(job_id)
+            for o in delivery.occurrences:
+                plan = plans.get(o.job_id)
                 if plan is None:
-                    dropped.append(execution_id)
+                    dropped.append(o.execution_id)
                     continue
-                record = {"executionId": execution_id, "scheduledTime": scheduled}
-                resend.append(occurrence_from_record(record, plan, attempt + 1))
+                resend.append(occurrence_again(o.execution_id, o.scheduled_time, plan,
+                                               o.attempt + 1))
             resent += len(resend)
-            self._executor.redeliver(resend, replaces=row["id"], dropped=dropped)
-        unfinished = [r for r in self._unfinished() if r["executionId"] not in listed]
+            self._executor.redeliver(resend, replaces=delivery.id, dropped=dropped)
+        unfinished = [r for r in self._unfinished() if r.id not in listed]
         now_list, later = occurrences_to_resume(unfinished, plans, self._clock.seconds())
         if now_list or later or resent:
             log.info("resuming {now} unfinished occurrences now ({resent} of them sent before "

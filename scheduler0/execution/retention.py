@@ -20,8 +20,8 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 
 from ..consensus.interface import ICommandLog
-from ..state import commands as C
-from ..state.commands import new_command
+from ..state.commands import issue
+from ..state.payloads import PruneExecutions
 from ..timestamps import format_time, from_seconds
 
 log = Logger()
@@ -89,12 +89,12 @@ class RetentionService(Service):
         deleted = forgotten = 0
         low = 1
         while True:
-            payload: dict[str, Any] = {"before": before, "keep_per_job": self._per_job,
-                                       "jobs": [low, low + self._jobs_per_command]}
-            if low == 1:
-                payload["commands_before"] = format_time(from_seconds(now - COMMANDS_KEPT))
-            result = await self._commands.submit(
-                new_command(C.EXECUTION_PRUNE, payload, self._clock.seconds()))
+            payload = PruneExecutions(
+                before=before, keep_per_job=self._per_job,
+                jobs=(low, low + self._jobs_per_command),
+                commands_before=(format_time(from_seconds(now - COMMANDS_KEPT))
+                                 if low == 1 else None))
+            result = await self._commands.submit(issue(payload, self._clock.seconds()))
             deleted += result.get("deleted", 0)
             forgotten += result.get("commands", 0)
             low += self._jobs_per_command

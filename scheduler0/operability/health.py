@@ -176,13 +176,13 @@ class HealthReport:
             })
         tasks = []
         for record in reads.dead_letters(limit=MAX_TASKS):
-            next_run = self._scheduler.next_fire(record["jobId"])
+            next_run = self._scheduler.next_fire(record.job_id)
             tasks.append({
-                "instance": self.endpoint_of_job(record["jobId"], record["target"]),
+                "instance": self.endpoint_of_job(record.job_id, record.target),
                 "type": EXECUTION_TYPE,
-                "nextRun": _time(next_run), "lastError": record["lastError"],
-                "failures": record["attempts"], "executionId": record["executionId"],
-                "jobId": record["jobId"],
+                "nextRun": _time(next_run), "lastError": record.last_error,
+                "failures": record.attempts, "executionId": record.id,
+                "jobId": record.job_id,
             })
         return {
             "updatedAt": _time(now),

@@ -27,6 +27,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from twisted.logger import Logger
 
+from ..domain import Execution
 from ..schedule.occurrence import host_of
 
 log = Logger()
@@ -301,19 +302,19 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
 _FINISHED = frozenset(OUTCOMES)
 
 
-def record_observer(metrics: "Metrics") -> Callable[[list[dict]], None]:
+def record_observer(metrics: "Metrics") -> Callable[[list[Execution]], None]:
     """Feed execution records (as the recorder queues them) into the metrics: outcomes and
     callback durations. The executor records one POST's outcomes per call, and they share
     its duration: it is observed once per POST, not once per occurrence in it."""
 
-    def observe(records: list[dict]) -> None:
+    def observe(records: list[Execution]) -> None:
         outcomes: dict[str, int] = {}
         durations = set()
         for record in records:
-            state = record["state"]
+            state = record.state
             if state in _FINISHED:
                 outcomes[state] = outcomes.get(state, 0) + 1
-                duration = record.get("duration_ms")
+                duration = record.duration_ms
                 if duration is not None:
                     durations.add(duration)
         for duration in durations:

@@ -12,12 +12,14 @@ from __future__ import annotations
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+import attrs
+
+from ..domain import DeliveryFinished, Execution
 from ..execution.recorder import ExecutionRecorder
 from ..execution.recovery import occurrence_from_record
 from ..schedule.occurrence import endpoint_of, host_of, target_of
-from ..state import commands as C
-from ..state.commands import new_command
-from ..store.reads import Record
+from ..state.commands import issue
+from ..state.payloads import DeleteExecutions
 from ..timestamps import format_time, from_seconds
 
 COMPLETE = "complete"
@@ -40,7 +42,8 @@ class Repairs:
     """
 
     def __init__(self, clock: Any, scheduler: Any, executor: Any, recorder: ExecutionRecorder,
-                 commands: Any, reads: Callable[[], Any], executions: Callable[[str], Record | None],
+                 commands: Any, reads: Callable[[], Any],
+                 executions: Callable[[str], Execution | None],
                  hanging_after: float, node_id: int = 1) -> None:
         self._clock = clock
         self._scheduler = scheduler
@@ -128,13 +131,13 @@ class Repairs:
 
     # -- dead letters -----------------------------------------------------------------
 
-    def _dead_letters(self, instance: str | None) -> list[Record]:
+    def _dead_letters(self, instance: str | None) -> list[Execution]:
         if instance is None:
             return self._reads().dead_letters()
         kind, key = self.resolve_instance(instance)
         records = self._reads().dead_letters(host_of(key))
         if kind == "endpoint":
-            records = [r for r in records if self._endpoint_of_job(r["jobId"]) == key]
+            records = [r for r in records if self._endpoint_of_job(r.job_id) == key]
         return records
 
     def retry_dead(self, instance: str | None = None) -> dict:
@@ -144,89 +147,90 @@ class Repairs:
 
     def retry_execution(self, execution_id: str) -> dict:
         record = self._require(execution_id)
-        if record["state"] != "dead":
-            raise RepairError(409, f"execution {execution_id} is {record['state']}, not dead; "
+        if record.state != "dead":
+            raise RepairError(409, f"execution {execution_id} is {record.state}, not dead; "
                                    "only dead-lettered executions are retried by hand")
         self._require_job(record)
         return self._replay([record], "dead letter")
 
-    def _require_job(self, record: Record) -> None:
-        if record["jobId"] not in self._scheduler.plans:
-            raise RepairError(409, f"job {record['jobId']} of execution "
-                                   f"{record['executionId']} was deleted, so it is not sent "
+    def _require_job(self, record: Execution) -> None:
+        if record.job_id not in self._scheduler.plans:
+            raise RepairError(409, f"job {record.job_id} of execution "
+                                   f"{record.id} was deleted, so it is not sent "
                                    "again; the record stays as it is (delete it with DELETE "
-                                   f"/api/v1/executions/{record['executionId']})")
+                                   f"/api/v1/executions/{record.id})")
 
-    def _replay(self, records: list[Record], what: str) -> dict:
+    def _replay(self, records: list[Execution], what: str) -> dict:
         """Deliver C{records} again (same execution ids), even if their job is paused: an
         operator asked for it. A deleted job's are skipped (and stay as they are)."""
         plans = self._scheduler.plans
         occurrences, skipped = [], []
         for record in records:
-            plan = plans.get(record["jobId"])
+            plan = plans.get(record.job_id)
             if plan is None:
-                skipped.append(record["executionId"])
+                skipped.append(record.id)
                 continue
-            occurrences.append(occurrence_from_record(record, plan, record["attempts"] + 1))
+            occurrences.append(occurrence_from_record(record, plan, record.attempts + 1))
         if occurrences:
             self._executor.submit(occurrences, live=lambda job_id: job_id in plans)
         return {"retried": [o.execution_id for o in occurrences], "skipped": skipped}
 
     def delete_dead(self, instance: str) -> Any:
-        ids = [r["executionId"] for r in self._dead_letters(instance)]
+        ids = [r.id for r in self._dead_letters(instance)]
         return self._delete(ids)
 
     def delete_execution(self, execution_id: str) -> Any:
         record = self._require(execution_id)
-        if record["state"] not in ("dead", "succeeded", "failed"):
-            raise RepairError(409, f"execution {execution_id} is {record['state']}; only "
+        if record.state not in ("dead", "succeeded", "failed"):
+            raise RepairError(409, f"execution {execution_id} is {record.state}; only "
                                    "finished or dead executions can be deleted")
         return self._delete([execution_id])
 
     def _delete(self, ids: list[str]) -> Any:
-        command = new_command(C.EXECUTION_DELETE, {"ids": ids}, self._clock.seconds())
+        command = issue(DeleteExecutions(ids=ids), self._clock.seconds())
         return self._commands.submit(command).addCallback(lambda result: {
             "deleted": result.get("deleted", 0)})
 
     # -- hanging executions -----------------------------------------------------------
 
-    def hanging(self) -> list[Record]:
+    def hanging(self) -> list[tuple[Execution, str | None]]:
+        """Hanging executions, each with the id of the delivery in the outbox it belongs
+        to (None for a 'dispatched' record without one)."""
         cutoff = format_time(from_seconds(self._clock.seconds() - self.hanging_after))
         in_flight = getattr(self._executor, "in_flight_ids", set())
-        return [r for r in self._reads().dispatched_before(cutoff)
-                if r["executionId"] not in in_flight]
+        return [(r, delivery) for r, delivery in self._reads().dispatched_before(cutoff)
+                if r.id not in in_flight]
 
     def resolve(self, execution_id: str, action: Any) -> Any:
         if action not in (COMPLETE, RERUN):
             raise RepairError(400, f'action: must be "{COMPLETE}" (record it done; the job '
                                    f'continues with its next occurrence) or "{RERUN}" (run '
                                    'that same scheduled time again)')
-        hanging = {r["executionId"]: r for r in self.hanging()}
-        record = hanging.get(execution_id)
-        if record is None:
+        hanging = {r.id: (r, delivery) for r, delivery in self.hanging()}
+        found = hanging.get(execution_id)
+        if found is None:
             self._require(execution_id)
             raise RepairError(409, f"execution {execution_id} is not hanging")
+        record, delivery_id = found
         stamp = format_time(from_seconds(self._clock.seconds()))
-        row = {
-            "id": record["executionId"], "job_id": record["jobId"],
-            "project_id": record["projectId"], "scheduled_time": record["scheduledTime"],
-            "state": "succeeded", "attempts": record["attempts"], "target": record["target"],
-            "node_id": self._node_id, "last_error": "resolved as complete by an operator",
-            "last_attempt_at": stamp,
-        }
+        row = Execution(
+            id=record.id, job_id=record.job_id, project_id=record.project_id,
+            scheduled_time=record.scheduled_time, state="succeeded",
+            attempts=record.attempts, target=record.target, node_id=self._node_id,
+            last_error="resolved as complete by an operator", last_attempt_at=stamp)
         # it leaves the delivery outbox in the same write that records what replaces it
-        released = ([{"id": record["deliveryId"], "executions": [execution_id]}]
-                    if record.get("deliveryId") else [])
+        released = ([DeliveryFinished(id=delivery_id, executions=[execution_id])]
+                    if delivery_id else [])
         if action == RERUN:
             self._require_job(record)
             # held ('scheduled') until the new delivery starts: durable all the way
-            row.update(state="scheduled", last_error=None, last_attempt_at=None)
+            row = attrs.evolve(row, state="scheduled", last_error=None, last_attempt_at=None)
             d = self._recorder.record([row], finished=released)
             return d.addCallback(lambda _: self._replay([record], "hanging execution"))
         d = self._recorder.record([row], finished=released)
         return d.addCallback(lambda _: {"completed": [execution_id]})
 
-    def _require(self, execution_id: str) -> Record:
+    def _require(self, execution_id: str) -> Execution:
         record = self._execution(execution_id)
         if record is None:
             raise RepairError(404, f"execution {execution_id} does not exist")

@@ -25,8 +25,8 @@ from twisted.application.service import Service
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from ..state import commands as C
-from ..state.commands import new_command
+from ..state.commands import issue
+from ..state.payloads import SetSupervisor
 from ..timestamps import format_time, from_seconds
 
 log = Logger()
@@ -140,8 +140,8 @@ class Supervisor:
         stores one whose first write failed); a failure is logged, never raised."""
         if self._commands is None:
             return
-        payload = {"halted": halted, "reason": OPERATOR_REASON if halted else None,
-                   "at": self.halted_since if halted else self._now()}
+        payload = SetSupervisor(halted=halted, reason=OPERATOR_REASON if halted else None,
+                                at=self.halted_since if halted else self._now())
         what = "halt" if halted else "restart"
         after = ("a restart of the process would resume the scheduler" if halted else
                  "a restart of the process would come up halted")
@@ -158,8 +158,7 @@ class Supervisor:
                         what=what, after=after)
 
         try:
-            d = self._commands.submit(new_command(C.SUPERVISOR_SET, payload,
-                                                  self._clock.seconds()))
+            d = self._commands.submit(issue(payload, self._clock.seconds()))
         except Exception:
             log.failure("the operator's {what} could not be stored; it holds in memory, but "
                         "{after}: repeat the request once the node can write",

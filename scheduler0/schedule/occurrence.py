@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 import attrs
 
+from ..domain import Job
 from ..timestamps import format_time
 
 UTC = timezone.utc
@@ -102,13 +103,17 @@ class Occurrence:
         ).encode()
 
 
-PAYLOAD_FIELDS = ("id", "projectId", "spec", "callbackUrl", "data", "executionType",
-                  "timezone", "startDate", "endDate", "dateCreated")
-
-
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def job_payload(job: dict) -> bytes:
-    """The fixed part of a job's callback element: its public fields, open-ended."""
-    return _encode({k: job.get(k) for k in PAYLOAD_FIELDS})[:-1].encode()
+def job_payload(job: Job) -> bytes:
+    """The fixed part of a job's callback element: its public fields (camelCase, the
+    callbacks' shape), open-ended."""
+    fields = job.fields
+    return _encode({
+        "id": job.id, "projectId": fields.project_id, "spec": fields.spec,
+        "callbackUrl": fields.callback_url, "data": fields.data,
+        "executionType": fields.execution_type, "timezone": fields.timezone,
+        "startDate": fields.start_date, "endDate": fields.end_date,
+        "dateCreated": job.date_created,
+    })[:-1].encode()

@@ -14,7 +14,7 @@ import math
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from ..store.reads import Record
+from ..domain import Job
 from ..timestamps import parse_time
 from .occurrence import job_payload, target_of
 from .spec import EverySchedule, Schedule, load_zone, parse_spec
@@ -33,25 +33,26 @@ class JobPlan:
                  "paused", "policy", "grace", "callback_url", "target", "payload",
                  "next_fire", "generation", "last_scheduled", "last_extra")
 
-    def __init__(self, job: Record, generation: int) -> None:
-        self.job_id: int = job["id"]
-        self.project_id: int = job["projectId"]
-        self.schedule: Schedule = parse_spec(job["spec"])
-        self.zone: ZoneInfo = load_zone(job["timezone"])
-        self.anchor: datetime = _parsed(job["dateCreated"])
-        self.start = _parsed(job["startDate"]) if job["startDate"] else None
-        self.end = _parsed(job["endDate"]) if job["endDate"] else None
+    def __init__(self, job: Job, generation: int) -> None:
+        fields = job.fields
+        self.job_id: int = job.id
+        self.project_id: int = fields.project_id
+        self.schedule: Schedule = parse_spec(fields.spec)
+        self.zone: ZoneInfo = load_zone(fields.timezone)
+        self.anchor: datetime = _parsed(job.date_created)
+        self.start = _parsed(fields.start_date) if fields.start_date else None
+        self.end = _parsed(fields.end_date) if fields.end_date else None
         # (whole-second anchor, interval) for a plain @every job: its next fire is float
         # arithmetic, the hot path when thousands fire in the same second
         self.every: tuple[int, int] | None = None
         if (isinstance(self.schedule, EverySchedule) and self.start is None
                 and self.end is None):
             self.every = (math.floor(self.anchor.timestamp()), self.schedule.seconds)
-        self.paused: bool = job["paused"]
-        self.policy: str = job["misfirePolicy"]
-        self.grace: int = job["misfireGraceSeconds"]
-        self.callback_url: str = job["callbackUrl"]
-        self.target: str = target_of(job["callbackUrl"])
+        self.paused: bool = fields.paused
+        self.policy: str = fields.misfire_policy
+        self.grace: int = fields.misfire_grace_seconds
+        self.callback_url: str = fields.callback_url
+        self.target: str = target_of(fields.callback_url)
         self.payload: bytes = job_payload(job)
         self.next_fire: float | None = None
         self.generation = generation

@@ -34,12 +34,13 @@ import itertools
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
+import attrs
 from twisted.application.service import Service
 from twisted.logger import Logger
 
+from ..domain import Job
 from ..state import commands as C
 from ..state.commands import Command
-from ..store.reads import Record, job_record
 from ..timestamps import parse_time
 from .occurrence import Occurrence, execution_id
 from .plan import JobPlan
@@ -80,8 +81,8 @@ class SchedulerService(Service):
     @param owns: whether this node executes a job (all jobs on a single node).
     """
 
-    def __init__(self, clock: Any, load: Callable[[], tuple[Iterable[Record], dict[int, str]]],
-                 job_records: Callable[[list[int]], list[Record]],
+    def __init__(self, clock: Any, load: Callable[[], tuple[Iterable[Job], dict[int, str]]],
+                 job_records: Callable[[list[int]], list[Job]],
                  dispatch: Callable[[list[Occurrence]], None],
                  fire_times: FireTimeCache | None = None,
                  owns: Callable[[int], bool] = lambda job_id: True) -> None:
@@ -98,7 +99,7 @@ class SchedulerService(Service):
         #: when a turn ran out of TICK_BUDGET: the instant whose due entries are being worked off
         self._backlog: float | None = None
         self.halted = False
-        self._creating: deque[Record] = deque()
+        self._creating: deque[Job] = deque()
         self._planning: Any = None
         self._skips = SkippedOccurrences(clock, running=lambda: bool(self.running))
 
@@ -110,11 +111,11 @@ class SchedulerService(Service):
         now = self._clock.seconds()
         due: list[Occurrence] = []
         for job in records:
-            if not self._owns(job["id"]):
+            if not self._owns(job.id):
                 continue
             try:
                 plan = self._new_plan(job)
-                stamp = last.get(job["id"])
+                stamp = last.get(job.id)
                 plan.last_scheduled = parse_time(stamp).timestamp() if stamp else None
                 if self.halted:
                     # halted before the start (an operator's halt kept across a restart):
@@ -126,7 +127,7 @@ class SchedulerService(Service):
                 due.extend(self._plan(plan, plan.last_scheduled, now, catch_up=True,
                                       tolerance=0, reason="downtime"))
             except Exception:
-                self._unplannable(job["id"])
+                self._unplannable(job.id)
         log.info("scheduler planned {jobs} jobs; {due} missed occurrences to catch up",
                  jobs=len(self.plans), due=len(due))
         if due:
@@ -211,13 +212,13 @@ class SchedulerService(Service):
         if command.kind == C.JOB_CREATE:
             stamp = command.issued_at
             self._creating.extend(
-                job_record({**columns, "date_created": stamp, "date_modified": stamp})
-                for columns in command.payload["jobs"] if self._owns(columns["id"]))
+                attrs.evolve(job, date_created=stamp, date_modified=stamp)
+                for job in command.payload.jobs if self._owns(job.id))
             self._plan_created()
         elif command.kind == C.JOB_UPDATE:
-            self._replan(command.payload["id"])
+            self._replan(command.payload.id)
         elif command.kind == C.JOB_DELETE:
-            self.plans.pop(command.payload["id"], None)
+            self.plans.pop(command.payload.id, None)
 
     def _plan_created(self) -> None:
         """
@@ -231,11 +232,11 @@ class SchedulerService(Service):
         now = self._clock.seconds()
         for _ in range(min(CREATE_BUDGET, len(self._creating))):
             job = self._creating.popleft()
-            self.plans.pop(job["id"], None)
+            self.plans.pop(job.id, None)
             try:
                 self._plan(self._new_plan(job), None, now, catch_up=False)
             except Exception:
-                self._unplannable(job["id"])
+                self._unplannable(job.id)
         if self._creating:
             self._planning = self._clock.callLater(0, self._plan_created)
         self._arm()
@@ -265,7 +266,7 @@ class SchedulerService(Service):
 
     # -- planning -----------------------------------------------------------------------
 
-    def _new_plan(self, job: Record) -> JobPlan:
+    def _new_plan(self, job: Job) -> JobPlan:
         plan = JobPlan(job, next(self._generations))
         self.plans[plan.job_id] = plan
         return plan

@@ -1,9 +1,11 @@
 """
 Commands: the only way the replicated state changes.
 
-A command is plain, versioned, JSON-able data. Everything that applying it needs (ids,
-timestamps, hashed secrets) is inside it, decided by the node that proposes it, so every
-replica that applies the same command ends with the same rows.
+A command is a typed payload (L{scheduler0.state.payloads}) with an id, a kind and the
+time it was issued. Everything that applying it needs (ids, timestamps, hashed secrets)
+is inside it, decided by the node that proposes it, so every replica that applies the
+same command ends with the same rows. Its JSON form (L{Command.to_json}) is what a log
+carries; a command read back from JSON is typed again (L{Command.from_json}).
 """
 
 from __future__ import annotations
@@ -15,43 +17,48 @@ from typing import Any, Mapping
 import attrs
 
 from ..timestamps import format_time, from_seconds
+from .kinds import *  # noqa: F401,F403  (the kind names have always been importable here)
+from .payloads import Payload, payload_from_json
 
 COMMAND_FORMAT_VERSION = 1
 
-PROJECT_CREATE = "project.create"
-PROJECT_UPDATE = "project.update"
-PROJECT_DELETE = "project.delete"
-PROJECT_ROTATE_SECRET = "project.rotate_secret"
-JOB_CREATE = "job.create"
-JOB_UPDATE = "job.update"
-JOB_DELETE = "job.delete"
-CREDENTIAL_CREATE = "credential.create"
-CREDENTIAL_UPDATE = "credential.update"
-CREDENTIAL_DELETE = "credential.delete"
-EXECUTION_RECORD = "execution.record"
-EXECUTION_DELETE = "execution.delete"
-EXECUTION_PRUNE = "execution.prune"
-#: the operator's halt or restart of the scheduler: {"halted": bool, "reason": str | None,
-#: "at": RFC 3339 time}, kept so that a restart of the process does not undo it
-SUPERVISOR_SET = "supervisor.set"
+
+def _typed(command: "Command") -> None:
+    """A payload given in its JSON form is typed now when it can be; one that cannot
+    (malformed, or of an unknown kind) stays as it is and is rejected when applied."""
+    if isinstance(command.payload, Mapping):
+        try:
+            typed = payload_from_json(command.kind, command.payload)
+        except Exception:
+            return
+        object.__setattr__(command, "payload", typed)
 
 
 @attrs.frozen
 class Command:
     """
     @ivar id: unique id chosen by the proposer; applying the same id twice changes nothing.
-    @ivar kind: what to do, one of the module's C{*_CREATE}/C{*_UPDATE}/... names.
+    @ivar kind: what to do (L{scheduler0.state.kinds}).
     @ivar issued_at: RFC 3339 UTC time the proposer stamped it with; every timestamp the
         command writes is this one.
-    @ivar payload: kind-specific JSON-able data.
+    @ivar payload: the kind's typed payload; or its JSON form when that does not make one
+        (the state machine then rejects the command as malformed).
     @ivar version: payload format version of this kind, for rolling upgrades.
     """
 
     id: str
     kind: str
     issued_at: str
-    payload: Mapping[str, Any]
+    payload: Any
     version: int = COMMAND_FORMAT_VERSION
+
+    def __attrs_post_init__(self) -> None:
+        _typed(self)
+
+    def payload_json(self) -> Any:
+        """The payload's JSON form."""
+        payload = self.payload
+        return payload if isinstance(payload, Mapping) else payload.to_json()
 
     def to_json(self) -> str:
         return json.dumps(
@@ -59,7 +66,7 @@ class Command:
                 "id": self.id,
                 "kind": self.kind,
                 "issuedAt": self.issued_at,
-                "payload": self.payload,
+                "payload": self.payload_json(),
                 "version": self.version,
             },
             separators=(",", ":"),
@@ -77,8 +84,15 @@ class Command:
         )
 
 
-def new_command(kind: str, payload: Mapping[str, Any], now: float) -> Command:
-    """Stamp a fresh command with a random id and the proposer's current time."""
-    return Command(
-        id=uuid.uuid4().hex, kind=kind, issued_at=format_time(from_seconds(now)), payload=payload
-    )
+def issue(payload: Payload, now: float) -> Command:
+    """A command carrying C{payload}, with a random id and the proposer's current time."""
+    return Command(id=uuid.uuid4().hex, kind=payload.KIND,
+                   issued_at=format_time(from_seconds(now)), payload=payload,
+                   version=payload.version)
+
+
+def new_command(kind: str, payload: Any, now: float) -> Command:
+    """A C{kind} command from its payload (typed, or in its JSON form), with a random id and
+    the proposer's current time."""
+    return Command(id=uuid.uuid4().hex, kind=kind, issued_at=format_time(from_seconds(now)),
+                   payload=payload)

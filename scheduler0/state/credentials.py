@@ -5,15 +5,12 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .commands import Command
+from .payloads import (CREDENTIAL_PROJECTS_VERSION, CreateCredential, DeleteCredential,
+                       UpdateCredential)
 from .rows import Rejected, Result, bump_sequence, missing_projects, require_row, update_row
 
-#: The payload version of a credential command that limits it to projects
-#: (C{project_ids}). An older release has no applier for it and rejects the command, where
-#: it would have ignored the field and stored a node-wide credential.
-CREDENTIAL_PROJECTS_VERSION = 2
-
-_CREDENTIAL_MUTABLE = frozenset({"archived", "scopes", "project_ids"})
+__all__ = ["CREDENTIAL_PROJECTS_VERSION", "create_credential", "delete_credential",
+           "update_credential"]
 
 
 def _project_ids_column(conn: sqlite3.Connection, project_ids: Any) -> str | None:
@@ -34,33 +31,33 @@ def _project_ids_column(conn: sqlite3.Connection, project_ids: Any) -> str | Non
     return ",".join(str(i) for i in sorted(wanted))
 
 
-def create_credential(conn: sqlite3.Connection, command: Command) -> Result:
-    credential = command.payload["credential"]
+def create_credential(conn: sqlite3.Connection, credential: CreateCredential,
+                      stamp: str) -> Result:
     conn.execute(
         "INSERT INTO credentials (id, api_key, secret_hash, scopes, archived, date_created, "
         "date_modified, project_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (credential["id"], credential["api_key"], credential["secret_hash"],
-         credential["scopes"], int(credential.get("archived", False)), command.issued_at,
-         command.issued_at, _project_ids_column(conn, credential.get("project_ids"))),
+        (credential.id, credential.api_key, credential.secret_hash, credential.scopes,
+         int(credential.archived), stamp, stamp,
+         _project_ids_column(conn, credential.project_ids)),
     )
-    bump_sequence(conn, "credentials", [credential["id"]])
-    return {"id": credential["id"]}
+    bump_sequence(conn, "credentials", [credential.id])
+    return {"id": credential.id}
 
 
-def update_credential(conn: sqlite3.Connection, command: Command) -> Result:
-    credential_id = command.payload["id"]
+def update_credential(conn: sqlite3.Connection, update: UpdateCredential,
+                      stamp: str) -> Result:
+    credential_id = update.id
     require_row(conn, "credentials", credential_id, "credential")
-    changes = {
-        k: v for k, v in command.payload["changes"].items() if k in _CREDENTIAL_MUTABLE
-    }
+    changes = dict(update.changes)
     if "project_ids" in changes:
         changes["project_ids"] = _project_ids_column(conn, changes["project_ids"])
-    update_row(conn, "credentials", credential_id, changes, command.issued_at)
+    update_row(conn, "credentials", credential_id, changes, stamp)
     return {"id": credential_id}
 
 
-def delete_credential(conn: sqlite3.Connection, command: Command) -> Result:
-    credential_id = command.payload["id"]
+def delete_credential(conn: sqlite3.Connection, delete: DeleteCredential,
+                      stamp: str) -> Result:
+    credential_id = delete.id
     require_row(conn, "credentials", credential_id, "credential")
     conn.execute("DELETE FROM credentials WHERE id = ?", (credential_id,))
     return {"id": credential_id}

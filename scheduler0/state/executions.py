@@ -6,18 +6,19 @@ step with them, deletion and retention (prune).
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
 
+from ..domain.execution import RECORDED_FIELDS, TERMINAL_STATES
 from ..timestamps import parse_time
-from .commands import Command
+from .payloads import DeleteExecutions, PruneExecutions, RecordExecutions
 from .rows import Result, existing_ids
 
-EXECUTION_COLUMNS = (
-    "id", "job_id", "project_id", "scheduled_time", "state", "attempts", "target", "node_id",
-    "last_status", "last_error", "error_category", "duration_ms", "lateness_ms",
-    "first_attempt_at", "last_attempt_at", "next_retry_at",
-)
-TERMINAL_STATES = ("succeeded", "failed", "dead")
+#: an execution's columns (but its dates): the fields of L{scheduler0.domain.Execution}
+EXECUTION_COLUMNS = RECORDED_FIELDS
+_recorded_values = operator.attrgetter(*RECORDED_FIELDS)
+__all__ = ["EXECUTION_COLUMNS", "TERMINAL_STATES", "delete_executions", "finish_delivery",
+           "prune_executions", "record_executions"]
 # a later record of the same execution replaces these; the others keep their last
 # known value when the later record leaves them out (e.g. lateness, first attempt)
 _REPLACED = ("state", "attempts", "target", "node_id", "next_retry_at")
@@ -33,7 +34,8 @@ _RECORD_SQL = (
 )
 
 
-def record_executions(conn: sqlite3.Connection, command: Command) -> Result:
+def record_executions(conn: sqlite3.Connection, payload: RecordExecutions,
+                      stamp: str) -> Result:
     """
     Upsert execution records and keep the delivery outbox in step, atomically:
     C{finished} deliveries (or some of their occurrences) leave the outbox in the same
@@ -42,24 +44,22 @@ def record_executions(conn: sqlite3.Connection, command: Command) -> Result:
     A record of a job deleted meanwhile is dropped (checked once per distinct job: a per-row
     subquery doubled the cost of every insert).
     """
-    stamp = command.issued_at
-    payload = command.payload
-    for finished in payload.get("finished", ()):
-        finish_delivery(conn, finished["id"], finished.get("executions"))
-    records = payload.get("records", ())
+    for finished in payload.finished:
+        finish_delivery(conn, finished.id, finished.executions)
+    records = payload.records
     if records:
-        live = existing_ids(conn, "jobs", {record["job_id"] for record in records})
+        live = existing_ids(conn, "jobs", {record.job_id for record in records})
         conn.executemany(_RECORD_SQL, [
-            tuple(record.get(c) for c in EXECUTION_COLUMNS) + (stamp, stamp)
-            for record in records if record["job_id"] in live
+            (*_recorded_values(record), stamp, stamp)
+            for record in records if record.job_id in live
         ])
-    started = payload.get("started", ())
+    started = payload.started
     if started:
         conn.executemany(
             "INSERT OR REPLACE INTO deliveries (id, node_id, project_id, target, started_at, "
             "occurrences) VALUES (?, ?, ?, ?, ?, ?)",
-            [(d["id"], d["node_id"], d["project_id"], d["target"], d["started_at"],
-              json.dumps(d["occurrences"], separators=(",", ":"))) for d in started])
+            [(d.id, d.node_id, d.project_id, d.target, d.started_at,
+              json.dumps(d.occurrences, separators=(",", ":"))) for d in started])
     return {"count": len(records)}
 
 
@@ -74,7 +74,8 @@ _FIRST_ATTEMPT_SQL = (
 
 
 def finish_delivery(conn: sqlite3.Connection, delivery_id: str,
-                    executions: list[str] | None, keep_facts: bool = True) -> None:
+                    executions: tuple[str, ...] | list[str] | None,
+                    keep_facts: bool = True) -> None:
     """
     Take a delivery out of the outbox; with C{executions}, only those occurrences. Their
     outcome is recorded by the same command (an outcome, a hold, a new delivery), but a
@@ -107,8 +108,9 @@ def finish_delivery(conn: sqlite3.Connection, delivery_id: str,
         conn.execute("DELETE FROM deliveries WHERE id = ?", (delivery_id,))
 
 
-def delete_executions(conn: sqlite3.Connection, command: Command) -> Result:
-    ids = command.payload["ids"]
+def delete_executions(conn: sqlite3.Connection, delete: DeleteExecutions,
+                      stamp: str) -> Result:
+    ids = delete.ids
     deleted = 0
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
@@ -118,7 +120,7 @@ def delete_executions(conn: sqlite3.Connection, command: Command) -> Result:
     return {"deleted": deleted}
 
 
-def prune_executions(conn: sqlite3.Connection, command: Command) -> Result:
+def prune_executions(conn: sqlite3.Connection, prune: PruneExecutions, stamp: str) -> Result:
     """
     Retention: finished executions older than C{before}, and beyond the newest
     C{keep_per_job} of each job, are deleted. An existing job's newest execution is always
@@ -130,14 +132,13 @@ def prune_executions(conn: sqlite3.Connection, command: Command) -> Result:
     write holds the writer for long. C{commands_before} also forgets applied command ids
     issued before it (kept only to answer a resubmitted command the same way).
     """
-    payload = command.payload
     terminal = ",".join(f"'{s}'" for s in TERMINAL_STATES)
-    before, keep = payload["before"], payload["keep_per_job"]
+    before, keep = prune.before, prune.keep_per_job
     forgotten = 0
-    if payload.get("commands_before"):
+    if prune.commands_before:
         forgotten = conn.execute("DELETE FROM applied_commands WHERE issued_at < ?",
-                                 (payload["commands_before"],)).rowcount
-    if "jobs" not in payload:
+                                 (prune.commands_before,)).rowcount
+    if prune.jobs is None:
         old = conn.execute(
             f"DELETE FROM executions WHERE state IN ({terminal}) AND scheduled_time < ? "
             "AND (scheduled_time < (SELECT max(e.scheduled_time) FROM executions e "
@@ -149,7 +150,7 @@ def prune_executions(conn: sqlite3.Connection, command: Command) -> Result:
             f"(PARTITION BY job_id ORDER BY scheduled_time DESC) AS n FROM executions) "
             f"WHERE n > ?) AND state IN ({terminal})", (keep,)).rowcount
         return {"deleted": old + excess, "commands": forgotten}
-    low, high = payload["jobs"]
+    low, high = prune.jobs
     deleted = 0
     # per job, through executions_by_job: its newest row (the anchor, while the job
     # exists) and the row just past the newest keep_per_job bound what goes

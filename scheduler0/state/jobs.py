@@ -3,44 +3,43 @@
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
 
-from .commands import Command
+from ..domain.job import JOB_FIELD_NAMES
 from .executions import finish_delivery
+from .payloads import CreateJobs, DeleteJob, UpdateJob
 from .rows import Rejected, Result, bump_sequence, missing_projects, require_row, update_row
 
-JOB_COLUMNS = (
-    "id", "project_id", "spec", "callback_url", "data", "execution_type", "timezone",
-    "start_date", "end_date", "paused", "misfire_policy", "misfire_grace_seconds",
-)
-_JOB_MUTABLE = frozenset(JOB_COLUMNS) - {"id"}
+#: a job's columns: its id, then its fields (L{scheduler0.domain.JobFields}), same names
+JOB_COLUMNS = ("id", *JOB_FIELD_NAMES)
+_field_values = operator.attrgetter(*JOB_FIELD_NAMES)
 
 
-def create_jobs(conn: sqlite3.Connection, command: Command) -> Result:
-    jobs = command.payload["jobs"]
-    missing = missing_projects(conn, {job["project_id"] for job in jobs})
+def create_jobs(conn: sqlite3.Connection, create: CreateJobs, stamp: str) -> Result:
+    jobs = create.jobs
+    missing = missing_projects(conn, {job.project_id for job in jobs})
     if missing:
-        index = next(i for i, job in enumerate(jobs) if job["project_id"] in missing)
+        index = next(i for i, job in enumerate(jobs) if job.project_id in missing)
         raise Rejected(
-            400, f"jobs[{index}].projectId: project {jobs[index]['project_id']} does not exist"
+            400, f"jobs[{index}].projectId: project {jobs[index].project_id} does not exist"
         )
-    stamp = command.issued_at
     conn.executemany(
         f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}, date_created, date_modified) "
         f"VALUES ({', '.join('?' * (len(JOB_COLUMNS) + 2))})",
-        [tuple(job[column] for column in JOB_COLUMNS) + (stamp, stamp) for job in jobs],
+        [(job.id, *_field_values(job.fields), stamp, stamp) for job in jobs],
     )
-    bump_sequence(conn, "jobs", (job["id"] for job in jobs))
+    bump_sequence(conn, "jobs", (job.id for job in jobs))
     return {"count": len(jobs)}
 
 
-def update_job(conn: sqlite3.Connection, command: Command) -> Result:
-    job_id = command.payload["id"]
+def update_job(conn: sqlite3.Connection, update: UpdateJob, stamp: str) -> Result:
+    job_id = update.id
     require_row(conn, "jobs", job_id, "job")
-    changes = {k: v for k, v in command.payload["changes"].items() if k in _JOB_MUTABLE}
+    changes = update.changes
     if "project_id" in changes and missing_projects(conn, {changes["project_id"]}):
         raise Rejected(400, f"projectId: project {changes['project_id']} does not exist")
-    update_row(conn, "jobs", job_id, changes, command.issued_at)
+    update_row(conn, "jobs", job_id, changes, stamp)
     return {"id": job_id}
 
 
@@ -48,7 +47,7 @@ def update_job(conn: sqlite3.Connection, command: Command) -> Result:
 DELETED_BEFORE_FINISHING = "the job was deleted before this occurrence finished"
 
 
-def delete_job(conn: sqlite3.Connection, command: Command) -> Result:
+def delete_job(conn: sqlite3.Connection, delete: DeleteJob, stamp: str) -> Result:
     """
     The job goes; its execution history stays until retention prunes it (an operator
     who deleted a job can still ask what it did). Occurrences that had not finished
@@ -57,12 +56,12 @@ def delete_job(conn: sqlite3.Connection, command: Command) -> Result:
     is any outcome recorded after this command (L{record_executions}): a deleted job's
     history ends with its deletion.
     """
-    job_id = command.payload["id"]
+    job_id = delete.id
     require_row(conn, "jobs", job_id, "job")
     conn.execute(
         "UPDATE executions SET state = 'failed', last_error = ?, next_retry_at = NULL, "
         "date_modified = ? WHERE job_id = ? AND state IN ('scheduled', 'dispatched', "
-        "'retrying')", (DELETED_BEFORE_FINISHING, command.issued_at, job_id))
+        "'retrying')", (DELETED_BEFORE_FINISHING, stamp, job_id))
     conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
     for delivery_id, occurrences in conn.execute(
             "SELECT d.id, d.occurrences FROM deliveries d WHERE EXISTS "

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
-from . import commands as C
+from . import kinds as C
 from . import credentials, executions, jobs, projects, supervisor
 from ..store.database import storage_failure
 from .commands import Command
-from .credentials import CREDENTIAL_PROJECTS_VERSION
 from .executions import EXECUTION_COLUMNS, TERMINAL_STATES
 from .jobs import DELETED_BEFORE_FINISHING, JOB_COLUMNS
+from .payloads import CREDENTIAL_PROJECTS_VERSION, payload_from_json
 from .rows import Rejected, Result
 
 # what importers have always found here; the appliers themselves live in one module per
@@ -57,7 +57,11 @@ def apply_command(conn: sqlite3.Connection, command: Command) -> Result:
             raise Rejected(
                 400, f"unknown command {command.kind!r} version {command.version}"
             )
-        result: Result = {"ok": True, **(applier(conn, command) or {})}
+        payload = command.payload
+        if isinstance(payload, Mapping):
+            # a payload that did not make a typed one: this raises what is wrong with it
+            payload = payload_from_json(command.kind, payload)
+        result: Result = {"ok": True, **(applier(conn, payload, command.issued_at) or {})}
     except Rejected as rejected:
         conn.execute("ROLLBACK TO command")
         result = {"ok": False, "status": rejected.status, "error": rejected.message}
@@ -123,7 +127,7 @@ def apply_batch(conn: sqlite3.Connection, commands: Iterable[Command]) -> list[R
 
 
 
-_APPLIERS: dict[tuple[str, int], Callable[[sqlite3.Connection, Command], Result | None]] = {
+_APPLIERS: dict[tuple[str, int], Callable[[sqlite3.Connection, Any, str], Result | None]] = {
     (C.PROJECT_CREATE, 1): projects.create_project,
     (C.PROJECT_UPDATE, 1): projects.update_project,
     (C.PROJECT_DELETE, 1): projects.delete_project,

@@ -5,10 +5,8 @@ from __future__ import annotations
 import sqlite3
 
 from ..store.schema import MAX_PREVIOUS_SECRETS
-from .commands import Command
+from .payloads import CreateProject, DeleteProject, RotateProjectSecret, UpdateProject
 from .rows import Rejected, Result, bump_sequence, require_row, update_row
-
-_PROJECT_FIELDS = ("name", "description")
 
 
 def _project_name_taken(conn: sqlite3.Connection, name: str, except_id: int | None) -> None:
@@ -17,31 +15,29 @@ def _project_name_taken(conn: sqlite3.Connection, name: str, except_id: int | No
         raise Rejected(409, f"a project named {name!r} already exists (id {row[0]})")
 
 
-def create_project(conn: sqlite3.Connection, command: Command) -> Result:
-    project = command.payload["project"]
-    _project_name_taken(conn, project["name"], None)
+def create_project(conn: sqlite3.Connection, project: CreateProject, stamp: str) -> Result:
+    _project_name_taken(conn, project.name, None)
     conn.execute(
         "INSERT INTO projects (id, name, description, signing_secret, date_created, "
         "date_modified) VALUES (?, ?, ?, ?, ?, ?)",
-        (project["id"], project["name"], project["description"], project["signing_secret"],
-         command.issued_at, command.issued_at),
+        (project.id, project.name, project.description, project.signing_secret, stamp, stamp),
     )
-    bump_sequence(conn, "projects", [project["id"]])
-    return {"id": project["id"]}
+    bump_sequence(conn, "projects", [project.id])
+    return {"id": project.id}
 
 
-def update_project(conn: sqlite3.Connection, command: Command) -> Result:
-    project_id = command.payload["id"]
+def update_project(conn: sqlite3.Connection, update: UpdateProject, stamp: str) -> Result:
+    project_id = update.id
     require_row(conn, "projects", project_id, "project")
-    changes = {k: v for k, v in command.payload["changes"].items() if k in _PROJECT_FIELDS}
+    changes = update.changes
     if "name" in changes:
         _project_name_taken(conn, changes["name"], project_id)
-    update_row(conn, "projects", project_id, changes, command.issued_at)
+    update_row(conn, "projects", project_id, changes, stamp)
     return {"id": project_id}
 
 
-def delete_project(conn: sqlite3.Connection, command: Command) -> Result:
-    project_id = command.payload["id"]
+def delete_project(conn: sqlite3.Connection, delete: DeleteProject, stamp: str) -> Result:
+    project_id = delete.id
     require_row(conn, "projects", project_id, "project")
     (jobs,) = conn.execute(
         "SELECT count(*) FROM jobs WHERE project_id = ?", (project_id,)
@@ -55,20 +51,20 @@ def delete_project(conn: sqlite3.Connection, command: Command) -> Result:
     return {"id": project_id}
 
 
-def rotate_project_secret(conn: sqlite3.Connection, command: Command) -> Result:
+def rotate_project_secret(conn: sqlite3.Connection, rotate: RotateProjectSecret,
+                          stamp: str) -> Result:
     """
     The new secret signs from now on; the one it replaces is kept beside it until
     C{previous_expires}. Earlier previous secrets keep their own expiry (a second rotation
     within the first one's grace does not cut it short); expired ones are dropped, and at
     most L{MAX_PREVIOUS_SECRETS} are kept, the most recently rotated out.
     """
-    project_id = command.payload["id"]
+    project_id = rotate.id
     project = require_row(conn, "projects", project_id, "project")
-    stamp = command.issued_at
     conn.execute(
         "INSERT OR REPLACE INTO previous_signing_secrets (project_id, secret, expires, "
         "rotated_at) VALUES (?, ?, ?, ?)",
-        (project_id, project["signing_secret"], command.payload["previous_expires"], stamp))
+        (project_id, project["signing_secret"], rotate.previous_expires, stamp))
     conn.execute("DELETE FROM previous_signing_secrets WHERE project_id = ? AND expires <= ?",
                  (project_id, stamp))
     conn.execute(
@@ -76,6 +72,6 @@ def rotate_project_secret(conn: sqlite3.Connection, command: Command) -> Result:
         "SELECT secret FROM previous_signing_secrets WHERE project_id = ? "
         "ORDER BY rotated_at DESC, expires DESC, secret LIMIT ?)",
         (project_id, project_id, MAX_PREVIOUS_SECRETS))
-    update_row(conn, "projects", project_id, {"signing_secret": command.payload["secret"]},
+    update_row(conn, "projects", project_id, {"signing_secret": rotate.secret},
                stamp)
     return {"id": project_id}

@@ -13,10 +13,12 @@ from functools import lru_cache
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
+from ...domain import Job, JobFields
 from ...execution.callback_client import UnsupportedURL, request_host
 from ...schedule.spec import SpecError, first_fire_or_error, load_zone, parse_spec
 from ...timestamps import format_time, parse_time
 from ..errors import BadRequest
+from ..shapes import JOB_JSON_NAMES
 from .text import (MAX_CRON_CHARS_PER_REQUEST, MAX_DATA_BYTES, MAX_GRACE_SECONDS, MAX_ID,
                    MAX_JOBS_PER_REQUEST, MAX_SPEC_CHARS, MAX_TIMEZONE_CHARS, MAX_URL_CHARS,
                    _aliases, _bounded_text, _echo, _is_id, _is_int, _normalise)
@@ -24,19 +26,8 @@ from .text import (MAX_CRON_CHARS_PER_REQUEST, MAX_DATA_BYTES, MAX_GRACE_SECONDS
 MISFIRE_POLICIES = ("skip", "fire_once", "fire_all")
 EXECUTION_TYPES = ("http",)
 
-_JOB_FIELDS = {
-    "projectId": "project_id",
-    "spec": "spec",
-    "callbackUrl": "callback_url",
-    "data": "data",
-    "executionType": "execution_type",
-    "timezone": "timezone",
-    "startDate": "start_date",
-    "endDate": "end_date",
-    "paused": "paused",
-    "misfirePolicy": "misfire_policy",
-    "misfireGraceSeconds": "misfire_grace_seconds",
-}
+#: a job's fields by the names clients send them under
+_JOB_FIELDS = {camel: name for name, camel in JOB_JSON_NAMES.items()}
 _SERVER_OWNED = frozenset({"id", "dateCreated", "dateModified", "nextRunAt", "lastExecutionDate",
                            "executionId", "timezoneOffset"})
 
@@ -81,18 +72,19 @@ def _time_field(fields: Mapping[str, Any], name: str, where: str) -> datetime | 
 
 
 def validate_job(raw: Any, *, now: datetime, default_grace: int, index: int | None = None,
-                 existing: Mapping[str, Any] | None = None,
+                 existing: Job | None = None,
                  checked: set[tuple] | None = None,
-                 url_policy: Callable[[str], str | None] | None = None) -> dict[str, Any]:
+                 url_policy: Callable[[str], str | None] | None = None) -> JobFields:
     """
-    Validate one job object and return its column values (without C{id}).
+    Validate one job object and return its fields.
 
-    @param existing: the stored job (API record) when updating: absent fields keep its values.
+    @param existing: the stored job when updating: absent fields keep its values.
     @raise BadRequest: naming the element index (in a batch) and the field.
     """
     where = f"jobs[{index}]." if index is not None else ""
     given = _normalise(raw, _JOB_NAMES, where)
-    fields = {camel: existing[camel] for camel in _JOB_FIELDS} if existing else {}
+    fields = ({camel: getattr(existing.fields, name) for camel, name in _JOB_FIELDS.items()}
+              if existing else {})
     fields.update(given)
 
     project_id = fields.get("projectId")
@@ -170,7 +162,7 @@ def validate_job(raw: Any, *, now: datetime, default_grace: int, index: int | No
         raise BadRequest(f"{where}misfireGraceSeconds: must be a whole number of seconds from "
                          f"0 to {MAX_GRACE_SECONDS}")
 
-    anchor = parse_time(existing["dateCreated"]) if existing else now
+    anchor = parse_time(existing.date_created) if existing and existing.date_created else now
     # jobs of one batch share their anchor (now): a (spec, zone, start, end) that can fire
     # for one of them can fire for all, so it is checked once per batch
     key = (schedule.text, zone_name, start, end)
@@ -182,27 +174,27 @@ def validate_job(raw: Any, *, now: datetime, default_grace: int, index: int | No
         if checked is not None:
             checked.add(key)
 
-    return {
-        "project_id": project_id,
-        "spec": spec_text,
-        "callback_url": url,
-        "data": data,
-        "execution_type": execution_type,
-        "timezone": zone_name,
-        "start_date": format_time(start) if start else None,
-        "end_date": format_time(end) if end else None,
-        "paused": int(paused),
-        "misfire_policy": policy,
-        "misfire_grace_seconds": grace,
-    }
+    return JobFields(
+        project_id=project_id,
+        spec=spec_text,
+        callback_url=url,
+        data=data,
+        execution_type=execution_type,
+        timezone=zone_name,
+        start_date=format_time(start) if start else None,
+        end_date=format_time(end) if end else None,
+        paused=paused,
+        misfire_policy=policy,
+        misfire_grace_seconds=grace,
+    )
 
 
 def validate_jobs(body: Any, *, now: datetime, default_grace: int,
                   url_policy: Callable[[str], str | None] | None = None
-                  ) -> tuple[list[dict], bool]:
+                  ) -> tuple[list[JobFields], bool]:
     """
     A job object or an array of them. The whole batch is checked before anything is
-    stored. Returns the column values and whether the input was an array.
+    stored. Returns their fields and whether the input was an array.
     """
     if isinstance(body, list):
         if not body:

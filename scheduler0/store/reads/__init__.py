@@ -20,22 +20,23 @@ from ...secrets_at_rest import SigningSecretBox
 from .common import Projects, Queries, Record, _only
 from .credentials import _PREVIOUS_SECRETS, CredentialQueries, credential_record
 from .executions import (EXECUTION_ROW, EXECUTIONS_COUNT_CAP, IN_FLIGHT, _IN_FLIGHT_IDS, _ROW,
-                         ExecutionQueries, execution_record)
-from .jobs import ProjectJobQueries, job_record, project_record
+                         ExecutionQueries, execution_from_row)
+from .jobs import ProjectJobQueries, job_from_row, project_record
 from .operations import _DEAD, OperationsReader
 from .scheduler import ScheduleReader
 
 __all__ = [
     "EXECUTION_ROW", "EXECUTIONS_COUNT_CAP", "IN_FLIGHT", "OperationsReader", "Projects",
-    "Record", "ScheduleReader", "StateReader", "credential_record", "execution_record",
-    "job_record", "project_record",
+    "Record", "ScheduleReader", "StateReader", "credential_record", "execution_from_row",
+    "job_from_row", "project_record",
     # private helpers, kept importable from here for anyone who reached for them
     "_DEAD", "_IN_FLIGHT_IDS", "_PREVIOUS_SECRETS", "_ROW", "_only", "Queries",
 ]
 
 
 class StateReader(ProjectJobQueries, ExecutionQueries, CredentialQueries):
-    """Typed queries over one read connection. Rows come back as API-shaped records.
+    """Typed queries over one read connection. Jobs and executions come back as domain
+    records (L{scheduler0.domain}); projects and credentials as API-shaped dicts.
 
     @param signing_box: opens the sealed signing secrets (None: plaintext ones only).
     """

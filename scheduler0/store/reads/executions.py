@@ -8,8 +8,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from ...domain import Execution
 from ...state.machine import EXECUTION_COLUMNS
-from .common import Projects, Queries, Record, _only
+from .common import Projects, Queries, _only
 
 #: The columns of an execution row, in table order.
 EXECUTION_ROW = (*EXECUTION_COLUMNS, "date_created", "date_modified")
@@ -37,28 +38,9 @@ _ROW = ", ".join(EXECUTION_ROW)
 EXECUTIONS_COUNT_CAP = 100_000
 
 
-def execution_record(row: sqlite3.Row) -> Record:
-    """An execution (stored, or in flight from the outbox) as the API shows it."""
-    return {
-        "executionId": row["id"],
-        "jobId": row["job_id"],
-        "projectId": row["project_id"],
-        "scheduledTime": row["scheduled_time"],
-        "state": row["state"],
-        "attempts": row["attempts"],
-        "target": row["target"],
-        "nodeId": row["node_id"],
-        "lastStatus": row["last_status"],
-        "lastError": row["last_error"],
-        "errorCategory": row["error_category"],
-        "durationMs": row["duration_ms"],
-        "latenessMs": row["lateness_ms"],
-        "firstAttemptAt": row["first_attempt_at"],
-        "lastAttemptAt": row["last_attempt_at"],
-        "nextRetryAt": row["next_retry_at"],
-        "dateCreated": row["date_created"],
-        "dateModified": row["date_modified"],
-    }
+def execution_from_row(row: sqlite3.Row) -> Execution:
+    """An execution (stored, or in flight from the outbox)."""
+    return Execution(*(row[name] for name in EXECUTION_ROW))
 
 
 class ExecutionQueries(Queries):
@@ -66,15 +48,15 @@ class ExecutionQueries(Queries):
 
     executions_count_cap: int
 
-    def execution(self, execution_id: str) -> Record | None:
+    def execution(self, execution_id: str) -> Execution | None:
         row = (self._one(f"SELECT * FROM ({IN_FLIGHT}) WHERE id = ?", (execution_id,))
                or self._one("SELECT * FROM executions WHERE id = ?", (execution_id,)))
-        return execution_record(row) if row else None
+        return execution_from_row(row) if row else None
 
     def executions(self, *, job_id: int | None = None, project_id: int | None = None,
                    state: str | None = None, since: str | None = None,
                    until: str | None = None, limit: int = 50, offset: int = 0,
-                   only: Projects = None) -> tuple[list[Record], int, bool]:
+                   only: Projects = None) -> tuple[list[Execution], int, bool]:
         """Newest first, filtered on scheduled time C{[since, until)} and to the projects
         in C{only} (when given); occurrences being
         delivered now are listed as 'dispatched'. Answers the page, the number of matching
@@ -107,7 +89,7 @@ class ExecutionQueries(Queries):
             total = self._count(
                 f"SELECT count(*) FROM (SELECT 1 FROM executions WHERE {where} LIMIT ?)",
                 (*args, count_cap + 1))
-            return [execution_record(r) for r in rows], min(total, count_cap), total > count_cap
+            return [execution_from_row(r) for r in rows], min(total, count_cap), total > count_cap
         stored = f"SELECT {_ROW} FROM executions WHERE {where} AND id NOT IN ({_IN_FLIGHT_IDS})"
         flying = f"SELECT {_ROW} FROM ({IN_FLIGHT}) WHERE {where}"
         rows = self._conn.execute(
@@ -115,7 +97,7 @@ class ExecutionQueries(Queries):
             (*args, *args, limit, offset)).fetchall()
         total = self._count(f"SELECT count(*) FROM ({stored} UNION ALL {flying} LIMIT ?)",
                             (*args, *args, count_cap + 1))
-        return [execution_record(r) for r in rows], min(total, count_cap), total > count_cap
+        return [execution_from_row(r) for r in rows], min(total, count_cap), total > count_cap
 
     def has_executions(self, job_id: int, only: Projects = None) -> bool:
         """Whether any execution of C{job_id} is stored (a deleted job's history too), in

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Iterable
 
+from ...domain import Job, JobFields
 from .common import Projects, Queries, Record, _only
 
 
@@ -22,24 +23,26 @@ def project_record(row: sqlite3.Row) -> Record:
     }
 
 
-def job_record(row: sqlite3.Row) -> Record:
-    """A job as the API shows it, camelCase, C{paused} a boolean."""
-    return {
-        "id": row["id"],
-        "projectId": row["project_id"],
-        "spec": row["spec"],
-        "callbackUrl": row["callback_url"],
-        "data": row["data"],
-        "executionType": row["execution_type"],
-        "timezone": row["timezone"],
-        "startDate": row["start_date"],
-        "endDate": row["end_date"],
-        "paused": bool(row["paused"]),
-        "misfirePolicy": row["misfire_policy"],
-        "misfireGraceSeconds": row["misfire_grace_seconds"],
-        "dateCreated": row["date_created"],
-        "dateModified": row["date_modified"],
-    }
+def job_from_row(row: sqlite3.Row) -> Job:
+    """A stored job (C{paused} a boolean)."""
+    return Job(
+        id=row["id"],
+        fields=JobFields(
+            project_id=row["project_id"],
+            spec=row["spec"],
+            callback_url=row["callback_url"],
+            data=row["data"],
+            execution_type=row["execution_type"],
+            timezone=row["timezone"],
+            start_date=row["start_date"],
+            end_date=row["end_date"],
+            paused=row["paused"],
+            misfire_policy=row["misfire_policy"],
+            misfire_grace_seconds=row["misfire_grace_seconds"],
+        ),
+        date_created=row["date_created"],
+        date_modified=row["date_modified"],
+    )
 
 
 class ProjectJobQueries(Queries):
@@ -77,12 +80,12 @@ class ProjectJobQueries(Queries):
 
     # jobs
 
-    def job(self, job_id: int) -> Record | None:
+    def job(self, job_id: int) -> Job | None:
         row = self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
-        return job_record(row) if row else None
+        return job_from_row(row) if row else None
 
     def jobs(self, project_id: int | None, limit: int, offset: int,
-             only: Projects = None) -> tuple[list[Record], int]:
+             only: Projects = None) -> tuple[list[Job], int]:
         """A page of jobs, of C{project_id} or of every project, among the projects in
         C{only} (when given)."""
         if only is not None and project_id is not None and project_id not in only:
@@ -99,13 +102,13 @@ class ProjectJobQueries(Queries):
                 (project_id, limit, offset),
             ).fetchall()
             total = self._count("SELECT count(*) FROM jobs WHERE project_id = ?", (project_id,))
-        return [job_record(r) for r in rows], total
+        return [job_from_row(r) for r in rows], total
 
-    def jobs_by_ids(self, ids: list[int]) -> list[Record]:
-        records: list[Record] = []
+    def jobs_by_ids(self, ids: list[int]) -> list[Job]:
+        records: list[Job] = []
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            records.extend(job_record(r) for r in self._conn.execute(
+            records.extend(job_from_row(r) for r in self._conn.execute(
                 f"SELECT * FROM jobs WHERE id IN ({marks}) ORDER BY id", chunk))
         return records

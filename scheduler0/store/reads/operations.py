@@ -8,8 +8,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from ...domain import Execution
 from .common import Record
-from .executions import IN_FLIGHT, _IN_FLIGHT_IDS, execution_record
+from .executions import IN_FLIGHT, _IN_FLIGHT_IDS, execution_from_row
 
 #: dead letters: dead, of a job that still exists (a deleted job's are history, not
 #: something to act on), and not being delivered again (a replay in flight)
@@ -27,7 +28,8 @@ class OperationsReader:
         return self._conn.execute(
             f"SELECT count(*) FROM executions WHERE {_DEAD}").fetchone()[0]
 
-    def dead_letters(self, target: str | None = None, limit: int | None = None) -> list[Record]:
+    def dead_letters(self, target: str | None = None,
+                     limit: int | None = None) -> list[Execution]:
         """Dead-lettered executions, most recent first."""
         sql = f"SELECT * FROM executions WHERE {_DEAD}"
         args: list[Any] = []
@@ -38,7 +40,7 @@ class OperationsReader:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        return [execution_record(r) for r in self._conn.execute(sql, args)]
+        return [execution_from_row(r) for r in self._conn.execute(sql, args)]
 
     def dead_letters_by_target(self) -> dict[str, Record]:
         """Per target: how many are dead, since when, and whether any failed permanently."""
@@ -62,18 +64,18 @@ class OperationsReader:
                  "lastAttempt": row[4], "attempts": row[5], "permanent": bool(row[6])}
                 for row in rows]
 
-    def dispatched_before(self, cutoff: str) -> list[Record]:
+    def dispatched_before(self, cutoff: str) -> list[tuple[Execution, str | None]]:
         """Executions dispatched before C{cutoff} whose outcome was never recorded: the
-        outbox's, each with the C{deliveryId} it belongs to, and 'dispatched' rows."""
+        outbox's, each with the id of the delivery it belongs to, and 'dispatched' rows
+        (with None)."""
         flying = self._conn.execute(
             f"SELECT * FROM ({IN_FLIGHT}) WHERE last_attempt_at < ? ORDER BY scheduled_time",
             (cutoff,)).fetchall()
-        records = [{**execution_record(r), "deliveryId": r["delivery_id"]} for r in flying]
+        found = [(execution_from_row(r), r["delivery_id"]) for r in flying]
         rows = self._conn.execute(
             "SELECT * FROM executions WHERE state = 'dispatched' AND "
             "coalesce(last_attempt_at, date_modified) < ? ORDER BY scheduled_time",
             (cutoff,)).fetchall()
-        seen = {r["executionId"] for r in records}
-        records.extend({**execution_record(r), "deliveryId": None} for r in rows
-                       if r["id"] not in seen)
-        return records
+        seen = {execution.id for execution, _ in found}
+        found.extend((execution_from_row(r), None) for r in rows if r["id"] not in seen)
+        return found

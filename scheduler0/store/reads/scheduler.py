@@ -9,11 +9,12 @@ import json
 import sqlite3
 from typing import Iterable
 
+from ...domain import DeliveryRecord, Execution, Job
 from ...secrets_at_rest import SigningSecretBox, unseal_with
 from .common import Record
 from .credentials import _PREVIOUS_SECRETS
-from .executions import execution_record
-from .jobs import job_record
+from .executions import execution_from_row
+from .jobs import job_from_row
 
 
 class ScheduleReader:
@@ -27,9 +28,9 @@ class ScheduleReader:
         self._conn = conn
         self._signing_box = signing_box
 
-    def all_jobs(self) -> Iterable[Record]:
+    def all_jobs(self) -> Iterable[Job]:
         for row in self._conn.execute("SELECT * FROM jobs ORDER BY id"):
-            yield job_record(row)
+            yield job_from_row(row)
 
     def last_scheduled_times(self) -> dict[int, str]:
         """Each job's newest recorded occurrence: where its schedule continues from."""
@@ -42,17 +43,17 @@ class ScheduleReader:
                 last[job_id] = stamp
         return last
 
-    def unfinished_executions(self) -> list[Record]:
+    def unfinished_executions(self) -> list[Execution]:
         """Occurrences held, dispatched or waiting for a retry: to resume after a restart."""
         rows = self._conn.execute(
             "SELECT * FROM executions WHERE state IN ('scheduled', 'dispatched', 'retrying') "
             "ORDER BY scheduled_time").fetchall()
-        return [execution_record(r) for r in rows]
+        return [execution_from_row(r) for r in rows]
 
-    def deliveries(self) -> list[Record]:
+    def deliveries(self) -> list[DeliveryRecord]:
         """The delivery outbox: POSTs that were in flight when the node stopped."""
-        return [{"id": row[0], "nodeId": row[1], "projectId": row[2], "target": row[3],
-                 "startedAt": row[4], "occurrences": json.loads(row[5])}
+        return [DeliveryRecord(id=row[0], node_id=row[1], project_id=row[2], target=row[3],
+                               started_at=row[4], occurrences=json.loads(row[5]))
                 for row in self._conn.execute(
                     "SELECT id, node_id, project_id, target, started_at, occurrences "
                     "FROM deliveries ORDER BY started_at, id")]

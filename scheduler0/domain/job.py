@@ -1,0 +1,69 @@
+"""A job: what a client sets (L{JobFields}) and what the node adds when it stores it."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import attrs
+
+
+@attrs.frozen
+class JobFields:
+    """
+    Everything a client decides about a job, validated. Times are RFC 3339 UTC text, as
+    they are stored and shown; C{data} is the client's opaque text (None when not given).
+    """
+
+    project_id: int
+    spec: str
+    callback_url: str
+    data: str | None
+    execution_type: str
+    timezone: str
+    start_date: str | None
+    end_date: str | None
+    paused: bool = attrs.field(converter=bool)
+    misfire_policy: str
+    misfire_grace_seconds: int
+
+    def changed_from(self, other: "JobFields") -> dict[str, Any]:
+        """The fields whose value differs from C{other}'s: what an update must send."""
+        return {name: getattr(self, name) for name in JOB_FIELD_NAMES
+                if getattr(self, name) != getattr(other, name)}
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in JOB_FIELD_NAMES}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> "JobFields":
+        return cls(**{name: raw[name] for name in JOB_FIELD_NAMES})
+
+
+#: the names of L{JobFields}, in declaration order
+JOB_FIELD_NAMES: tuple[str, ...] = tuple(a.name for a in attrs.fields(JobFields))
+
+
+@attrs.frozen
+class Job:
+    """
+    A stored job: its id, its fields, and when it was created and last changed (None in a
+    command creating it: the command's time stamps them).
+    """
+
+    id: int
+    fields: JobFields
+    date_created: str | None = None
+    date_modified: str | None = None
+
+    @property
+    def project_id(self) -> int:
+        return self.fields.project_id
+
+    def to_json(self) -> dict[str, Any]:
+        """The job as a command carries it: its id and its fields (the command's time is
+        its creation time)."""
+        return {"id": self.id, **self.fields.to_json()}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> "Job":
+        return cls(id=raw["id"], fields=JobFields.from_json(raw))

@@ -1,0 +1,18 @@
+"""The names of the command kinds (what a command does), one per payload class."""
+
+PROJECT_CREATE = "project.create"
+PROJECT_UPDATE = "project.update"
+PROJECT_DELETE = "project.delete"
+PROJECT_ROTATE_SECRET = "project.rotate_secret"
+JOB_CREATE = "job.create"
+JOB_UPDATE = "job.update"
+JOB_DELETE = "job.delete"
+CREDENTIAL_CREATE = "credential.create"
+CREDENTIAL_UPDATE = "credential.update"
+CREDENTIAL_DELETE = "credential.delete"
+EXECUTION_RECORD = "execution.record"
+EXECUTION_DELETE = "execution.delete"
+EXECUTION_PRUNE = "execution.prune"
+#: the operator's halt or restart of the scheduler, kept so that a restart of the process
+#: does not undo it
+SUPERVISOR_SET = "supervisor.set"

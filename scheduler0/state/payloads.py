@@ -1,0 +1,281 @@
+"""
+The payload of each command kind, typed.
+
+A payload is what applying its command needs, decided by the proposer (ids, secrets,
+times). Each class names its command kind and converts to and from the JSON form a
+command log carries (snake_case, as the appliers store it); an update's C{changes} keeps
+only the names of the fields it may change, so a payload never carries a column an
+applier would write blindly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping, Union
+
+import attrs
+
+from ..domain import DeliveryFinished, DeliveryRecord, Execution, Job
+from ..domain.job import JOB_FIELD_NAMES
+from . import kinds as K
+
+#: The version of a credential command that limits it to projects (C{project_ids}). An
+#: older release has no applier for it and rejects the command, where it would have
+#: ignored the field and stored a node-wide credential.
+CREDENTIAL_PROJECTS_VERSION = 2
+
+PROJECT_MUTABLE = frozenset({"name", "description"})
+JOB_MUTABLE = frozenset(JOB_FIELD_NAMES)
+CREDENTIAL_MUTABLE = frozenset({"archived", "scopes", "project_ids"})
+
+
+def _changes(allowed: frozenset[str]) -> Any:
+    """An update's C{changes}: a dict of the fields it may change, the others dropped."""
+    def convert(value: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in value.items() if k in allowed}
+    return attrs.field(converter=convert)
+
+
+def _ints(value: Any) -> tuple[int, ...]:
+    return tuple(value)
+
+
+class _Payload:
+    """What every payload class has: its kind, its version, and its JSON form."""
+
+    KIND: ClassVar[str]
+
+    @property
+    def version(self) -> int:
+        return 1
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Any:
+        """The payload from its JSON form; fields it does not have are ignored.
+
+        @raise KeyError: naming a required field that is missing."""
+        return cls(**_known_fields(cls, raw))
+
+
+def _known_fields(cls: type, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """C{raw}'s values of C{cls}'s fields; a KeyError if a required one is missing."""
+    values = {}
+    for field in attrs.fields(cls):
+        if field.name in raw:
+            values[field.name] = raw[field.name]
+        elif field.default is attrs.NOTHING:
+            raise KeyError(field.name)
+    return values
+
+
+# -- projects -------------------------------------------------------------------------
+
+@attrs.frozen
+class CreateProject(_Payload):
+    KIND = K.PROJECT_CREATE
+    id: int
+    name: str
+    description: str | None
+    signing_secret: str  # sealed (see scheduler0.secrets_at_rest)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"project": attrs.asdict(self)}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> "CreateProject":
+        project = raw["project"]
+        return cls(id=project["id"], name=project["name"],
+                   description=project["description"],
+                   signing_secret=project["signing_secret"])
+
+
+@attrs.frozen
+class UpdateProject(_Payload):
+    KIND = K.PROJECT_UPDATE
+    id: int
+    changes: dict[str, Any] = _changes(PROJECT_MUTABLE)
+
+
+@attrs.frozen
+class DeleteProject(_Payload):
+    KIND = K.PROJECT_DELETE
+    id: int
+
+
+@attrs.frozen
+class RotateProjectSecret(_Payload):
+    KIND = K.PROJECT_ROTATE_SECRET
+    id: int
+    secret: str  # sealed
+    previous_expires: str  # until when the secret it replaces still verifies
+
+
+# -- jobs -----------------------------------------------------------------------------
+
+@attrs.frozen
+class CreateJobs(_Payload):
+    KIND = K.JOB_CREATE
+    jobs: tuple[Job, ...] = attrs.field(converter=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"jobs": [job.to_json() for job in self.jobs]}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> "CreateJobs":
+        return cls(jobs=[Job.from_json(job) for job in raw["jobs"]])
+
+
+@attrs.frozen
+class UpdateJob(_Payload):
+    """Only the fields that change: two updates of different fields never undo each other."""
+
+    KIND = K.JOB_UPDATE
+    id: int
+    changes: dict[str, Any] = _changes(JOB_MUTABLE)
+
+
+@attrs.frozen
+class DeleteJob(_Payload):
+    KIND = K.JOB_DELETE
+    id: int
+
+
+# -- credentials ----------------------------------------------------------------------
+
+@attrs.frozen
+class CreateCredential(_Payload):
+    KIND = K.CREDENTIAL_CREATE
+    id: int
+    api_key: str
+    secret_hash: str
+    scopes: str
+    archived: int = 0
+    #: None: every project (a node-wide credential)
+    project_ids: Any = None
+
+    @property
+    def version(self) -> int:
+        return 1 if self.project_ids is None else CREDENTIAL_PROJECTS_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        credential = attrs.asdict(self)
+        if self.project_ids is None:
+            del credential["project_ids"]
+        return {"credential": credential}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> "CreateCredential":
+        return cls(**_known_fields(cls, raw["credential"]))
+
+
+@attrs.frozen
+class UpdateCredential(_Payload):
+    KIND = K.CREDENTIAL_UPDATE
+    id: int
+    changes: dict[str, Any] = _changes(CREDENTIAL_MUTABLE)
+
+    @property
+    def version(self) -> int:
+        return CREDENTIAL_PROJECTS_VERSION if "project_ids" in self.changes else 1
+
+
+@attrs.frozen
+class DeleteCredential(_Payload):
+    KIND = K.CREDENTIAL_DELETE
+    id: int
+
+
+# -- executions -----------------------------------------------------------------------
+
+@attrs.frozen
+class RecordExecutions(_Payload):
+    """
+    Execution records, and the outbox kept in step with them in the same transaction:
+    C{finished} deliveries leave it, C{started} ones enter it.
+    """
+
+    KIND = K.EXECUTION_RECORD
+    records: tuple[Execution, ...] = attrs.field(default=(), converter=tuple)
+    started: tuple[DeliveryRecord, ...] = attrs.field(default=(), converter=tuple)
+    finished: tuple[DeliveryFinished, ...] = attrs.field(default=(), converter=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        raw: dict[str, Any] = {"records": [r.to_json() for r in self.records]}
+        if self.started:
+            raw["started"] = [d.to_json() for d in self.started]
+        if self.finished:
+            raw["finished"] = [f.to_json() for f in self.finished]
+        return raw
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> "RecordExecutions":
+        return cls(records=[Execution.from_json(r) for r in raw.get("records", ())],
+                   started=[DeliveryRecord.from_json(d) for d in raw.get("started", ())],
+                   finished=[DeliveryFinished.from_json(f) for f in raw.get("finished", ())])
+
+
+@attrs.frozen
+class DeleteExecutions(_Payload):
+    KIND = K.EXECUTION_DELETE
+    ids: tuple[str, ...] = attrs.field(converter=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ids": list(self.ids)}
+
+
+@attrs.frozen
+class PruneExecutions(_Payload):
+    """
+    Retention: finished executions scheduled before C{before} and beyond the newest
+    C{keep_per_job} of each job go; with C{jobs} (C{[from, to)} job ids) only those jobs'.
+    C{commands_before} also forgets applied command ids issued before it.
+    """
+
+    KIND = K.EXECUTION_PRUNE
+    before: str
+    keep_per_job: int
+    jobs: tuple[int, int] | None = attrs.field(
+        default=None, converter=lambda v: None if v is None else _ints(v))
+    commands_before: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        raw: dict[str, Any] = {"before": self.before, "keep_per_job": self.keep_per_job}
+        if self.jobs is not None:
+            raw["jobs"] = list(self.jobs)
+        if self.commands_before is not None:
+            raw["commands_before"] = self.commands_before
+        return raw
+
+
+# -- the operator ---------------------------------------------------------------------
+
+@attrs.frozen
+class SetSupervisor(_Payload):
+    """The operator's halt or restart of the scheduler, kept so a restart keeps it."""
+
+    KIND = K.SUPERVISOR_SET
+    halted: bool
+    reason: str | None = None
+    at: str | None = None
+
+
+Payload = Union[
+    CreateProject, UpdateProject, DeleteProject, RotateProjectSecret, CreateJobs, UpdateJob,
+    DeleteJob, CreateCredential, UpdateCredential, DeleteCredential, RecordExecutions,
+    DeleteExecutions, PruneExecutions, SetSupervisor,
+]
+
+#: the payload class of each command kind
+PAYLOADS: dict[str, type] = {cls.KIND: cls for cls in Payload.__args__}  # type: ignore
+
+
+def payload_from_json(kind: str, raw: Mapping[str, Any]) -> Payload:
+    """
+    The typed payload of a C{kind} command from its JSON form.
+
+    @raise KeyError: a required field is missing, or the kind is unknown.
+    @raise TypeError: a field is unknown or has the wrong shape.
+    """
+    return PAYLOADS[kind].from_json(raw)
