@@ -34,7 +34,6 @@ import itertools
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
-import attrs
 from twisted.application.service import Service
 from twisted.logger import Logger
 
@@ -212,7 +211,7 @@ class SchedulerService(Service):
         if command.kind == C.JOB_CREATE:
             stamp = command.issued_at
             self._creating.extend(
-                attrs.evolve(job, date_created=stamp, date_modified=stamp)
+                Job(job.id, job.fields, stamp, stamp)
                 for job in command.payload.jobs if self._owns(job.id))
             self._plan_created()
         elif command.kind == C.JOB_UPDATE:

@@ -36,7 +36,7 @@ def job_from_row(row: sqlite3.Row) -> Job:
             timezone=row["timezone"],
             start_date=row["start_date"],
             end_date=row["end_date"],
-            paused=row["paused"],
+            paused=bool(row["paused"]),
             misfire_policy=row["misfire_policy"],
             misfire_grace_seconds=row["misfire_grace_seconds"],
         ),
