@@ -18,6 +18,7 @@ import sqlite3
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from scheduler0.domain import PreviousSecret
 from scheduler0.state import commands as C
 from scheduler0.state.commands import Command
 from scheduler0.state.machine import apply_batch
@@ -125,8 +126,8 @@ class MigrationTests(SynchronousTestCase):
                          ["whsec_new", "whsec_old"])
         self.assertEqual(schedule.signing_secrets(1, "2026-11-27T16:30:00.000Z"),
                          ["whsec_new"])
-        self.assertEqual(state.signing_secret(1)["previousSigningSecrets"],
-                         [{"secret": "whsec_old", "expires": EXPIRES}])
+        self.assertEqual(state.signing_secret(1).previous,
+                         (PreviousSecret(secret="whsec_old", expires=EXPIRES),))
         self.assertEqual(schedule.signing_secrets(2, AT), ["whsec_plain"])
         self.assertEqual([j.id for j in schedule.all_jobs()], [1, 2])
         self.assertEqual(state.execution("1-20261126T160100Z").state, "succeeded")
@@ -240,10 +241,10 @@ class CredentialProjectsMigrationTests(SynchronousTestCase):
         self.addCleanup(conn.close)
         state = StateReader(conn)
         record, secret_hash = state.credential_for_key("key-one")
-        self.assertEqual((record["scopes"], record["projectIds"], record["archived"],
-                          secret_hash), (["read", "write"], None, False, SECRET_HASH))
-        self.assertEqual(state.credential(2)["projectIds"], None)
-        self.assertTrue(state.credential(2)["archived"])
+        self.assertEqual((record.scopes, record.project_ids, record.archived,
+                          secret_hash), (("read", "write"), None, False, SECRET_HASH))
+        self.assertEqual(state.credential(2).project_ids, None)
+        self.assertTrue(state.credential(2).archived)
         # and it takes credentials limited to projects
         results = apply_batch(conn, [
             Command("c3", C.CREDENTIAL_CREATE, AT, {"credential": {
@@ -252,8 +253,8 @@ class CredentialProjectsMigrationTests(SynchronousTestCase):
             Command("u1", C.CREDENTIAL_UPDATE, AT, {"id": 1, "changes": {
                 "project_ids": [1]}}, version=2)])
         self.assertTrue(all(r["ok"] for r in results), results)
-        self.assertEqual(state.credential(3)["projectIds"], [1])
-        self.assertEqual(state.credential(1)["projectIds"], [1])
+        self.assertEqual(state.credential(3).project_ids, (1,))
+        self.assertEqual(state.credential(1).project_ids, (1,))
         self.assertNotIn("migrated", open_database(path))
 
     def test_a_version_2_file_that_lost_a_credentials_column_is_refused(self) -> None:

@@ -208,7 +208,7 @@ class StartTests(SynchronousTestCase):
         # read back as they were, previous secret included
         self.assertEqual(store.schedule_reader.signing_secrets(1, AT),
                          ["whsec_new1", "whsec_old1"])
-        self.assertEqual(store.reader.signing_secret(2)["signingSecret"], "whsec_two")
+        self.assertEqual(store.reader.signing_secret(2).current, "whsec_two")
         # a second start seals nothing more and checks what is sealed
         report = seal_stored_secrets(path, box)
         self.assertEqual((report.sealed, report.checked), (0, 3))
@@ -235,7 +235,7 @@ class StartTests(SynchronousTestCase):
         store = StoreService(data_dir, signing_box=SigningSecretBox(KEY))
         store.open()
         self.addCleanup(store.stopService)
-        self.assertEqual(store.reader.signing_secret(2)["signingSecret"], "whsec_two")
+        self.assertEqual(store.reader.signing_secret(2).current, "whsec_two")
         self.assertTrue(all(s.startswith(SEALED_PREFIX) for s in stored_secrets(path)))
 
     def test_reader_without_key_refuses_sealed_secret(self) -> None:

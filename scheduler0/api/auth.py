@@ -134,11 +134,11 @@ class Authenticator:
         expected = found[1] if found else hash_secret(secrets.token_hex(8))
         if not hmac.compare_digest(hash_secret(secret), expected) or found is None:
             raise Unauthorized("invalid API key or secret")
-        record = found[0]
-        if record["archived"]:
-            raise Unauthorized(f"credential {record['id']} is archived")
-        projects = record["projectIds"]
-        return Principal(scopes=frozenset(record["scopes"]), credential_id=record["id"],
+        credential = found[0]
+        if credential.archived:
+            raise Unauthorized(f"credential {credential.id} is archived")
+        projects = credential.project_ids
+        return Principal(scopes=frozenset(credential.scopes), credential_id=credential.id,
                          projects=frozenset(projects) if projects is not None else None)
 
     def _peer(self, request, kind: str) -> Principal:  # type: ignore[no-untyped-def]

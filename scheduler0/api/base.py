@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..domain import Execution, Job
-from ..store.reads import Record, StateReader
+from ..domain import Execution, Job, Project
+from ..store.reads import StateReader
 from .auth import Authenticator
 from .errors import NotFound, Unavailable
 from .facade import CommandFacade
@@ -30,7 +30,7 @@ class ApiBase:
     scheduler: Any
     operations: Operations | None
 
-    def _project(self, request: Any, project_id: int) -> Record:
+    def _project(self, request: Any, project_id: int) -> Project:
         """The project, or 404: also when the caller may not see it, with the same message,
         so that a credential limited to projects cannot tell others exist."""
         project = self.reader().project(project_id)

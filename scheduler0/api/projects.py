@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..domain import SigningSecrets
 from ..secrets_at_rest import SigningKeyError
-from ..store.reads import Record
 from . import validation as V
 from .base import ApiBase
 from .envelope import no_content, read_json, respond
 from .error_map import api_error_for
 from .errors import NotFound
 from .routing import app, requires, visible_projects
+from .shapes import project_json, signing_secrets_json
 
 
 class ProjectRoutes(ApiBase):
@@ -20,7 +21,9 @@ class ProjectRoutes(ApiBase):
     async def create_project(self, request: Any) -> bytes:
         fields = V.validate_project(read_json(request))
         project_id = await self.facade.create_project(fields)
-        return respond(request, 201, self.reader().project(project_id))
+        project = self.reader().project(project_id)
+        assert project is not None
+        return respond(request, 201, project_json(project))
 
     @app.route("/api/v1/projects", methods=["GET"])
     @requires("read")
@@ -29,12 +32,12 @@ class ProjectRoutes(ApiBase):
         projects, total = self.reader().projects(limit, offset,
                                                  only=visible_projects(request))
         return respond(request, 200, {"total": total, "offset": offset, "limit": limit,
-                                      "projects": projects})
+                                      "projects": [project_json(p) for p in projects]})
 
     @app.route("/api/v1/projects/<int:project_id>", methods=["GET"])
     @requires("read")
     def get_project(self, request: Any, project_id: int) -> bytes:
-        return respond(request, 200, self._project(request, project_id))
+        return respond(request, 200, project_json(self._project(request, project_id)))
 
     @app.route("/api/v1/projects/<int:project_id>", methods=["PUT"])
     @requires("write")
@@ -42,7 +45,7 @@ class ProjectRoutes(ApiBase):
         existing = self._project(request, project_id)
         changes = V.validate_project(read_json(request), existing)
         await self.facade.update_project(project_id, changes)
-        return respond(request, 200, self._project(request, project_id))
+        return respond(request, 200, project_json(self._project(request, project_id)))
 
     @app.route("/api/v1/projects/<int:project_id>", methods=["DELETE"])
     @requires("write")
@@ -51,7 +54,7 @@ class ProjectRoutes(ApiBase):
         await self.facade.delete_project(project_id)
         return no_content(request)
 
-    def _signing_secrets(self, project_id: int) -> Record:
+    def _signing_secrets(self, project_id: int) -> SigningSecrets:
         """The project's signing secrets, opened; 503 if they do not open."""
         try:
             record = self.reader().signing_secret(project_id)
@@ -65,7 +68,7 @@ class ProjectRoutes(ApiBase):
     @requires("write")
     def get_signing_secret(self, request: Any, project_id: int) -> bytes:
         self._project(request, project_id)
-        return respond(request, 200, self._signing_secrets(project_id))
+        return respond(request, 200, signing_secrets_json(self._signing_secrets(project_id)))
 
     @app.route("/api/v1/projects/<int:project_id>/signing-secret/rotate", methods=["POST"])
     @requires("write")
@@ -73,4 +76,4 @@ class ProjectRoutes(ApiBase):
         self._project(request, project_id)
         grace = V.validate_rotation(read_json(request, optional=True))
         await self.facade.rotate_signing_secret(project_id, grace)
-        return respond(request, 200, self._signing_secrets(project_id))
+        return respond(request, 200, signing_secrets_json(self._signing_secrets(project_id)))

@@ -7,7 +7,51 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..domain import Execution, Job
+from ..domain import Credential, Execution, Job, Project, SigningSecrets
+
+
+def project_json(project: Project) -> dict[str, Any]:
+    """A project as the API shows it (never its signing secrets: L{signing_secrets_json})."""
+    return {
+        "id": project.id,
+        "name": project.name,
+        "description": project.description,
+        "dateCreated": project.date_created,
+        "dateModified": project.date_modified,
+    }
+
+
+def signing_secrets_json(secrets: SigningSecrets) -> dict[str, Any]:
+    """A project's signing secrets as C{GET .../signing-secret} shows them: the current
+    one, every previous one kept (newest first), and the newest previous one on its own
+    (C{previousSigningSecret}, C{previousSecretExpires}: null when never rotated), which
+    clients written before several were kept read."""
+    newest = secrets.newest_previous
+    return {
+        "signingSecret": secrets.current,
+        "previousSigningSecret": newest.secret if newest else None,
+        "previousSecretExpires": newest.expires if newest else None,
+        "previousSigningSecrets": [{"secret": p.secret, "expires": p.expires}
+                                   for p in secrets.previous],
+    }
+
+
+def credential_json(credential: Credential, api_secret: str | None = None) -> dict[str, Any]:
+    """A credential as the API shows it: never its secret, except C{api_secret} when it
+    was just made (the only time it is shown). C{projectIds} is null for a node-wide one."""
+    shown: dict[str, Any] = {
+        "id": credential.id,
+        "apiKey": credential.api_key,
+        "scopes": list(credential.scopes),
+        "projectIds": (list(credential.project_ids)
+                       if credential.project_ids is not None else None),
+        "archived": credential.archived,
+        "dateCreated": credential.date_created,
+        "dateModified": credential.date_modified,
+    }
+    if api_secret is not None:
+        shown["apiSecret"] = api_secret
+    return shown
 
 
 def job_json(job: Job, next_run_at: str | None) -> dict[str, Any]:

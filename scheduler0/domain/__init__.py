@@ -1,5 +1,6 @@
 """
-The domain's records: what a job, an execution and a delivery are, as plain typed values.
+The domain's records: what a project, a credential, a job, an execution and a delivery
+are, as plain typed values.
 
 They travel between the parts of a node (the API hands a L{JobFields} to the command
 facade, the executor hands L{Execution} records to the recorder, the store reads L{Job}
@@ -8,11 +9,14 @@ they are stored (L{scheduler0.state}, L{scheduler0.store}) and how the API and t
 callbacks show them (camelCase, at the edge) is decided elsewhere.
 """
 
+from .credential import Credential
 from .delivery import DeliveryFinished, DeliveryRecord, OutboxOccurrence
 from .execution import TERMINAL_STATES, Execution
 from .job import JOB_FIELD_NAMES, Job, JobFields
+from .project import PreviousSecret, Project, SigningSecrets
 
 __all__ = [
-    "DeliveryFinished", "DeliveryRecord", "Execution", "JOB_FIELD_NAMES", "Job", "JobFields",
-    "OutboxOccurrence", "TERMINAL_STATES",
+    "Credential", "DeliveryFinished", "DeliveryRecord", "Execution", "JOB_FIELD_NAMES", "Job",
+    "JobFields", "OutboxOccurrence", "PreviousSecret", "Project", "SigningSecrets",
+    "TERMINAL_STATES",
 ]

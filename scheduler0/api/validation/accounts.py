@@ -5,8 +5,9 @@ the projects a credential is limited to, and a rotation's grace period.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
+from ...domain import Credential, Project
 from ..errors import BadRequest
 from .text import (MAX_DESCRIPTION_CHARS, MAX_ID, MAX_NAME_CHARS, _aliases, _bounded_text,
                    _is_id, _is_int, _normalise)
@@ -25,7 +26,7 @@ _CREDENTIAL_NAMES = _aliases({"scopes": "scopes", "archived": "archived",
                                         "apiSecret"}))
 
 
-def validate_project(raw: Any, existing: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def validate_project(raw: Any, existing: Project | None = None) -> dict[str, Any]:
     """Columns of a new project, or the changes to C{existing} (absent fields kept)."""
     fields = _normalise(raw, _PROJECT_NAMES, "")
     if existing is None and "name" not in fields:
@@ -49,7 +50,7 @@ def validate_project(raw: Any, existing: Mapping[str, Any] | None = None) -> dic
 
 
 def validate_credential(raw: Any, *, creating: bool,
-                        existing: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                        existing: Credential | None = None) -> dict[str, Any]:
     """
     Columns of a new credential, or the changes to C{existing}. C{project_ids} is a sorted
     list of ids, or None for a node-wide credential. A credential limited to projects
@@ -73,8 +74,8 @@ def validate_credential(raw: Any, *, creating: bool,
         out["archived"] = int(fields["archived"])
     if "projectIds" in fields:
         out["project_ids"] = _project_ids(fields["projectIds"])
-    scopes = out.get("scopes", ",".join(existing["scopes"]) if existing else "")
-    projects = out.get("project_ids", existing["projectIds"] if existing else None)
+    scopes = out.get("scopes", ",".join(existing.scopes) if existing else "")
+    projects = out.get("project_ids", existing.project_ids if existing else None)
     if projects is not None and "admin" in scopes.split(","):
         raise BadRequest("scopes: admin is node-wide (it manages credentials, monitoring and "
                          "the supervisor), so a credential limited to projects (projectIds) "

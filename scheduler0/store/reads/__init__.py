@@ -18,25 +18,26 @@ import sqlite3
 
 from ...secrets_at_rest import SigningSecretBox
 from .common import Projects, Queries, Record, _only
-from .credentials import _PREVIOUS_SECRETS, CredentialQueries, credential_record
+from .credentials import _PREVIOUS_SECRETS, CredentialQueries, credential_from_row
 from .executions import (EXECUTION_ROW, EXECUTIONS_COUNT_CAP, IN_FLIGHT, _IN_FLIGHT_IDS, _ROW,
                          ExecutionQueries, execution_from_row)
-from .jobs import ProjectJobQueries, job_from_row, project_record
+from .jobs import ProjectJobQueries, job_from_row, project_from_row
 from .operations import _DEAD, OperationsReader
 from .scheduler import ScheduleReader
 
 __all__ = [
     "EXECUTION_ROW", "EXECUTIONS_COUNT_CAP", "IN_FLIGHT", "OperationsReader", "Projects",
-    "Record", "ScheduleReader", "StateReader", "credential_record", "execution_from_row",
-    "job_from_row", "project_record",
+    "Record", "ScheduleReader", "StateReader", "credential_from_row", "execution_from_row",
+    "job_from_row", "project_from_row",
     # private helpers, kept importable from here for anyone who reached for them
     "_DEAD", "_IN_FLIGHT_IDS", "_PREVIOUS_SECRETS", "_ROW", "_only", "Queries",
 ]
 
 
 class StateReader(ProjectJobQueries, ExecutionQueries, CredentialQueries):
-    """Typed queries over one read connection. Jobs and executions come back as domain
-    records (L{scheduler0.domain}); projects and credentials as API-shaped dicts.
+    """Typed queries over one read connection. Projects, signing secrets, credentials, jobs
+    and executions come back as domain records (L{scheduler0.domain}); the API gives them
+    their JSON shape (L{scheduler0.api.shapes}).
 
     @param signing_box: opens the sealed signing secrets (None: plaintext ones only).
     """

@@ -1,5 +1,5 @@
 """
-Projects and jobs as the API shows them: single records, pages (optionally limited to the
+Projects and jobs as domain records: single records, pages (optionally limited to the
 projects a credential may see), and the id look-ups a batch needs.
 """
 
@@ -8,19 +8,14 @@ from __future__ import annotations
 import sqlite3
 from typing import Iterable
 
-from ...domain import Job, JobFields
-from .common import Projects, Queries, Record, _only
+from ...domain import Job, JobFields, Project
+from .common import Projects, Queries, _only
 
 
-def project_record(row: sqlite3.Row) -> Record:
-    """A project as the API shows it (its signing secret is read apart)."""
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "description": row["description"],
-        "dateCreated": row["date_created"],
-        "dateModified": row["date_modified"],
-    }
+def project_from_row(row: sqlite3.Row) -> Project:
+    """A stored project (its signing secrets are read apart, in L{credentials})."""
+    return Project(id=row["id"], name=row["name"], description=row["description"],
+                   date_created=row["date_created"], date_modified=row["date_modified"])
 
 
 def job_from_row(row: sqlite3.Row) -> Job:
@@ -55,17 +50,17 @@ class ProjectJobQueries(Queries):
 
     # projects
 
-    def project(self, project_id: int) -> Record | None:
+    def project(self, project_id: int) -> Project | None:
         row = self._one("SELECT * FROM projects WHERE id = ?", (project_id,))
-        return project_record(row) if row else None
+        return project_from_row(row) if row else None
 
     def projects(self, limit: int, offset: int,
-                 only: Projects = None) -> tuple[list[Record], int]:
+                 only: Projects = None) -> tuple[list[Project], int]:
         where, args = _only("id", only)
         rows = self._conn.execute(
             f"SELECT * FROM projects WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
             (*args, limit, offset)).fetchall()
-        return ([project_record(r) for r in rows],
+        return ([project_from_row(r) for r in rows],
                 self._count(f"SELECT count(*) FROM projects WHERE {where}", args))
 
     def existing_project_ids(self, ids: Iterable[int]) -> set[int]:
