@@ -9,6 +9,11 @@ C{node-secrets.json} or the configuration), with the project id as associated da
 sealed secret cannot be moved to another project either. Stored form:
 C{enc:v1:<base64 of the 12-byte nonce and the ciphertext>}.
 
+A new project's first secret is sealed before its id exists (ids are chosen when its command
+is applied, so that nodes proposing at once never collide): it is bound instead to a random
+name stored beside it, C{enc:v2:<name>:<base64>}. Its first rotation seals the next one to
+the project id.
+
 The API seals a new secret before it becomes a command, so the state machine only ever
 stores the ciphertext it is given and stays deterministic (every node of a cluster applies
 the same bytes; nodes share C{SecretKey}, so any of them can open them). Reads open them;
@@ -38,6 +43,8 @@ log = Logger()
 
 #: how a sealed secret starts; anything else is a plaintext secret of an earlier version
 SEALED_PREFIX = "enc:v1:"
+#: a secret sealed before its project had an id, bound to a random name instead
+SEALED_UNBOUND_PREFIX = "enc:v2:"
 #: HKDF's info: a key derived for this purpose is never the key of another one
 HKDF_INFO = b"scheduler0 signing secrets v1"
 _NONCE_BYTES = 12
@@ -51,6 +58,10 @@ class SigningKeyError(Exception):
 
 def _associated_data(project_id: int) -> bytes:
     return b"scheduler0 project %d signing secret" % project_id
+
+
+def _unbound_associated_data(name: str) -> bytes:
+    return b"scheduler0 new project signing secret " + name.encode("ascii")
 
 
 def is_sealed(stored: str) -> bool:
@@ -77,6 +88,16 @@ class SigningSecretBox:
                                     _associated_data(project_id))
         return SEALED_PREFIX + base64.b64encode(nonce + sealed).decode("ascii")
 
+    def seal_new(self, secret: str) -> str:
+        """C{secret} as a new project's command carries it, before the project has an id:
+        C{enc:v2:<random name>:...}, bound to that name."""
+        name = os.urandom(12).hex()
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = self._aead.encrypt(nonce, secret.encode("utf-8"),
+                                    _unbound_associated_data(name))
+        return (SEALED_UNBOUND_PREFIX + name + ":"
+                + base64.b64encode(nonce + sealed).decode("ascii"))
+
     def unseal(self, project_id: int, stored: str) -> str:
         """
         The secret in C{stored}. A value of an earlier version (plaintext, not yet sealed
@@ -87,16 +108,22 @@ class SigningSecretBox:
         """
         if not is_sealed(stored):
             return stored
-        if not stored.startswith(SEALED_PREFIX):
+        if stored.startswith(SEALED_PREFIX):
+            encoded, associated = stored[len(SEALED_PREFIX):], _associated_data(project_id)
+        elif stored.startswith(SEALED_UNBOUND_PREFIX):
+            name, _, encoded = stored[len(SEALED_UNBOUND_PREFIX):].partition(":")
+            if not name.isascii():
+                raise SigningKeyError(f"project {project_id}'s {KEY_MISMATCH}")
+            associated = _unbound_associated_data(name)
+        else:
             raise SigningKeyError(f"project {project_id}'s signing secret is stored in an "
                                   f"unknown format ({stored[:7]!r}); this version reads "
-                                  f"{SEALED_PREFIX!r}")
+                                  f"{SEALED_PREFIX!r} and {SEALED_UNBOUND_PREFIX!r}")
         try:
-            raw = base64.b64decode(stored[len(SEALED_PREFIX):], validate=True)
+            raw = base64.b64decode(encoded, validate=True)
             if len(raw) <= _NONCE_BYTES:
                 raise ValueError("too short")
-            plain = self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:],
-                                       _associated_data(project_id))
+            plain = self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], associated)
             return plain.decode("utf-8")
         except (InvalidTag, ValueError, binascii.Error, UnicodeDecodeError):
             raise SigningKeyError(f"project {project_id}'s {KEY_MISMATCH}") from None

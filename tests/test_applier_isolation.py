@@ -27,7 +27,7 @@ OUT_OF_RANGE = "malformed job.create command: a value is out of range"
 
 def project(command_id: str, project_id: int) -> Command:
     return Command(command_id, C.PROJECT_CREATE, AT, {"project": {
-        "id": project_id, "name": f"p{project_id}", "description": "", "signing_secret": "s"}})
+        "name": f"p{project_id}", "description": "", "signing_secret": "s"}})
 
 
 def jobs(command_id: str, *specs: dict) -> Command:
@@ -84,7 +84,8 @@ class ApplyBatchTests(SynchronousTestCase):
         self.assertEqual(results[4]["error"], "malformed job.update command: it could not be "
                          "applied (an internal error; the node's log has details)")
         self.assertEqual([r["ok"] for r in results], [True, True, False, False, False, True])
-        self.assertEqual([r[0] for r in conn.execute("SELECT id FROM jobs ORDER BY id")], [1, 3])
+        # a rejected command takes no id: the next one gets the first free one
+        self.assertEqual([r[0] for r in conn.execute("SELECT id FROM jobs ORDER BY id")], [1, 2])
 
     def test_a_rejected_command_leaves_no_partial_rows(self) -> None:
         conn = fresh_db(self)
@@ -92,9 +93,10 @@ class ApplyBatchTests(SynchronousTestCase):
         bad = jobs("bad", job(1), job(2), dict(job(3), misfire_grace_seconds=-2 ** 70))
         results = apply_batch(conn, [project("p1", 1), bad, jobs("ok", job(4))])
         self.assertEqual([r["ok"] for r in results], [True, False, True])
-        self.assertEqual([r[0] for r in conn.execute("SELECT id FROM jobs")], [4])
+        # nor any id: the job of the next command gets the first one
+        self.assertEqual([r[0] for r in conn.execute("SELECT id FROM jobs")], [1])
         self.assertEqual(conn.execute(
-            "SELECT last FROM sequences WHERE name = 'jobs'").fetchone()[0], 4)
+            "SELECT last FROM sequences WHERE name = 'jobs'").fetchone()[0], 1)
 
 
 class CommandLogIsolationTests(TestCase):

@@ -46,14 +46,17 @@ class Step:
 
 
 def job(job_id: int, project_id: int = 1) -> dict[str, Any]:
-    return {"id": job_id, "project_id": project_id, "spec": "@every 1m", "callback_url": TARGET,
+    """The fields of the job that will get C{job_id} (ids are chosen in order when a
+    command is applied; the history below creates them in that order)."""
+    return {"project_id": project_id, "spec": "@every 1m", "callback_url": f"{TARGET}/{job_id}",
             "data": None, "execution_type": "http", "timezone": "UTC", "start_date": None,
             "end_date": None, "paused": 0, "misfire_policy": "fire_once",
             "misfire_grace_seconds": 60}
 
 
 def project(project_id: int, name: str) -> dict[str, Any]:
-    return {"project": {"id": project_id, "name": name, "description": "",
+    """The project that will get C{project_id} if it is created (see L{job})."""
+    return {"project": {"name": name, "description": "",
                         "signing_secret": f"secret-{project_id}"}}
 
 
@@ -91,23 +94,23 @@ def history() -> list[Step]:
         # jobs
         Step(C.JOB_CREATE, {"jobs": [job(1), job(2), job(3), job(4, project_id=2)]}, True),
         Step(C.JOB_CREATE, {"jobs": [job(5), job(6, project_id=9)]}, False),  # no project 9
-        Step(C.JOB_CREATE, {"jobs": [job(1)]}, False),  # id taken: a constraint, 409
+        Step(C.JOB_CREATE, {"jobs": [dict(job(5), spec=None)]}, False),  # a constraint: 409
         Step(C.JOB_UPDATE, {"id": 2, "changes": {"spec": "*/5 * * * *", "paused": 1,
                                                  "timezone": "Europe/London"}}, True),
         Step(C.JOB_UPDATE, {"id": 2, "changes": {"project_id": 9}}, False),
         Step(C.JOB_UPDATE, {"id": 99, "changes": {"paused": 1}}, False),
         # credentials, both payload versions
-        Step(C.CREDENTIAL_CREATE, {"credential": {"id": 1, "api_key": "k1",
+        Step(C.CREDENTIAL_CREATE, {"credential": {"api_key": "k1",
                                                   "secret_hash": "h1", "scopes": "read"}}, True),
         Step(C.CREDENTIAL_CREATE, {"credential": {
-            "id": 2, "api_key": "k2", "secret_hash": "h2", "scopes": "read,write",
+            "api_key": "k2", "secret_hash": "h2", "scopes": "read,write",
             "project_ids": [2, 1]}}, True, CREDENTIAL_PROJECTS_VERSION),
         Step(C.CREDENTIAL_CREATE, {"credential": {
-            "id": 3, "api_key": "k3", "secret_hash": "h3", "scopes": "read",
+            "api_key": "k3", "secret_hash": "h3", "scopes": "read",
             "project_ids": [9]}}, False, CREDENTIAL_PROJECTS_VERSION),
-        Step(C.CREDENTIAL_CREATE, {"credential": {"id": 4, "api_key": "k1",
+        Step(C.CREDENTIAL_CREATE, {"credential": {"api_key": "k1",
                                                   "secret_hash": "h", "scopes": "read"}}, False),
-        Step(C.CREDENTIAL_CREATE, {"credential": {"id": 5}}, False),  # malformed
+        Step(C.CREDENTIAL_CREATE, {"credential": {"api_key": "k5"}}, False),  # malformed
         Step(C.CREDENTIAL_CREATE, {"credential": {}}, False, 99),  # unknown version
         Step(C.CREDENTIAL_UPDATE, {"id": 1, "changes": {"archived": 1, "api_key": "no"}}, True),
         Step(C.CREDENTIAL_UPDATE, {"id": 2, "changes": {"project_ids": [2]}}, True,

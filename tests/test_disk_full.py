@@ -85,7 +85,7 @@ class CommandLogDiskFullTests(SynchronousTestCase):
         free_space(self.log._conn)
         # the same command id is applied now: the failure was not stored as its result
         self.assertEqual(self.successResultOf(self.log.submit(self.big("j", 1))),
-                         {"ok": True, "count": 40})
+                         {"ok": True, "count": 40, "first_id": 1})
 
     def test_logged_once_while_it_lasts_and_when_it_ends(self) -> None:
         fill_disk(self.log._conn)

@@ -44,7 +44,7 @@ from scheduler0.store.service import StoreService
 from scheduler0.timestamps import format_time, from_seconds
 
 from .fakes import FakeHTTP, FakeResponse
-from .records import job_of, shown
+from .records import job_of, next_id_will_be, shown
 
 T0 = 1795708800.0  # 2026-11-26T16:00:00Z
 SECRET_1 = "whsec_project-one-secret-0123456789abcdefghijklmnop"
@@ -83,17 +83,19 @@ class Store:
         return result
 
     def project(self, project_id: int, secret: str) -> None:
-        self.apply(C.PROJECT_CREATE, {"project": {
-            "id": project_id, "name": f"project {project_id}", "description": "",
-            "signing_secret": secret}})
+        next_id_will_be(self.service.path, "projects", project_id)
+        result = self.apply(C.PROJECT_CREATE, {"project": {
+            "name": f"project {project_id}", "description": "", "signing_secret": secret}})
+        self.testcase.assertEqual(result["id"], project_id)
 
     def rotate(self, project_id: int, secret: str, previous_expires: float) -> None:
         self.apply(C.PROJECT_ROTATE_SECRET, {"id": project_id, "secret": secret,
                                              "previous_expires": stamp(previous_expires)})
 
     def job(self, job_id: int, url: str, project_id: int = 1, data: str | None = None) -> dict:
+        next_id_will_be(self.service.path, "jobs", job_id)
         self.apply(C.JOB_CREATE, {"jobs": [{
-            "id": job_id, "project_id": project_id, "spec": "@every 1m", "callback_url": url,
+            "project_id": project_id, "spec": "@every 1m", "callback_url": url,
             "data": data, "execution_type": "http", "timezone": "UTC", "start_date": None,
             "end_date": None, "paused": 0, "misfire_policy": "fire_once",
             "misfire_grace_seconds": 60}]})

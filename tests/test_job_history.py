@@ -44,11 +44,15 @@ def record(job_id: int, minute: int, state: str, day: int = 26) -> dict:
 
 
 def setup(job_ids: tuple[int, ...] = (1, 2)) -> list[Command]:
+    """Project 1 and jobs with C{job_ids}: ids are chosen in order when a command is
+    applied, so the jobs between them are created and deleted (their ids stay used)."""
+    top = max(job_ids)
     return [
         Command("p", C.PROJECT_CREATE, AT, {"project": {
-            "id": 1, "name": "p", "description": "", "signing_secret": "s"}}),
-        Command("j", C.JOB_CREATE, AT, {"jobs": [job(i) for i in job_ids]}),
-    ]
+            "name": "p", "description": "", "signing_secret": "s"}}),
+        Command("j", C.JOB_CREATE, AT, {"jobs": [job(i) for i in range(1, top + 1)]}),
+    ] + [Command(f"gap{i}", C.JOB_DELETE, AT, {"id": i})
+         for i in range(1, top + 1) if i not in job_ids]
 
 
 class DeleteKeepsHistoryTests(SynchronousTestCase):
@@ -96,7 +100,7 @@ class DeleteKeepsHistoryTests(SynchronousTestCase):
         self.apply(Command("d", C.JOB_DELETE, AT, {"id": 1}))
         self.assertEqual(self.ops.dead_letter_count(), 1)
         self.assertEqual([r.id for r in self.ops.dead_letters()], ["2-26-1"])
-        self.assertEqual(self.ops.dead_letters_by_target()[TARGET]["count"], 1)
+        self.assertEqual(self.ops.dead_letters_by_target()[TARGET].count, 1)
         executions, total, _ = self.state.executions(state="dead")
         self.assertEqual((sorted(e.id for e in executions), total),
                          (["1-26-1", "2-26-1"], 2))

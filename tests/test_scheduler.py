@@ -125,8 +125,8 @@ class Harness:
         # the job's dateCreated is the command's timestamp, as when the API creates it
         created = command(C.JOB_CREATE, {"jobs": [row]}, self.now)
         self.store[record["id"]]["dateCreated"] = created.issued_at
-        self.scheduler.observe(created,
-                               {"ok": True} if ok else {"ok": False, "status": 400})
+        self.scheduler.observe(created, {"ok": True, "count": 1, "first_id": record["id"]}
+                               if ok else {"ok": False, "status": 400})
 
     def update(self, job_id: int, ok: bool = True, **changes: Any) -> None:
         if ok:

@@ -19,8 +19,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from scheduler0.execution.signing import verify
 from scheduler0.secrets_at_rest import (
-    HKDF_INFO, KEY_MISMATCH, SEALED_PREFIX, SigningKeyError, SigningSecretBox,
-    restrict_data_dir, seal_stored_secrets)
+    HKDF_INFO, KEY_MISMATCH, SEALED_PREFIX, SEALED_UNBOUND_PREFIX, SigningKeyError,
+    SigningSecretBox, restrict_data_dir, seal_stored_secrets)
 from scheduler0.state import commands as C
 from scheduler0.state.commands import Command
 from scheduler0.state.machine import apply_batch
@@ -29,6 +29,9 @@ from scheduler0.store.service import StoreService
 
 from .harness import ApiHarness
 from .test_operability import Ops
+
+#: how every stored or carried signing secret starts (L{scheduler0.secrets_at_rest})
+SEALED = (SEALED_PREFIX, SEALED_UNBOUND_PREFIX)
 
 AT = "2026-11-26T16:00:00.000Z"
 LATER = "2026-11-26T17:00:00.000Z"
@@ -87,6 +90,20 @@ class BoxTests(SynchronousTestCase):
         self.assertNotEqual(self.box.seal(7, "whsec_abc"), sealed)
         # the same SecretKey opens it on another node (nodes of a cluster share it)
         self.assertEqual(SigningSecretBox(KEY).unseal(7, sealed), "whsec_abc")
+
+    def test_a_new_projects_secret_is_sealed_to_a_name_of_its_own(self) -> None:
+        """Before its project has an id (ids are chosen when the command is applied), a
+        secret is bound to a random name it carries; any node with the key opens it, a
+        changed name or another key does not."""
+        sealed = self.box.seal_new("whsec_new")
+        self.assertTrue(sealed.startswith(SEALED_UNBOUND_PREFIX), sealed)
+        self.assertNotIn("whsec_new", sealed)
+        self.assertEqual(SigningSecretBox(KEY).unseal(5, sealed), "whsec_new")
+        name, _, encoded = sealed[len(SEALED_UNBOUND_PREFIX):].partition(":")
+        renamed = f"{SEALED_UNBOUND_PREFIX}{'0' * len(name)}:{encoded}"
+        for box, value in ((self.box, renamed), (SigningSecretBox("another"), sealed)):
+            with self.assertRaises(SigningKeyError):
+                box.unseal(5, value)
 
     def test_key_derived_for_this_purpose(self) -> None:
         """HKDF-SHA256 with its own info string: the AES key is not the SecretKey."""
@@ -155,7 +172,7 @@ class ApiSealsTests(SynchronousTestCase):
 
         stored = stored_secrets(self.h.store.path)
         self.assertEqual(len(stored), 2)
-        self.assertTrue(all(s.startswith(SEALED_PREFIX) for s in stored), stored)
+        self.assertTrue(all(s.startswith(SEALED) for s in stored), stored)
         data = file_bytes(self.h.store.path)
         for secret in (first, second):
             self.assertNotIn(secret.encode(), data)
@@ -173,7 +190,7 @@ class ApiSealsTests(SynchronousTestCase):
         create, rotate = [c for c in self.commands
                           if c.kind in (C.PROJECT_CREATE, C.PROJECT_ROTATE_SECRET)]
         carried = [create.payload.signing_secret, rotate.payload.secret]
-        self.assertTrue(all(s.startswith(SEALED_PREFIX) for s in carried), carried)
+        self.assertTrue(all(s.startswith(SEALED) for s in carried), carried)
         self.assertEqual([self.h.signing_box.unseal(project["id"], s) for s in carried],
                          [secrets["previousSigningSecret"], secrets["signingSecret"]])
 
@@ -202,7 +219,7 @@ class StartTests(SynchronousTestCase):
         self.addCleanup(store.stopService)
         stored = stored_secrets(path)
         self.assertEqual(len(stored), 3)
-        self.assertTrue(all(s.startswith(SEALED_PREFIX) for s in stored), stored)
+        self.assertTrue(all(s.startswith(SEALED) for s in stored), stored)
         for secret in (b"whsec_new1", b"whsec_old1", b"whsec_two"):
             self.assertNotIn(secret, file_bytes(path))
         # read back as they were, previous secret included
@@ -236,7 +253,7 @@ class StartTests(SynchronousTestCase):
         store.open()
         self.addCleanup(store.stopService)
         self.assertEqual(store.reader.signing_secret(2).current, "whsec_two")
-        self.assertTrue(all(s.startswith(SEALED_PREFIX) for s in stored_secrets(path)))
+        self.assertTrue(all(s.startswith(SEALED) for s in stored_secrets(path)))
 
     def test_reader_without_key_refuses_sealed_secret(self) -> None:
         data_dir = self.mktemp()

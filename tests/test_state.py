@@ -23,7 +23,9 @@ def fresh_db(testcase) -> sqlite3.Connection:  # type: ignore[no-untyped-def]
 
 
 def job(job_id: int, project_id: int = 1) -> dict:
-    return {"id": job_id, "project_id": project_id, "spec": "@every 1m",
+    """The fields of a job (the one that gets C{job_id} when created in that order: ids
+    are chosen when a command is applied)."""
+    return {"project_id": project_id, "spec": "@every 1m",
             "callback_url": "http://127.0.0.1:3000/cb", "data": None, "execution_type": "http",
             "timezone": "UTC", "start_date": None, "end_date": None, "paused": 0,
             "misfire_policy": "fire_once", "misfire_grace_seconds": 60}
@@ -86,9 +88,28 @@ class StateMachineTests(SynchronousTestCase):
                          [True, False, True, False, True, True, False, True, True])
         # a resubmitted create with the same id answers its original result...
         self.assertEqual(apply_command(conn, script()[0]), {"ok": True, "id": 1})
-        # ...while a new command reusing an id is a conflict
-        clash = Command("c10", C.JOB_CREATE, "2026-11-26T16:00:00.000Z", {"jobs": [job(1)]})
-        self.assertEqual(apply_batch(conn, [clash])[0]["status"], 409)
+        # ...while a new command creating the same job gets ids never handed out before
+        (highest,) = conn.execute("SELECT max(last) FROM sequences WHERE name = 'jobs'").fetchone()
+        again = Command("c10", C.JOB_CREATE, "2026-11-26T16:00:00.000Z", {"jobs": [job(1)]})
+        self.assertEqual(apply_batch(conn, [again])[0],
+                         {"ok": True, "count": 1, "first_id": highest + 1})
+
+    def test_commands_proposed_at_once_never_share_an_id(self) -> None:
+        """Two nodes proposing at once: ids are chosen when each command is applied, in
+        log order, so both get their own, and so does every replica."""
+        def proposed(command_id: str) -> list[Command]:
+            return [Command(f"{command_id}-p", C.PROJECT_CREATE, "2026-11-26T16:00:00.000Z",
+                            {"project": {"name": command_id, "description": "",
+                                         "signing_secret": "s"}}),
+                    Command(f"{command_id}-j", C.JOB_CREATE, "2026-11-26T16:00:00.000Z",
+                            {"jobs": [job(0), job(0)]})]
+        log = [c for pair in zip(proposed("a"), proposed("b")) for c in pair]
+        one, two = fresh_db(self), fresh_db(self)
+        results = apply_batch(one, log)
+        self.assertEqual([r.get("id", r.get("first_id")) for r in results], [1, 2, 1, 3])
+        for command in log:
+            apply_batch(two, [command])
+        self.assertEqual(dump(one), dump(two))
 
     def test_unknown_command_is_rejected(self) -> None:
         conn = fresh_db(self)

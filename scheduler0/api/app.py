@@ -15,7 +15,6 @@ from typing import Any, Callable
 
 from ..consensus.interface import ICommandLog
 from ..schedule.spec import FireTimeCache
-from ..state.ids import IdAllocator
 from ..store.reads import StateReader
 from .auth import Authenticator
 from .credentials import CredentialRoutes
@@ -54,12 +53,6 @@ class Api(MonitoringRoutes, ProjectRoutes, JobRoutes, ExecutionRoutes, Credentia
         self.authenticator = authenticator
         self.settings = settings or ApiSettings()
         self.facade = CommandFacade(reader, commands, clock, self.settings, scheduler)
-
-    @property
-    def ids(self) -> IdAllocator:
-        """The facade's id allocator (resetting it is what a new leader's first write
-        does: re-read the highest ids used)."""
-        return self.facade.ids
 
     @property
     def fire_times(self) -> FireTimeCache:

@@ -2,9 +2,10 @@
 The command facade: the one place the API turns a validated write into a L{Command} and
 waits for the command log to apply it.
 
-It allocates row ids (they travel inside the command), builds typed payloads
-(L{scheduler0.state.payloads}) and submits their commands under the apply timeout, maps a
-failed or rejected submission to an L{ApiError}, and computes a job's next run. Handlers
+It builds typed payloads (L{scheduler0.state.payloads}) and submits their commands under
+the apply timeout, reads the ids of new rows from their results (ids are chosen when a
+command is applied, so nodes proposing at once never collide), maps a failed or rejected
+submission to an L{ApiError}, and computes a job's next run. Handlers
 call one method here per write, so a change to how writes are replicated (Raft) touches
 this module only.
 """
@@ -22,7 +23,6 @@ from ..execution.signing import new_signing_secret
 from ..schedule.spec import FireTimeCache, load_zone, parse_spec
 from ..state import payloads as P
 from ..state.commands import Command, issue
-from ..state.ids import IdAllocator
 from ..store.reads import StateReader
 from ..timestamps import format_time, from_seconds, parse_time
 from .auth import hash_secret, new_api_key, new_api_secret
@@ -32,7 +32,7 @@ from .settings import ApiSettings
 
 class CommandFacade:
     """
-    @param reader: returns the current L{StateReader} (ids start above what it has used).
+    @param reader: returns the current L{StateReader}.
     @param commands: where writes go (L{ICommandLog}).
     @param clock: an C{IReactorTime}; the only source of "now".
     @param scheduler: the node's scheduler, whose plans know a job's next fire best (None
@@ -46,7 +46,6 @@ class CommandFacade:
         self.clock = clock
         self.settings = settings
         self.scheduler = scheduler
-        self.ids = IdAllocator(lambda table: self.reader().sequence(table))
         #: shared with the scheduler on a node, so both compute a schedule's fires once
         self.fire_times = FireTimeCache()
 
@@ -79,11 +78,10 @@ class CommandFacade:
 
     async def create_project(self, fields: dict[str, Any]) -> int:
         """The new project's id."""
-        (project_id,) = self.ids.allocate("projects")
-        await self.commit(P.CreateProject(
-            id=project_id, name=fields["name"], description=fields.get("description"),
-            signing_secret=self._new_signing_secret(project_id)))
-        return project_id
+        result = await self.commit(P.CreateProject(
+            name=fields["name"], description=fields.get("description"),
+            signing_secret=self._new_signing_secret(None)))
+        return result["id"]
 
     async def update_project(self, project_id: int, changes: dict[str, Any]) -> None:
         await self.commit(P.UpdateProject(id=project_id, changes=changes))
@@ -98,20 +96,22 @@ class CommandFacade:
             id=project_id, secret=self._new_signing_secret(project_id),
             previous_expires=expires))
 
-    def _new_signing_secret(self, project_id: int) -> str:
+    def _new_signing_secret(self, project_id: int | None) -> str:
         """A new secret as the command carries it: sealed, so neither the command log nor
-        the database ever holds it in plaintext."""
+        the database ever holds it in plaintext (to the project, or for a project being
+        created, to a name of its own: L{scheduler0.secrets_at_rest})."""
         secret = new_signing_secret()
         box = self.settings.signing_box
-        return box.seal(project_id, secret) if box is not None else secret
+        if box is None:
+            return secret
+        return box.seal_new(secret) if project_id is None else box.seal(project_id, secret)
 
     # -- jobs ---------------------------------------------------------------------------
 
     async def create_jobs(self, jobs: list[JobFields]) -> list[tuple[Job, str | None]]:
         """Create validated jobs; each stored job with its next run."""
-        ids = self.ids.allocate("jobs", len(jobs))
-        result = await self.commit(P.CreateJobs(
-            jobs=[Job(id=job_id, fields=fields) for job_id, fields in zip(ids, jobs)]))
+        result = await self.commit(P.CreateJobs(jobs=jobs))
+        ids = range(result["first_id"], result["first_id"] + len(jobs))
         # answer from the applied command (its rows are exactly what was stored) rather
         # than reading thousands of rows back
         stamp = result["issuedAt"]
@@ -172,13 +172,12 @@ class CommandFacade:
 
     async def create_credential(self, fields: dict[str, Any]) -> tuple[int, str]:
         """The new credential's id and its API secret (shown once, stored only hashed)."""
-        (credential_id,) = self.ids.allocate("credentials")
         api_key, api_secret = new_api_key(), new_api_secret()
-        await self.commit(P.CreateCredential(
-            id=credential_id, api_key=api_key, secret_hash=hash_secret(api_secret),
+        result = await self.commit(P.CreateCredential(
+            api_key=api_key, secret_hash=hash_secret(api_secret),
             scopes=fields["scopes"], archived=fields.get("archived", 0),
             project_ids=fields.get("project_ids")))
-        return credential_id, api_secret
+        return result["id"], api_secret
 
     async def update_credential(self, credential_id: int, changes: dict[str, Any]) -> None:
         await self.commit(P.UpdateCredential(id=credential_id, changes=changes))

@@ -211,8 +211,9 @@ class SchedulerService(Service):
         if command.kind == C.JOB_CREATE:
             stamp = command.issued_at
             self._creating.extend(
-                Job(job.id, job.fields, stamp, stamp)
-                for job in command.payload.jobs if self._owns(job.id))
+                Job(job_id, fields, stamp, stamp)
+                for job_id, fields in enumerate(command.payload.jobs, result["first_id"])
+                if self._owns(job_id))
             self._plan_created()
         elif command.kind == C.JOB_UPDATE:
             self._replan(command.payload.id)

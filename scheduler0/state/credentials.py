@@ -7,7 +7,7 @@ from typing import Any
 
 from .payloads import (CREDENTIAL_PROJECTS_VERSION, CreateCredential, DeleteCredential,
                        UpdateCredential)
-from .rows import Rejected, Result, bump_sequence, missing_projects, require_row, update_row
+from .rows import Rejected, Result, allocate_ids, missing_projects, require_row, update_row
 
 __all__ = ["CREDENTIAL_PROJECTS_VERSION", "create_credential", "delete_credential",
            "update_credential"]
@@ -33,15 +33,15 @@ def _project_ids_column(conn: sqlite3.Connection, project_ids: Any) -> str | Non
 
 def create_credential(conn: sqlite3.Connection, credential: CreateCredential,
                       stamp: str) -> Result:
+    project_ids = _project_ids_column(conn, credential.project_ids)
+    credential_id = allocate_ids(conn, "credentials")
     conn.execute(
         "INSERT INTO credentials (id, api_key, secret_hash, scopes, archived, date_created, "
         "date_modified, project_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (credential.id, credential.api_key, credential.secret_hash, credential.scopes,
-         int(credential.archived), stamp, stamp,
-         _project_ids_column(conn, credential.project_ids)),
+        (credential_id, credential.api_key, credential.secret_hash, credential.scopes,
+         int(credential.archived), stamp, stamp, project_ids),
     )
-    bump_sequence(conn, "credentials", [credential.id])
-    return {"id": credential.id}
+    return {"id": credential_id}
 
 
 def update_credential(conn: sqlite3.Connection, update: UpdateCredential,

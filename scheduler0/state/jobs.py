@@ -9,7 +9,7 @@ import sqlite3
 from ..domain.job import JOB_FIELD_NAMES
 from .executions import finish_delivery
 from .payloads import CreateJobs, DeleteJob, UpdateJob
-from .rows import Rejected, Result, bump_sequence, missing_projects, require_row, update_row
+from .rows import Rejected, Result, allocate_ids, missing_projects, require_row, update_row
 
 #: a job's columns: its id, then its fields (L{scheduler0.domain.JobFields}), same names
 JOB_COLUMNS = ("id", *JOB_FIELD_NAMES)
@@ -17,6 +17,7 @@ _field_values = operator.attrgetter(*JOB_FIELD_NAMES)
 
 
 def create_jobs(conn: sqlite3.Connection, create: CreateJobs, stamp: str) -> Result:
+    """The jobs get consecutive ids from C{first_id} on, in the order the command lists them."""
     jobs = create.jobs
     missing = missing_projects(conn, {job.project_id for job in jobs})
     if missing:
@@ -24,13 +25,14 @@ def create_jobs(conn: sqlite3.Connection, create: CreateJobs, stamp: str) -> Res
         raise Rejected(
             400, f"jobs[{index}].projectId: project {jobs[index].project_id} does not exist"
         )
+    first = allocate_ids(conn, "jobs", len(jobs))
     conn.executemany(
         f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}, date_created, date_modified) "
         f"VALUES ({', '.join('?' * (len(JOB_COLUMNS) + 2))})",
-        [(job.id, *_field_values(job.fields), stamp, stamp) for job in jobs],
+        [(job_id, *_field_values(fields), stamp, stamp)
+         for job_id, fields in enumerate(jobs, first)],
     )
-    bump_sequence(conn, "jobs", (job.id for job in jobs))
-    return {"count": len(jobs)}
+    return {"count": len(jobs), "first_id": first}
 
 
 def update_job(conn: sqlite3.Connection, update: UpdateJob, stamp: str) -> Result:

@@ -1,8 +1,9 @@
 """
 The payload of each command kind, typed.
 
-A payload is what applying its command needs, decided by the proposer (ids, secrets,
-times). Each class names its command kind and converts to and from the JSON form a
+A payload is what applying its command needs, decided by the proposer (secrets, times);
+the ids of new rows are chosen when it is applied (L{scheduler0.state.rows.allocate_ids}) and
+returned in its result. Each class names its command kind and converts to and from the JSON form a
 command log carries (snake_case, as the appliers store it); an update's C{changes} keeps
 only the names of the fields it may change, so a payload never carries a column an
 applier would write blindly.
@@ -14,7 +15,7 @@ from typing import Any, ClassVar, Mapping, Union
 
 import attrs
 
-from ..domain import DeliveryFinished, DeliveryRecord, Execution, Job
+from ..domain import DeliveryFinished, DeliveryRecord, Execution, JobFields
 from ..domain.job import JOB_FIELD_NAMES
 from . import kinds as K
 
@@ -74,8 +75,9 @@ def _known_fields(cls: type, raw: Mapping[str, Any]) -> dict[str, Any]:
 
 @attrs.frozen
 class CreateProject(_Payload):
+    """Its result's C{id} is the new project's."""
+
     KIND = K.PROJECT_CREATE
-    id: int
     name: str
     description: str | None
     signing_secret: str  # sealed (see scheduler0.secrets_at_rest)
@@ -85,10 +87,7 @@ class CreateProject(_Payload):
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> "CreateProject":
-        project = raw["project"]
-        return cls(id=project["id"], name=project["name"],
-                   description=project["description"],
-                   signing_secret=project["signing_secret"])
+        return cls(**_known_fields(cls, raw["project"]))
 
 
 @attrs.frozen
@@ -116,15 +115,17 @@ class RotateProjectSecret(_Payload):
 
 @attrs.frozen
 class CreateJobs(_Payload):
+    """Its result's C{first_id} is the first job's id; the others follow it in order."""
+
     KIND = K.JOB_CREATE
-    jobs: tuple[Job, ...] = attrs.field(converter=tuple)
+    jobs: tuple[JobFields, ...] = attrs.field(converter=tuple)
 
     def to_json(self) -> dict[str, Any]:
         return {"jobs": [job.to_json() for job in self.jobs]}
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> "CreateJobs":
-        return cls(jobs=[Job.from_json(job) for job in raw["jobs"]])
+        return cls(jobs=[JobFields.from_json(job) for job in raw["jobs"]])
 
 
 @attrs.frozen
@@ -146,8 +147,9 @@ class DeleteJob(_Payload):
 
 @attrs.frozen
 class CreateCredential(_Payload):
+    """Its result's C{id} is the new credential's."""
+
     KIND = K.CREDENTIAL_CREATE
-    id: int
     api_key: str
     secret_hash: str
     scopes: str

@@ -6,7 +6,7 @@ import sqlite3
 
 from ..store.schema import MAX_PREVIOUS_SECRETS
 from .payloads import CreateProject, DeleteProject, RotateProjectSecret, UpdateProject
-from .rows import Rejected, Result, bump_sequence, require_row, update_row
+from .rows import Rejected, Result, allocate_ids, require_row, update_row
 
 
 def _project_name_taken(conn: sqlite3.Connection, name: str, except_id: int | None) -> None:
@@ -17,13 +17,13 @@ def _project_name_taken(conn: sqlite3.Connection, name: str, except_id: int | No
 
 def create_project(conn: sqlite3.Connection, project: CreateProject, stamp: str) -> Result:
     _project_name_taken(conn, project.name, None)
+    project_id = allocate_ids(conn, "projects")
     conn.execute(
         "INSERT INTO projects (id, name, description, signing_secret, date_created, "
         "date_modified) VALUES (?, ?, ?, ?, ?, ?)",
-        (project.id, project.name, project.description, project.signing_secret, stamp, stamp),
+        (project_id, project.name, project.description, project.signing_secret, stamp, stamp),
     )
-    bump_sequence(conn, "projects", [project.id])
-    return {"id": project.id}
+    return {"id": project_id}
 
 
 def update_project(conn: sqlite3.Connection, update: UpdateProject, stamp: str) -> Result:

@@ -8,7 +8,7 @@ without importing the machine that imports them.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 Result = dict[str, Any]
 
@@ -22,16 +22,22 @@ class Rejected(Exception):
         self.message = message
 
 
-def bump_sequence(conn: sqlite3.Connection, name: str, ids: Iterable[int]) -> None:
-    """Raise a sequence to the highest id a command stored, so the next allocated id is new."""
-    top = max(ids, default=None)
-    if top is None:
-        return
+def allocate_ids(conn: sqlite3.Connection, name: str, count: int = 1) -> int:
+    """
+    The first of C{count} new ids for C{name}'s rows (the others follow it), taken from the
+    C{sequences} table inside the applying transaction: every replica applying the same
+    commands in the same order chooses the same ids, two commands never get the same one,
+    and the id of a deleted row is never handed out again (an execution id derived from a
+    job id must never name two different jobs).
+    """
+    row = conn.execute("SELECT last FROM sequences WHERE name = ?", (name,)).fetchone()
+    first = (row[0] if row else 0) + 1
     conn.execute(
         "INSERT INTO sequences (name, last) VALUES (?, ?) "
-        "ON CONFLICT (name) DO UPDATE SET last = max(last, excluded.last)",
-        (name, top),
+        "ON CONFLICT (name) DO UPDATE SET last = excluded.last",
+        (name, first + count - 1),
     )
+    return first
 
 
 def require_row(conn: sqlite3.Connection, table: str, row_id: int, what: str) -> sqlite3.Row:

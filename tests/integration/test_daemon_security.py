@@ -21,7 +21,7 @@ import time
 
 from twisted.trial.unittest import TestCase
 
-from scheduler0.secrets_at_rest import KEY_MISMATCH, SEALED_PREFIX
+from scheduler0.secrets_at_rest import KEY_MISMATCH, SEALED_PREFIX, SEALED_UNBOUND_PREFIX
 
 from .daemon import Daemon, run, twistd_argv
 from .test_daemon import assert_clean_stop, job
@@ -75,7 +75,8 @@ class DaemonSecurityTests(TestCase):
         db = os.path.join(node.data_dir, "scheduler0.db")
         for secret in (first, second):
             self.assertNotIn(secret.encode(), file_bytes(db))
-        self.assertTrue(all(s.startswith(SEALED_PREFIX) for s in stored_secrets(db)))
+        self.assertTrue(all(s.startswith((SEALED_PREFIX, SEALED_UNBOUND_PREFIX))
+                            for s in stored_secrets(db)))
 
         # /metrics: Basic with the node's AuthUsername/AuthPassword, nothing else
         code, body = await self.metrics(node, {})
