@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 from typing import Any, Callable
 
+from ..domain import DeadLetterSummary
 from ..schedule.occurrence import endpoint_of, host_of
 from ..timestamps import format_time, from_seconds
 
@@ -70,22 +71,13 @@ class HealthReport:
         plan = self._scheduler.plans.get(job_id)
         return endpoint_of(plan.callback_url) if plan is not None else fallback
 
-    def dead_letters_by_endpoint(self) -> dict[str, dict[str, Any]]:
-        """The dead-letter summary per endpoint."""
-        merged: dict[str, dict[str, Any]] = {}
-        for row in self._reads().dead_letters_by_job():
-            endpoint = self.endpoint_of_job(row["jobId"], row["target"])
-            summary = merged.get(endpoint)
-            if summary is None:
-                merged[endpoint] = dict(row)
-                continue
-            summary["count"] += row["count"]
-            summary["firstAttempt"] = min(filter(None, (summary["firstAttempt"],
-                                                        row["firstAttempt"])), default=None)
-            summary["lastAttempt"] = max(filter(None, (summary["lastAttempt"],
-                                                       row["lastAttempt"])), default=None)
-            summary["attempts"] = max(summary["attempts"], row["attempts"])
-            summary["permanent"] = summary["permanent"] or row["permanent"]
+    def dead_letters_by_endpoint(self) -> dict[str, DeadLetterSummary]:
+        """The dead-letter summary per endpoint: those of the jobs calling it, added up."""
+        merged: dict[str, DeadLetterSummary] = {}
+        for (job_id, target), summary in self._reads().dead_letters_by_job().items():
+            endpoint = self.endpoint_of_job(job_id, target)
+            known = merged.get(endpoint)
+            merged[endpoint] = summary if known is None else known.merged(summary)
         return merged
 
     def breaker_view(self, endpoint: str) -> dict[str, Any]:
@@ -156,9 +148,9 @@ class HealthReport:
             dead_view: dict[str, Any] = {"present": summary is not None}
             if summary is not None:
                 dead_view.update(
-                    reason="permanent_failure" if summary["permanent"] else "max_retry_attempts",
-                    firstAttempt=summary["firstAttempt"], lastAttempt=summary["lastAttempt"],
-                    retryCount=summary["attempts"], count=summary["count"], nextRetry=None)
+                    reason="permanent_failure" if summary.permanent else "max_retry_attempts",
+                    firstAttempt=summary.first_attempt, lastAttempt=summary.last_attempt,
+                    retryCount=summary.attempts, count=summary.count, nextRetry=None)
             instances.append({
                 "key": f"{EXECUTION_TYPE}::{endpoint}", "type": EXECUTION_TYPE,
                 "displayName": endpoint.split("://", 1)[-1],

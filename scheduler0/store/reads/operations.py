@@ -6,16 +6,27 @@ never recorded, behind the health, dead-letter and supervisor APIs.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import Any, Sequence
 
-from ...domain import Execution
-from .common import Record
+from ...domain import DeadLetterSummary, Execution
 from .executions import IN_FLIGHT, _IN_FLIGHT_IDS, execution_from_row
 
 #: dead letters: dead, of a job that still exists (a deleted job's are history, not
 #: something to act on), and not being delivered again (a replay in flight)
 _DEAD = (f"state = 'dead' AND id NOT IN ({_IN_FLIGHT_IDS}) "
          "AND EXISTS (SELECT 1 FROM jobs WHERE jobs.id = executions.job_id)")
+
+
+#: the columns of a L{DeadLetterSummary}, over a group of dead letters
+_SUMMARY = ("count(*), min(coalesce(first_attempt_at, date_created)), "
+            "max(coalesce(last_attempt_at, date_modified)), max(attempts), "
+            "sum(error_category = 'permanent')")
+
+
+def _summary(columns: Sequence[Any]) -> DeadLetterSummary:
+    count, first, last, attempts, permanent = columns
+    return DeadLetterSummary(count=count, first_attempt=first, last_attempt=last,
+                             attempts=attempts, permanent=bool(permanent))
 
 
 class OperationsReader:
@@ -42,27 +53,20 @@ class OperationsReader:
             args.append(limit)
         return [execution_from_row(r) for r in self._conn.execute(sql, args)]
 
-    def dead_letters_by_target(self) -> dict[str, Record]:
+    def dead_letters_by_target(self) -> dict[str, DeadLetterSummary]:
         """Per target: how many are dead, since when, and whether any failed permanently."""
         rows = self._conn.execute(
-            "SELECT target, count(*), min(coalesce(first_attempt_at, date_created)), "
-            "max(coalesce(last_attempt_at, date_modified)), max(attempts), "
-            f"sum(error_category = 'permanent') FROM executions WHERE {_DEAD} "
+            f"SELECT target, {_SUMMARY} FROM executions WHERE {_DEAD} "
             "GROUP BY target").fetchall()
-        return {row[0]: {"count": row[1], "firstAttempt": row[2], "lastAttempt": row[3],
-                         "attempts": row[4], "permanent": bool(row[5])} for row in rows}
+        return {row[0]: _summary(row[1:]) for row in rows}
 
-    def dead_letters_by_job(self) -> list[Record]:
-        """Per job (and target): the L{dead_letters_by_target} summary, so the health
-        API can group dead letters by callback endpoint."""
+    def dead_letters_by_job(self) -> dict[tuple[int, str], DeadLetterSummary]:
+        """Per job and target: the L{dead_letters_by_target} summary, so the health API
+        can group dead letters by callback endpoint."""
         rows = self._conn.execute(
-            "SELECT job_id, target, count(*), min(coalesce(first_attempt_at, date_created)), "
-            "max(coalesce(last_attempt_at, date_modified)), max(attempts), "
-            f"sum(error_category = 'permanent') FROM executions WHERE {_DEAD} "
+            f"SELECT job_id, target, {_SUMMARY} FROM executions WHERE {_DEAD} "
             "GROUP BY job_id, target").fetchall()
-        return [{"jobId": row[0], "target": row[1], "count": row[2], "firstAttempt": row[3],
-                 "lastAttempt": row[4], "attempts": row[5], "permanent": bool(row[6])}
-                for row in rows]
+        return {(row[0], row[1]): _summary(row[2:]) for row in rows}
 
     def dispatched_before(self, cutoff: str) -> list[tuple[Execution, str | None]]:
         """Executions dispatched before C{cutoff} whose outcome was never recorded: the
