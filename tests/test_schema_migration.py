@@ -18,7 +18,7 @@ import sqlite3
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from scheduler0.domain import PreviousSecret
+from scheduler0.domain import PreviousSecret, SupervisorHalt
 from scheduler0.state import commands as C
 from scheduler0.state.commands import Command
 from scheduler0.state.machine import apply_batch
@@ -164,7 +164,7 @@ class MigrationTests(SynchronousTestCase):
         self.assertEqual(ScheduleReader(conn).signing_secrets(1, "2026-11-26T17:30:00.000Z"),
                          ["whsec_newer", "whsec_new", "whsec_old"])
         self.assertEqual(ScheduleReader(conn).supervisor(),
-                         {"halted": True, "reason": "halted by an operator", "at": AT})
+                         SupervisorHalt(halted=True, reason="halted by an operator", at=AT))
 
     def test_a_file_without_user_version_at_version_1_is_migrated(self) -> None:
         path = version_1_file(self, user_version=0)

@@ -14,11 +14,12 @@ from twisted.trial.unittest import SynchronousTestCase
 from scheduler0.api.shapes import (credential_json, execution_json, job_json, project_json,
                                    signing_secrets_json)
 from scheduler0.domain import (Credential, Execution, Job, JobFields, PreviousSecret, Project,
-                               SigningSecrets)
+                               SigningSecrets, SupervisorHalt)
 from scheduler0.state import commands as C
 from scheduler0.state.commands import Command
 from scheduler0.state.machine import apply_batch
 from scheduler0.store.database import connect
+from scheduler0.store.reads import ScheduleReader
 from scheduler0.store.service import StoreService
 
 AT = "2026-11-26T16:00:00.000Z"
@@ -111,7 +112,7 @@ class StoreReadsRecordsTests(SynchronousTestCase):
         store = StoreService(self.mktemp())
         self.reader = store.open()
         self.addCleanup(store.stopService)
-        conn = connect(store.path)
+        self.conn = conn = connect(store.path)
         self.addCleanup(conn.close)
         results = apply_batch(conn, [
             Command("p1", C.PROJECT_CREATE, AT, {"project": {
@@ -153,3 +154,12 @@ class StoreReadsRecordsTests(SynchronousTestCase):
         self.assertEqual(self.reader.credentials(10, 0), ([one, two], 2))
         self.assertEqual(self.reader.credential_for_key("key-two"), (two, SECRET_HASH))
         self.assertIsNone(self.reader.credential_for_key("key-none"))
+
+    def test_supervisor_halt(self) -> None:
+        schedule = ScheduleReader(self.conn)
+        self.assertIsNone(schedule.supervisor())
+        results = apply_batch(self.conn, [Command("h", C.SUPERVISOR_SET, LATER, {
+            "halted": True, "reason": "halted by an operator", "at": AT})])
+        self.assertTrue(all(r["ok"] for r in results), results)
+        self.assertEqual(schedule.supervisor(), SupervisorHalt(
+            halted=True, reason="halted by an operator", at=AT))

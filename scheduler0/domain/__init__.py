@@ -15,9 +15,10 @@ from .delivery import DeliveryFinished, DeliveryRecord, OutboxOccurrence
 from .execution import TERMINAL_STATES, Execution
 from .job import JOB_FIELD_NAMES, Job, JobFields
 from .project import PreviousSecret, Project, SigningSecrets
+from .supervisor import SupervisorHalt
 
 __all__ = [
     "Credential", "DeadLetterSummary", "DeliveryFinished", "DeliveryRecord", "Execution",
     "JOB_FIELD_NAMES", "Job", "JobFields", "OutboxOccurrence", "PreviousSecret", "Project",
-    "SigningSecrets", "TERMINAL_STATES",
+    "SigningSecrets", "SupervisorHalt", "TERMINAL_STATES",
 ]

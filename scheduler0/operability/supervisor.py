@@ -25,6 +25,7 @@ from twisted.application.service import Service
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from ..domain import SupervisorHalt
 from ..state.commands import issue
 from ..state.payloads import SetSupervisor
 from ..timestamps import format_time, from_seconds
@@ -95,16 +96,16 @@ class Supervisor:
             return self.memory_reason
         return None
 
-    def restore(self, saved: dict[str, Any] | None) -> None:
+    def restore(self, saved: SupervisorHalt | None) -> None:
         """
         At start, before the scheduler and the executor start: an operator's halt stored
         before the process stopped holds them again, so nothing is dispatched (no
         catch-up, no re-sent delivery) until an operator restarts the supervisor.
         """
-        if not saved or not saved.get("halted"):
+        if saved is None or not saved.halted:
             return
         self.operator_halted = True
-        self.halted_since = saved.get("at")
+        self.halted_since = saved.at
         self._scheduler.halt()
         self._executor.halt()
         log.warn("the scheduler is halted by an operator since {since} (kept across the "

@@ -9,9 +9,8 @@ import json
 import sqlite3
 from typing import Iterable
 
-from ...domain import DeliveryRecord, Execution, Job
+from ...domain import DeliveryRecord, Execution, Job, SupervisorHalt
 from ...secrets_at_rest import SigningSecretBox, unseal_with
-from .common import Record
 from .credentials import _PREVIOUS_SECRETS
 from .executions import execution_from_row
 from .jobs import job_from_row
@@ -74,11 +73,10 @@ class ScheduleReader:
                              if expires > now]
         return [unseal_with(self._signing_box, project_id, s) for s in stored]
 
-    def supervisor(self) -> Record | None:
-        """The operator's last halt or restart (C{halted}, C{reason}, C{at}); None if
-        there was none."""
+    def supervisor(self) -> SupervisorHalt | None:
+        """The operator's last halt or restart; None if there was none."""
         row = self._conn.execute(
             "SELECT halted, reason, changed_at FROM supervisor WHERE id = 1").fetchone()
         if row is None:
             return None
-        return {"halted": bool(row[0]), "reason": row[1], "at": row[2]}
+        return SupervisorHalt(halted=bool(row[0]), reason=row[1], at=row[2])
