@@ -46,6 +46,30 @@ class DatabaseError(Exception):
     """The database file cannot be used; the message is one line naming the file and the fix."""
 
 
+#: The oldest sqlite the state machine and the reads work with: the JSON operator C{->>}
+#: (3.38.0) reads the delivery outbox; window functions (3.25) and upserts (3.24) are older.
+MIN_SQLITE = (3, 38, 0)
+
+
+def require_sqlite(version: tuple[int, int, int] | None = None) -> None:
+    """
+    Refuse to start on a sqlite older than L{MIN_SQLITE}, in one line, before any file is
+    touched: the features it lacks would otherwise fail the first write or read that uses
+    them, as a 500 long after start.
+
+    @raise DatabaseError: naming both versions and the fix.
+    """
+    if version is None:
+        version = sqlite3.sqlite_version_info
+    if tuple(version) < MIN_SQLITE:
+        need = ".".join(map(str, MIN_SQLITE))
+        have = ".".join(map(str, version))
+        raise DatabaseError(
+            f"this node needs sqlite {need} or later (for its JSON operators), but this "
+            f"Python is linked with sqlite {have}; run it with a Python built against a newer "
+            "sqlite (python.org and distribution builds since 2022 have one)")
+
+
 def database_path(data_dir: str) -> str:
     return os.path.join(data_dir, DATABASE_FILENAME)
 

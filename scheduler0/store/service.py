@@ -12,7 +12,7 @@ from twisted.application.service import Service
 from twisted.logger import Logger
 
 from ..secrets_at_rest import SigningSecretBox, seal_stored_secrets
-from .database import connect, database_path
+from .database import connect, database_path, require_sqlite
 from .integrity import open_database
 from .reads import OperationsReader, ScheduleReader, StateReader
 
@@ -48,6 +48,7 @@ class StoreService(Service):
             with another SecretKey; the message is one line.
         """
         if self.reader is None:
+            require_sqlite()
             os.makedirs(self.data_dir, mode=0o700, exist_ok=True)
             done = open_database(self.path)
             if self.signing_box is not None:
