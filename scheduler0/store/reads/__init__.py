@@ -8,8 +8,9 @@ stalling the reactor.
 One concept per module: L{jobs} (projects and jobs), L{executions} (executions merged with
 the delivery outbox), L{credentials} (credentials and signing secrets), L{scheduler} (what
 the scheduler and executor read), L{operations} (dead letters and stale dispatches), and
-L{common} (the record type and project filter they share). L{StateReader} is the API's
-reader, assembled here from the query mixins; every name stays importable from here.
+L{common} (the project filter they share). They return the domain's records
+(L{scheduler0.domain}), never the API's shape. L{StateReader} is the API's reader,
+assembled here from the query mixins; every name stays importable from here.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import sqlite3
 
 from ...secrets_at_rest import SigningSecretBox
-from .common import Projects, Queries, Record, _only
+from .common import Projects, Queries, _only
 from .credentials import _PREVIOUS_SECRETS, CredentialQueries, credential_from_row
 from .executions import (EXECUTION_ROW, EXECUTIONS_COUNT_CAP, IN_FLIGHT, _IN_FLIGHT_IDS, _ROW,
                          ExecutionQueries, execution_from_row)
@@ -27,7 +28,7 @@ from .scheduler import ScheduleReader
 
 __all__ = [
     "EXECUTION_ROW", "EXECUTIONS_COUNT_CAP", "IN_FLIGHT", "OperationsReader", "Projects",
-    "Record", "ScheduleReader", "StateReader", "credential_from_row", "execution_from_row",
+    "ScheduleReader", "StateReader", "credential_from_row", "execution_from_row",
     "job_from_row", "project_from_row",
     # private helpers, kept importable from here for anyone who reached for them
     "_DEAD", "_IN_FLIGHT_IDS", "_PREVIOUS_SECRETS", "_ROW", "_only", "Queries",

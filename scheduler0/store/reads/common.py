@@ -1,6 +1,7 @@
 """
-What every query module of the read side shares: the record type, the project filter and
-the connection with its two helpers.
+What every query module of the read side shares: the project filter and the connection
+with its two helpers. (What the queries return are the domain's records:
+L{scheduler0.domain}.)
 """
 
 from __future__ import annotations
@@ -8,8 +9,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from typing import AbstractSet, Any, Iterable, Optional
-
-Record = dict[str, Any]
 
 #: Which projects a caller may see: None for all of them (a node-wide caller), else their
 #: ids (a credential limited to projects).
