@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import operator
+from typing import Any, Mapping, Sequence
 
 import attrs
 
@@ -39,15 +40,24 @@ class Execution:
     date_created: str | None = None
     date_modified: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        """The record as a command carries it (without the dates the command stamps)."""
-        return {name: getattr(self, name) for name in RECORDED_FIELDS}
+    def to_json(self) -> list[Any]:
+        """The record as a command carries it: its L{RECORDED_FIELDS} values in order (a
+        command carries thousands: an array is half the size of an object, and twice as
+        quick to write and read)."""
+        return list(_recorded_values(self))
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> "Execution":
-        """@raise KeyError: naming a field every record has, if it is missing."""
-        return cls(**{name: raw[name] if name in REQUIRED else raw.get(name)
-                      for name in RECORDED_FIELDS})
+    def from_json(cls, raw: Sequence[Any] | Mapping[str, Any]) -> "Execution":
+        """From L{to_json}'s array, or from an object of field names.
+
+        @raise KeyError: naming a field every record has, if it is missing.
+        @raise TypeError: an array of the wrong length."""
+        if isinstance(raw, Mapping):
+            return cls(**{name: raw[name] if name in REQUIRED else raw.get(name)
+                          for name in RECORDED_FIELDS})
+        if len(raw) != len(RECORDED_FIELDS):
+            raise TypeError(f"an execution record has {len(RECORDED_FIELDS)} values")
+        return cls(*raw)
 
 
 #: the fields every record of an execution has
@@ -55,3 +65,4 @@ REQUIRED = frozenset(a.name for a in attrs.fields(Execution) if a.default is att
 #: what an execution record carries in a command, in declaration order (not its dates)
 RECORDED_FIELDS: tuple[str, ...] = tuple(
     a.name for a in attrs.fields(Execution) if a.name not in ("date_created", "date_modified"))
+_recorded_values = operator.attrgetter(*RECORDED_FIELDS)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Mapping, Union
 import attrs
 
 from ..domain import DeliveryFinished, DeliveryRecord, Execution, JobFields
+from ..domain.execution import RECORDED_FIELDS
 from ..domain.job import JOB_FIELD_NAMES
 from . import kinds as K
 
@@ -213,7 +214,9 @@ class RecordExecutions(_Payload):
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> "RecordExecutions":
-        return cls(records=[Execution.from_json(r) for r in raw.get("records", ())],
+        width = len(RECORDED_FIELDS)
+        return cls(records=[Execution(*r) if type(r) is list and len(r) == width
+                            else Execution.from_json(r) for r in raw.get("records", ())],
                    started=[DeliveryRecord.from_json(d) for d in raw.get("started", ())],
                    finished=[DeliveryFinished.from_json(f) for f in raw.get("finished", ())])
 
