@@ -464,6 +464,35 @@ class RestartTests(SynchronousTestCase):
         self.assertEqual(h.take(), [T0 + HOUR, T0 + 2 * HOUR, T0 + 3 * HOUR])
 
 
+class StateReplacedTests(SynchronousTestCase):
+    """A snapshot installed (or a node caught up from scratch) replaces the store under the
+    scheduler: it plans again from what the store now says."""
+
+    def test_plans_follow_the_replaced_state(self) -> None:
+        h = Harness([job(1, "@every 1m"), job(2, "@every 1h")]).start()
+        h.advance_to(T0 + MINUTE)
+        self.assertEqual(h.take(), [T0 + MINUTE])
+        # the new state: job 1 gone, job 2 every 2 minutes (from its creation), job 3 new
+        del h.store[1]
+        h.store[2]["spec"] = "@every 2m"
+        h.store[3] = job(3, "@every 1m", created=T0 + MINUTE)
+        h.last = {2: iso(T0 + MINUTE)}
+        h.scheduler.reload()
+        self.assertEqual(sorted(h.scheduler.plans), [2, 3])
+        h.advance_to(T0 + 4 * MINUTE, step=1)
+        self.assertEqual(sorted((o.job_id, o.scheduled) for o in h.occurrences),
+                         [(2, T0 + 2 * MINUTE), (2, T0 + 4 * MINUTE), (3, T0 + 2 * MINUTE),
+                          (3, T0 + 3 * MINUTE), (3, T0 + 4 * MINUTE)])
+
+    def test_a_stopped_scheduler_forgets_and_plans_nothing(self) -> None:
+        h = Harness([job(1, "@every 1m")]).start()
+        h.scheduler.stopService()
+        h.scheduler.reload()
+        self.assertEqual(h.scheduler.plans, {})
+        h.advance_to(T0 + 3 * MINUTE, step=1)
+        self.assertEqual(h.fired(), [])
+
+
 # ------------------------------------------------------------------------------- 7. halt
 
 

@@ -106,6 +106,28 @@ class SchedulerService(Service):
 
     def startService(self) -> None:
         Service.startService(self)
+        self._plan_all()
+
+    def reload(self) -> None:
+        """
+        The state was replaced under the scheduler (a snapshot installed, or a node that
+        caught up from scratch): forget every plan and plan again from the store, as at
+        start; what was missed since each job's last recorded occurrence follows its
+        misfire policy.
+        """
+        self._cancel_timer()
+        self._backlog = None
+        if self._planning is not None and self._planning.active():
+            self._planning.cancel()
+        self._planning = None
+        self._creating.clear()
+        self.plans.clear()
+        self._heap.clear()
+        if self.running:
+            self._plan_all()
+
+    def _plan_all(self) -> None:
+        """Plan every job the store has (that this node owns), catching up on downtime."""
         records, last = self._load()
         now = self._clock.seconds()
         due: list[Occurrence] = []
