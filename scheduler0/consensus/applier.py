@@ -13,12 +13,19 @@ handed back: a saturated API may slow down, the callbacks may not (issue 8).
 The applier knows nothing of who proposed a command: whoever calls L{CommandApplier.apply}
 (a local log, or a replicated method called once per committed Raft entry) gets a Deferred
 of that command's result, matched by command id.
+
+Under Raft (C{ordered=True}) every replica must apply the log in the same order, so there is
+no urgent lane; each command carries its Raft index, and the batch's last index is stored in
+the batch's own transaction; a batch that fails on storage is retried until it is stored
+(the entries are committed: dropping one would make this replica diverge).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Union
+
+import attrs
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.threads import deferToThreadPool
@@ -37,6 +44,20 @@ log = Logger()
 #: Commands that jump the queue: the scheduler's execution records and outbox changes. No
 #: observer acts on them, so handing their results back early reorders nothing observers see.
 URGENT_KINDS = frozenset({C.EXECUTION_RECORD})
+
+
+@attrs.frozen
+class _Replacement:
+    """Replace the whole database (a Raft snapshot installed): C{restore(conn)} in order."""
+
+    restore: Callable[[Any], None]
+    index: int
+    done: Deferred = attrs.field(eq=False)
+
+
+#: what waits for the writer: a command (with its Raft index, None on a single node) or a
+#: replacement of the whole state
+_Entry = Union[tuple[Command, Union[int, None]], _Replacement]
 
 
 class Writer(Protocol):
@@ -97,15 +118,23 @@ class CommandApplier:
     @param reactor: schedules the hand-back of results, one per turn.
     @param max_batch: most commands committed in one transaction.
     @param writer: where sqlite runs (L{ThreadWriter} or L{InlineWriter}).
+    @param ordered: apply strictly in the order given (a Raft replica): no urgent lane, and a
+        batch that fails on storage is retried every C{retry_delay} seconds, never failed.
     """
 
-    def __init__(self, path: str, reactor: Any, writer: Writer, max_batch: int = 256) -> None:
+    def __init__(self, path: str, reactor: Any, writer: Writer, max_batch: int = 256,
+                 ordered: bool = False, retry_delay: float = 1.0) -> None:
         self._path = path
         self._reactor = reactor
         self._writer = writer
         self._max_batch = max_batch
-        self._pending: deque[Command] = deque()
-        self._urgent: deque[Command] = deque()
+        self._ordered = ordered
+        self._retry_delay = retry_delay
+        self._retry_call: Any = None
+        self._applied_index: int | None = None
+        self._replaced_observers: list[Callable[[], None]] = []
+        self._pending: deque[_Entry] = deque()
+        self._urgent: deque[_Entry] = deque()
         # the Deferreds handed out by apply, per command id, oldest first
         self._waiters: dict[str, deque[Deferred]] = {}
         self._observers: list[Observer] = []
@@ -130,7 +159,14 @@ class CommandApplier:
         self._conn = connect(self._path, check_same_thread=False)
 
     def stop(self) -> Deferred:
-        """Apply and hand back everything already taken, then close the connection."""
+        """Apply and hand back everything already taken, then close the connection.
+
+        An ordered applier waiting to retry a failed batch gives it up: its entries are in
+        the Raft journal above the stored index, so the next start applies them again."""
+        if self._retry_call is not None:
+            self._retry_call.cancel()
+            self._retry_call = None
+            self._abandon(NotAccepting("the node is stopping; the write was not stored"))
         d = self.when_idle()
         d.addCallback(lambda _: self._writer.run(self._close))
         d.addBoth(self._stop_writer)
@@ -155,18 +191,49 @@ class CommandApplier:
 
     # -- applying -----------------------------------------------------------------------
 
-    def apply(self, command: Command) -> Deferred:
+    def apply(self, command: Command, index: int | None = None) -> Deferred:
         """
-        Apply C{command} in a coming batch (urgent kinds first).
+        Apply C{command} in a coming batch (urgent kinds first, unless ordered).
 
+        @param index: its Raft index (stored with its batch), None on a single node.
         @return: a Deferred firing with its result dict after the observers saw it, or
-            failing with L{StorageFull}/L{StorageFailed} when its batch could not be stored.
+            failing with L{StorageFull}/L{StorageFailed} when its batch could not be stored
+            (never, when ordered: the batch is retried).
         """
         d: Deferred = Deferred()
         self._waiters.setdefault(command.id, deque()).append(d)
-        (self._urgent if command.kind in URGENT_KINDS else self._pending).append(command)
+        urgent = not self._ordered and command.kind in URGENT_KINDS
+        (self._urgent if urgent else self._pending).append((command, index))
         self._kick()
         return d
+
+    def replace_state(self, restore: Callable[[Any], None], index: int) -> Deferred:
+        """
+        Replace the whole state, in order after what was taken before: C{restore(conn)} runs
+        on the writer connection (outside any transaction) once everything before it is
+        stored and handed back; then the replaced observers are told.
+
+        @param index: the Raft index the new state holds everything up to.
+        @return: a Deferred firing once the state is replaced and the observers told.
+        """
+        done: Deferred = Deferred()
+        self._pending.append(_Replacement(restore, index, done))
+        self._kick()
+        return done
+
+    def add_replaced_observer(self, callback: Callable[[], None]) -> None:
+        """Call C{callback()} in the reactor after the whole state was replaced."""
+        self._replaced_observers.append(callback)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing is waiting, being written or being handed back."""
+        return not self._busy and not self.waiting and not self._delivering_any()
+
+    @property
+    def applied_index(self) -> int | None:
+        """The Raft index of the last batch or replacement stored (None: none yet)."""
+        return self._applied_index
 
     def add_observer(self, observer: Observer) -> None:
         """Call C{observer(command, result)} in the reactor after each apply, in order."""
@@ -198,20 +265,72 @@ class CommandApplier:
         return bool(self._delivering_urgent or self._delivering)
 
     def _kick(self) -> None:
-        if self._busy or not self.waiting or self._conn is None:
+        if (self._busy or not self.waiting or self._conn is None
+                or self._retry_call is not None):
             if not self._busy and not self.waiting and not self._delivering_any():
                 idle, self._idle = self._idle, []
                 for d in idle:
                     d.callback(None)
             return
-        # urgent commands first, then the others up to the batch size
-        batch = list(self._urgent)
+        if not self._urgent and isinstance(self._pending[0], _Replacement):
+            # everything before it is stored; once it is also handed back, replace
+            if not self._delivering_any():
+                replacement = self._pending.popleft()
+                assert isinstance(replacement, _Replacement)
+                self._busy = True
+                d = self._writer.run(replacement.restore, self._conn)
+                d.addBoth(self._replaced, replacement)
+            return
+        # urgent commands first, then the others up to the batch size (up to a replacement)
+        entries: list[tuple[Command, int | None]] = list(self._urgent)  # type: ignore[arg-type]
         self._urgent.clear()
-        room = max(self._max_batch - len(batch), 0)
-        batch.extend(self._pending.popleft() for _ in range(min(room, len(self._pending))))
+        while (self._pending and len(entries) < self._max_batch
+               and not isinstance(self._pending[0], _Replacement)):
+            entries.append(self._pending.popleft())  # type: ignore[arg-type]
+        batch = [command for command, _ in entries]
+        indexes = [index for _, index in entries if index is not None]
         self._busy = True
-        d = self._writer.run(apply_batch, self._conn, batch)
-        d.addBoth(self._written, batch)
+        if indexes:
+            d = self._writer.run(apply_batch, self._conn, batch, max(indexes))
+        else:
+            d = self._writer.run(apply_batch, self._conn, batch)
+        d.addBoth(self._written, entries)
+
+    def _replaced(self, outcome: object, replacement: _Replacement) -> None:
+        self._busy = False
+        if isinstance(outcome, Failure):
+            log.failure("replacing the database with a Raft snapshot failed; retrying in "
+                        "{delay} s", outcome, delay=self._retry_delay)
+            self._pending.appendleft(replacement)
+            self._retry_later()
+            return
+        self._applied_index = replacement.index
+        log.info("the database was replaced by a Raft snapshot up to index {index}",
+                 index=replacement.index)
+        for observer in self._replaced_observers:
+            try:
+                observer()
+            except Exception:
+                log.failure("a state-replaced observer failed")
+        replacement.done.callback(None)
+        self._kick()
+
+    def _retry_later(self) -> None:
+        def retry() -> None:
+            self._retry_call = None
+            self._kick()
+        self._retry_call = self._reactor.callLater(self._retry_delay, retry)
+
+    def _abandon(self, error: Exception) -> None:
+        """Fail everything still waiting for the writer (an ordered applier that stops)."""
+        entries = list(self._urgent) + list(self._pending)
+        self._urgent.clear()
+        self._pending.clear()
+        for entry in entries:
+            if isinstance(entry, _Replacement):
+                entry.done.errback(error)
+            else:
+                self._waiter(entry[0]).errback(error)
 
     def _waiter(self, command: Command) -> Deferred:
         """The oldest Deferred handed out for this command id (results arrive in order)."""
@@ -221,17 +340,24 @@ class CommandApplier:
             del self._waiters[command.id]
         return d
 
-    def _written(self, results: list[dict] | Failure, batch: list[Command]) -> None:
+    def _written(self, results: list[dict] | Failure,
+                 entries: list[tuple[Command, int | None]]) -> None:
         """
         A failed batch fails each of its commands' Deferreds (nothing of it is stored); a
         storage failure with a L{StorageFull}/L{StorageFailed} that says so, so callers
-        answer clearly and know the command can be retried.
+        answer clearly and know the command can be retried. An ordered applier puts the
+        batch back instead and retries it: its entries are committed in the Raft log.
         """
         self._busy = False
+        batch = [command for command, _ in entries]
         if isinstance(results, Failure):
             trouble = storage_failure(results.value)
             self._storage_trouble = _log_batch_failure(
                 results, trouble, self._storage_trouble, len(batch), self._path)
+            if self._ordered:
+                self._pending.extendleft(reversed(entries))
+                self._retry_later()
+                return
             error: Any = _storage_error(trouble) if trouble else results
             for command in batch:
                 self._waiter(command).errback(error)
@@ -241,8 +367,11 @@ class CommandApplier:
                 self._storage_trouble = None
             _log_malformed(batch, results)
             self._applied += len(batch)
+            indexes = [index for _, index in entries if index is not None]
+            if indexes:
+                self._applied_index = max(indexes)
             for command, result in zip(batch, results):
-                urgent = command.kind in URGENT_KINDS
+                urgent = not self._ordered and command.kind in URGENT_KINDS
                 lane = self._delivering_urgent if urgent else self._delivering
                 lane.append((command, self._waiter(command), result))
             self._deliver()

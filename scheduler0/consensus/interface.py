@@ -58,6 +58,13 @@ class ICommandLog(Interface):
     def add_observer(observer: Observer) -> None:
         """Call C{observer(command, result)} in the reactor thread after each apply, in order."""
 
+    def add_replaced_observer(callback: Callable[[], None]) -> None:
+        """
+        Call C{callback()} in the reactor thread after the whole state was replaced (a Raft
+        snapshot installed on a node far behind): whatever was loaded from sqlite must be
+        loaded again. A single node never replaces its state.
+        """
+
     def status() -> dict[str, Any]:
         """Raft-style statistics for the healthcheck, all values strings."""
 

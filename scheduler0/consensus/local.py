@@ -85,6 +85,9 @@ class LocalCommandLog(Service):
     def add_observer(self, observer: Observer) -> None:
         self._applier.add_observer(observer)
 
+    def add_replaced_observer(self, callback: Any) -> None:
+        """A single node never replaces its whole state: never called."""
+
     def status(self) -> dict[str, Any]:
         applied, waiting = self._applier.applied, self._applier.waiting
         return {

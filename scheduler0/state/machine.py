@@ -106,15 +106,23 @@ def _malformed(error: Exception) -> tuple[int, str]:
     return 500, "it could not be applied (an internal error; the node's log has details)"
 
 
-def apply_batch(conn: sqlite3.Connection, commands: Iterable[Command]) -> list[Result]:
+def apply_batch(conn: sqlite3.Connection, commands: Iterable[Command],
+                applied_index: int | None = None) -> list[Result]:
     """
     Apply commands in order in one transaction: one commit for the whole batch. When the
     batch fails (a storage failure, a failed commit) nothing of it is stored and the
     connection is left outside any transaction, ready for the next batch.
+
+    @param applied_index: the Raft index of the batch's last entry, stored in the same
+        transaction (so a replayed journal skips exactly what is in the file); None on a
+        single node, which has no Raft index.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
         results = [apply_command(conn, command) for command in commands]
+        if applied_index is not None:
+            conn.execute("INSERT OR REPLACE INTO raft_applied (id, applied_index) "
+                         "VALUES (1, ?)", (applied_index,))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

@@ -18,7 +18,8 @@ import attrs
 # 2: previous signing secrets in their own table (every rotation keeps its old secret
 #    until its own expiry), and the supervisor's operator halt (kept across restarts).
 # 3: credentials limited to a list of projects (C{credentials.project_ids}).
-SCHEMA_VERSION = 3
+# 4: the index of the last Raft log entry applied (C{raft_applied}).
+SCHEMA_VERSION = 4
 
 #: Most previous signing secrets kept per project (the most recently rotated out): each
 #: rotation keeps the secret it replaces for its grace period, so a receiver that has not
@@ -33,6 +34,15 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
+);
+
+-- The index of the last Raft log entry whose command is in this file (at most one row,
+-- written in the same transaction as that entry's batch): replaying the journal at start
+-- skips the entries at or below it, and a snapshot claims exactly this index. A single
+-- node (no Raft) never writes it.
+CREATE TABLE IF NOT EXISTS raft_applied (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    applied_index INTEGER NOT NULL
 );
 
 -- One row per applied command id: applying an id a second time is a no-op that answers
@@ -220,5 +230,11 @@ MIGRATIONS: dict[int, Migration] = {
         new_columns={"credentials": ("project_ids",)},
         # every existing credential stays node-wide
         script="ALTER TABLE credentials ADD COLUMN project_ids TEXT;",
+    ),
+    3: Migration(
+        from_version=3,
+        new_tables=("raft_applied",),
+        old_columns={},
+        script="",
     ),
 }

@@ -1,0 +1,433 @@
+"""
+The replicated command log: Raft through PySyncObj 0.3.17 (issue 12 items 8-10, 13).
+
+PySyncObj runs inside the reactor: C{autoTick=False} and C{doTick(0.0)} from a
+C{LoopingCall} every 5 ms, so its callbacks and the one replicated method run in the reactor
+thread and need no locks (reference/stack.md §1.8). The replicated method,
+L{ReplicatedLog.apply_command}, only decodes the command and hands it, with its Raft index,
+to the ordered L{CommandApplier}: no sqlite work in the tick.
+
+C{submit} proposes a command's JSON and answers with the result applied on this node,
+matched by command id, whoever proposed it (read-your-writes on the answering node).
+PySyncObj's failure codes and lost callbacks are "unknown, re-check": the same command is
+proposed again until it is applied here or its time (C{RaftApplyTimeout}) runs out;
+commands are idempotent by id, so applying one twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from typing import Any, Callable
+
+import attrs
+from cryptography.fernet import InvalidToken
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+from pysyncobj.syncobj import SyncObjException
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from ..state.commands import Command
+from .applier import CommandApplier, InlineWriter, ThreadWriter
+from .interface import ICommandLog, NotAccepting, Observer
+from .raft_snapshot import SqliteSnapshots, restore_from, stored_index
+
+log = Logger()
+
+#: PySyncObj's states, named as the healthcheck shows them (seed cluster-management.txt)
+STATE_NAMES = {0: "Follower", 1: "Candidate", 2: "Leader"}
+
+#: Seconds between two proposals of a command whose proposal reported a failure code
+REPROPOSE_DELAY = 0.05
+
+NO_LEADER = ("the cluster has no Raft leader right now (an election is running, or too few "
+             "nodes are reachable); the write was not taken, retry in a few seconds")
+
+
+def raft_password(secret_key: str) -> str:
+    """The password PySyncObj encrypts the Raft port with, derived from the shared
+    C{SecretKey}: a node with another secret cannot join, and the port never unpickles what
+    an outsider sends."""
+    return hmac.new(secret_key.encode(), b"scheduler0 raft transport",
+                    hashlib.sha256).hexdigest()
+
+
+@attrs.frozen
+class RaftSettings:
+    """
+    What the Raft log needs from the configuration.
+
+    @ivar self_address: the address peers dial (NodeAdvAddress, or RaftAddress).
+    @ivar bind_address: where to listen when it differs from C{self_address}, else None.
+    @ivar partners: the other voters' Raft addresses.
+    @ivar node_ids: Raft address -> NodeId, for C{leader()}.
+    """
+
+    self_address: str
+    partners: tuple[str, ...]
+    node_ids: dict[str, str]
+    data_dir: str
+    password: str
+    bind_address: str | None = None
+    apply_timeout: float = 10.0
+    transport_timeout: float = 3.5
+    snapshot_interval: int = 300
+    snapshot_threshold: int = 5000
+    max_in_flight: int = 1000
+    tick_interval: float = 0.005
+    bind_retries: int = 5
+
+    @classmethod
+    def from_config(cls, config: Any, secret_key: str) -> "RaftSettings":
+        own = config.advertised_raft_address()
+        ids = {replica.raft_address: str(replica.node_id) for replica in config.replicas}
+        ids[own] = str(config.node_id)
+        partners = tuple(replica.raft_address for replica in config.replicas
+                         if replica.node_id != config.node_id)
+        listed = [r.raft_address for r in config.replicas if r.node_id == config.node_id]
+        if listed and listed[0] != own:
+            log.warn("Replicas lists this node (NodeId {node_id}) at {listed} but it presents "
+                     "itself as {own} (NodeAdvAddress or RaftAddress); peers will not "
+                     "recognise it", node_id=config.node_id, listed=listed[0], own=own)
+        return cls(
+            self_address=own, partners=partners, node_ids=ids, data_dir=config.data_dir,
+            password=raft_password(secret_key),
+            bind_address=config.raft_address if config.raft_address != own else None,
+            apply_timeout=config.raft_apply_timeout,
+            transport_timeout=config.raft_transport_timeout,
+            snapshot_interval=config.raft_snapshot_interval,
+            snapshot_threshold=config.raft_snapshot_threshold)
+
+
+class _WrongSecretWarning:
+    """Wraps PySyncObj's Fernet: traffic that does not decrypt (a peer with another cluster
+    secret) is logged, at most once every C{every} seconds, then refused as before (PySyncObj
+    itself drops such connections without a word)."""
+
+    def __init__(self, fernet: Any, clock: Callable[[], float], address: str,
+                 every: float = 10.0) -> None:
+        self._fernet = fernet
+        self._address = address
+        self._clock = clock
+        self._every = every
+        self._last = -every
+
+    def _bad(self) -> None:
+        now = self._clock()
+        if now - self._last >= self._every:
+            self._last = now
+            log.error("refused Raft traffic that does not decrypt: a node with another cluster "
+                      "secret (SecretKey) is trying to talk to this one; every node of a cluster "
+                      "needs the same SecretKey, AuthUsername and AuthPassword",
+                      raft_node=self._address)
+
+    def encrypt_at_time(self, data: bytes, at: int) -> bytes:
+        return self._fernet.encrypt_at_time(data, at)
+
+    def extract_timestamp(self, token: bytes) -> int:
+        try:
+            return self._fernet.extract_timestamp(token)
+        except InvalidToken:
+            self._bad()
+            raise
+
+    def decrypt(self, token: bytes, *args: Any) -> bytes:
+        try:
+            return self._fernet.decrypt(token, *args)
+        except InvalidToken:
+            self._bad()
+            raise
+
+
+class ReplicatedLog(SyncObj):
+    """
+    The PySyncObj object: ONE replicated method. Method ids are numbered by sorted name, so
+    adding or renaming a C{ver=0} replicated method would renumber this one and break old
+    journals (reference/stack.md §1.2): a new one needs C{ver=1}.
+    """
+
+    def __init__(self, self_address: str, partners: list[str], conf: SyncObjConf,
+                 on_entry: Callable[[str, int], None], clock: Callable[[], float]) -> None:
+        self._on_entry = on_entry
+        super().__init__(self_address, partners, conf=conf)
+        fernet = self._getEncryptor()
+        self._wrapped_encryptor = _WrongSecretWarning(fernet, clock, self_address) if fernet else None
+
+    @property
+    def encryptor(self) -> Any:  # type: ignore[override]
+        return getattr(self, "_wrapped_encryptor", None) or self._getEncryptor()
+
+    @replicated
+    def apply_command(self, command_json: str) -> None:
+        # PySyncObj applies entries in order and counts raftLastApplied up after each, so
+        # the entry being applied is the next one
+        self._on_entry(command_json, self.raftLastApplied + 1)
+
+
+@implementer(ICommandLog)
+class RaftCommandLog(Service):
+    """
+    @param path: the sqlite file; its schema must already exist.
+    @param settings: addresses, timeouts and bounds (L{RaftSettings}).
+    @param threaded: write in a dedicated thread (the daemon); False writes inline.
+    """
+
+    def __init__(self, path: str, reactor: Any, settings: RaftSettings,
+                 threaded: bool = True, max_batch: int = 256) -> None:
+        self._path = path
+        self._reactor = reactor
+        self._settings = settings
+        writer = ThreadWriter(reactor) if threaded else InlineWriter()
+        self._applier = CommandApplier(path, reactor, writer, max_batch=max_batch,
+                                       ordered=True)
+        self._node: ReplicatedLog | None = None
+        self._ticker: LoopingCall | None = None
+        # Deferreds handed out by submit, per command id
+        self._waiters: dict[str, list[Deferred]] = {}
+        # the highest index stored in sqlite at start: replayed entries up to it are skipped
+        self._skip_through = 0
+        # the highest index handed to the applier (or skipped as already stored)
+        self._handed = 0
+        self._last_contact: float | None = None
+        self._last_state: int | None = None
+        self._snapshots = SqliteSnapshots(
+            path, idle=self._applier_idle, local_index=lambda: self._handed,
+            install=self._install)
+
+    @property
+    def applier(self) -> CommandApplier:
+        return self._applier
+
+    @property
+    def settings(self) -> RaftSettings:
+        return self._settings
+
+    @property
+    def node(self) -> ReplicatedLog | None:
+        """The PySyncObj object while running (tests and diagnostics)."""
+        return self._node
+
+    # -- service ------------------------------------------------------------------------
+
+    def startService(self) -> Deferred:
+        Service.startService(self)
+        self._skip_through = self._handed = stored_index(self._path)
+        started = self._applier.start()
+        s = self._settings
+        journal = os.path.join(s.data_dir, "raft.journal")
+        conf = SyncObjConf(
+            autoTick=False, appendEntriesUseBatch=False, maxBindRetries=s.bind_retries,
+            bindRetryTime=0.2,
+            password=s.password, bindAddress=s.bind_address,
+            journalFile=journal, fullDumpFile=os.path.join(s.data_dir, "raft.snapshot"),
+            serializer=self._snapshots.serialize, deserializer=self._snapshots.deserialize,
+            serializeChecker=self._snapshots.check,
+            logCompactionMinEntries=max(s.snapshot_threshold, 2),
+            logCompactionMinTime=s.snapshot_interval,
+            connectionTimeout=max(s.transport_timeout, 1.4),
+            commandsQueueSize=s.max_in_flight * 2,
+            onStateChanged=self._state_changed,
+        )
+        try:
+            self._node = ReplicatedLog(s.self_address, list(s.partners), conf,
+                                       self._on_entry, self._reactor.seconds)
+        except SyncObjException as e:
+            log.error("cannot listen for Raft on {address} ({error}): is another process "
+                      "using RaftAddress?", address=s.bind_address or s.self_address,
+                      error=str(e))
+            raise
+        log.info("Raft node {self_address} started with partners {partners}; journal {journal}"
+                 " (entries up to {index} are already in the database)",
+                 self_address=s.self_address, partners=", ".join(s.partners), journal=journal,
+                 index=self._skip_through)
+        self._ticker = LoopingCall(self._tick)
+        self._ticker.clock = self._reactor
+        self._ticker.start(s.tick_interval, now=True)
+        return started
+
+    def stopService(self) -> Deferred:
+        """Stop ticking, close the Raft port and journal, then let the applier finish what
+        it took (entries it has not stored stay in the journal for the next start)."""
+        Service.stopService(self)
+        if self._ticker is not None and self._ticker.running:
+            self._ticker.stop()
+        if self._node is not None:
+            self._node.destroy()
+            self._node = None
+        for waiters in list(self._waiters.values()):
+            for d in list(waiters):
+                d.errback(NotAccepting("the node is stopping; the write may still be applied "
+                                       "by the cluster"))
+        self._waiters.clear()
+        return self._applier.stop()
+
+    def _tick(self) -> None:
+        node = self._node
+        if node is None:
+            return
+        try:
+            node.doTick(0.0)
+        except Exception:
+            log.failure("PySyncObj's tick failed")
+        leader = node._getLeader()
+        if leader is not None and (node._isLeader() or node.isNodeConnected(leader)):
+            self._last_contact = self._reactor.seconds()
+
+    def _state_changed(self, old: int, new: int) -> None:
+        log.info("Raft state {old} -> {new} (term {term})", old=STATE_NAMES.get(old, old),
+                 new=STATE_NAMES.get(new, new),
+                 term=self._node.raftCurrentTerm if self._node is not None else "?")
+
+    # -- applying committed entries (in the tick, in log order) ------------------------
+
+    def _on_entry(self, command_json: str, index: int) -> None:
+        if index <= self._skip_through:
+            return  # replayed from the journal: already in the database
+        try:
+            command = Command.from_json(command_json)
+        except Exception:
+            log.failure("Raft entry {index} is not a command; skipped", index=index)
+            return
+        self._handed = max(self._handed, index)
+        d = self._applier.apply(command, index)
+        d.addCallbacks(self._applied, self._not_applied, callbackArgs=(command.id,),
+                       errbackArgs=(command.id,))
+
+    def _applied(self, result: dict, command_id: str) -> None:
+        for d in self._waiters.pop(command_id, []):
+            d.callback(result)
+
+    def _not_applied(self, failure: Any, command_id: str) -> None:
+        # only when the applier stops with the entry not stored
+        for d in self._waiters.pop(command_id, []):
+            d.errback(failure)
+
+    def _applier_idle(self) -> bool:
+        return self._applier.idle
+
+    def _install(self, path: str, index: int) -> None:
+        self._handed = max(self._handed, index)
+        self._applier.replace_state(restore_from(path), index)
+
+    # -- ICommandLog --------------------------------------------------------------------
+
+    def submit(self, command: Command) -> Deferred:
+        node = self._node
+        if not self.running or node is None:
+            return _failed(NotAccepting("the node is not accepting writes (starting or "
+                                        "stopping)"))
+        if node._getLeader() is None:
+            return _failed(NotAccepting(NO_LEADER))
+        if self.in_flight >= self._settings.max_in_flight:
+            return _failed(NotAccepting("too many writes are waiting to be committed through "
+                                        "Raft; retry shortly"))
+        d: Deferred = Deferred(lambda cancelled: self._forget(command.id, cancelled))
+        self._waiters.setdefault(command.id, []).append(d)
+        self._propose(command.to_json(), command.id)
+        d.addTimeout(self._settings.apply_timeout, self._reactor)
+        return d
+
+    @property
+    def in_flight(self) -> int:
+        """Proposals waiting for their result on this node."""
+        return sum(len(waiters) for waiters in self._waiters.values())
+
+    def _forget(self, command_id: str, d: Deferred) -> None:
+        waiters = self._waiters.get(command_id, [])
+        if d in waiters:
+            waiters.remove(d)
+        if not waiters:
+            self._waiters.pop(command_id, None)
+
+    def _propose(self, payload: str, command_id: str) -> None:
+        node = self._node
+        if command_id not in self._waiters or node is None:
+            return  # answered, timed out or stopping
+        if node._getLeader() is None:
+            self._reactor.callLater(REPROPOSE_DELAY, self._propose, payload, command_id)
+            return
+
+        def proposed(result: Any, error: int) -> None:
+            if error != FAIL_REASON.SUCCESS and command_id in self._waiters:
+                # not proof of failure (reference/stack.md §1.9): propose it again; if it
+                # was applied after all, the second entry changes nothing
+                log.debug("proposal of {command_id} reported {error}; proposing it again",
+                          command_id=command_id, error=error)
+                self._reactor.callLater(REPROPOSE_DELAY, self._propose, payload, command_id)
+
+        node.apply_command(payload, callback=proposed)
+
+    def add_observer(self, observer: Observer) -> None:
+        self._applier.add_observer(observer)
+
+    def add_replaced_observer(self, callback: Callable[[], None]) -> None:
+        self._applier.add_replaced_observer(callback)
+
+    def status(self) -> dict[str, Any]:
+        node = self._node
+        if node is None:
+            return {"state": "Shutdown", "term": "0", "num_peers": str(len(self._settings.partners)),
+                    "last_log_index": "0", "commit_index": "0", "applied_index": "0",
+                    "fsm_pending": "0", "last_contact": "never"}
+        status = node.getStatus()
+        stored = self._applier.applied_index or self._skip_through
+        return {
+            "state": STATE_NAMES.get(status["state"], str(status["state"])),
+            "term": str(status["raft_term"]),
+            "last_log_index": str(_last_log_index(node, status)),
+            "commit_index": str(status["commit_idx"]),
+            "applied_index": str(stored),
+            "fsm_pending": str(self._applier.waiting),
+            "num_peers": str(status["partner_nodes_count"]),
+            "connected_peers": str(sum(
+                1 for key, value in status.items()
+                if key.startswith("partner_node_status_server_") and value == 2)),
+            "last_contact": self._last_contact_text(status),
+        }
+
+    def _last_contact_text(self, status: dict) -> str:
+        if status["state"] == 2:
+            return "0"
+        if self._last_contact is None:
+            return "never"
+        return f"{max(self._reactor.seconds() - self._last_contact, 0) * 1000:.0f}ms"
+
+    def leader(self) -> tuple[str, str] | None:
+        node = self._node
+        leader = node._getLeader() if node is not None else None
+        if leader is None:
+            return None
+        address = getattr(leader, "address", None) or str(leader)
+        return (address, self._settings.node_ids.get(address, ""))
+
+
+def _last_log_index(node: ReplicatedLog, status: dict) -> int:
+    """The journal's last index (PySyncObj keeps it private; the commit index without it)."""
+    try:
+        return int(node._SyncObj__getCurrentLogIndex())  # type: ignore[attr-defined]
+    except Exception:
+        return int(status["commit_idx"])
+
+
+def _failed(error: Exception) -> Deferred:
+    d: Deferred = Deferred()
+    d.errback(error)
+    return d
+
+
+def raft_command_log(config: Any, secret_key: str, path: str,
+                     reactor: Any) -> RaftCommandLog | None:
+    """
+    The node's Raft log when C{Replicas} lists a cluster (the other listed nodes are its
+    partners); None with an empty C{Replicas}, where the single-node log is used.
+    """
+    if not config.replicas:
+        return None
+    return RaftCommandLog(path, reactor, RaftSettings.from_config(config, secret_key))
+
+
+__all__ = ["RaftCommandLog", "RaftSettings", "ReplicatedLog", "raft_command_log", "raft_password"]
