@@ -13,7 +13,7 @@ are skipped when popped and the heap is rebuilt when they pile up.
 
 The plan of a job is L{scheduler0.schedule.plan.JobPlan} and the skip accounting is
 L{scheduler0.schedule.skips}; the heap, its timer and the misfire rules stay together in this
-module (a little over 400 lines) because they share the heap's invariants: a fire is pushed
+module (about 450 lines) because they share the heap's invariants: a fire is pushed
 exactly when a plan's C{next_fire} is set.
 
 Missed occurrences (node down, scheduler halted, reactor stalled more than
