@@ -4,12 +4,18 @@ A node: the service tree that C{twistd scheduler0} runs.
 Children start in the order they are added and stop in reverse, one after the other:
 the HTTP site stops taking requests first, then the scheduler stops starting occurrences,
 the executor stops, the command log drains, and the database is closed last.
+
+L{build_node} returns a L{Node}: the tree and its parts. In-process tests build their nodes
+through it too, swapping only the clock, the callback client, the writer and the memory
+reader, so they exercise the daemon's wiring.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, Callable
+
+import attrs
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
@@ -22,7 +28,9 @@ from .api.auth import Authenticator
 from .api.admission import AdmissionResource
 from .api.site import DrainingHTTPService, SiteLimits, make_site
 from .config import Config
+from .consensus.applier import CommandApplier, ThreadWriter, Writer
 from .consensus.local import LocalCommandLog
+from .consensus.raft import raft_command_log
 from .execution.breaker import Breakers
 from .execution.callback_client import CallbackClient
 from .execution.connections import AnswerCheckingEndpointFactory, CallbackHTTP
@@ -38,7 +46,7 @@ from .operability.health import HealthReport
 from .operability.heap import HeapService
 from .operability.metrics import Metrics, record_observer
 from .operability.repairs import Repairs
-from .operability.supervisor import MemoryGuardService, Supervisor
+from .operability.supervisor import MemoryGuardService, Supervisor, resident_memory_bytes
 from .schedule.service import SchedulerService
 from .schedule.spec import FireTimeCache
 from .store.service import StoreService
@@ -106,8 +114,56 @@ def callback_client(reactor: Any, config: Config, policy: NetworkPolicy) -> tupl
     return CallbackHTTP(pooled, fresh), pool
 
 
-def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> SequentialMultiService:
-    """Assemble a single node's service tree from validated config."""
+@attrs.frozen
+class Node:
+    """
+    One node's parts, as L{build_node} wired them: the daemon runs C{service}; in-process
+    tests start it too and reach a part here instead of rebuilding the wiring by hand.
+    """
+
+    #: the service tree twistd runs; its children start in order and stop in reverse
+    service: SequentialMultiService
+    store: StoreService
+    commands: Any  # ICommandLog
+    breakers: Breakers
+    recorder: ExecutionRecorder
+    executor: Executor
+    scheduler: SchedulerService
+    recovery: RecoveryService
+    supervisor: Supervisor
+    guard: MemoryGuardService
+    repairs: Repairs
+    operations: Operations
+    metrics: Metrics
+    api: Api
+    #: what the HTTP listener serves (served only when built with C{listen=True})
+    site: Any
+
+
+def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *,
+               clock: Any = None, http: Any = None, writer: Writer | None = None,
+               read_memory: Callable[[], int] | None = None, rng: random.Random | None = None,
+               listen: bool = True) -> Node:
+    """
+    Assemble a single node's service tree from validated config.
+
+    The daemon passes only its reactor; the rest defaults to what the daemon uses.
+    In-process tests swap what must not touch the real world, and nothing else:
+
+    @param reactor: connects callbacks, listens, and hands the writer thread's results
+        back; only needed for the defaults of C{http}, C{writer} and C{listen}.
+    @param clock: every timer (an C{IReactorTime}; a C{task.Clock} in tests); the reactor.
+    @param http: the callback client (C{post}/C{post_fresh}); a pooled treq client going
+        through the callback network policy.
+    @param writer: where the command log's sqlite work runs; L{ThreadWriter} on the
+        reactor (L{InlineWriter} in tests: applied before C{submit} returns).
+    @param read_memory: the memory guard's reader of the process's size in bytes.
+    @param rng: jitter of retries and breakers (seeded in tests).
+    @param listen: serve the API on C{Host}:C{Port}; tests render C{api.resource()}.
+    """
+    clock = reactor if clock is None else clock
+    assert clock is not None, "build_node needs a reactor or a clock"
+    writer = ThreadWriter(reactor) if writer is None else writer
     node = SequentialMultiService()
 
     def add(service: Any, name: str) -> Any:
@@ -130,25 +186,30 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
         assert store.schedule_reader is not None, "the store is not open"
         return store.schedule_reader
 
-    commands = add(LocalCommandLog(store.path, reactor, node_id=config.node_id,
-                                   address=config.advertised_raft_address()), "commands")
+    # a Replicas list: Raft (PySyncObj) with the other nodes; else the single-node log
+    commands = add(raft_command_log(config, node_secrets.secret_key, store.path, reactor)
+                   or LocalCommandLog(store.path, clock, node_id=config.node_id,
+                                   address=config.advertised_raft_address(),
+                                   applier=CommandApplier(store.path, clock, writer)),
+                   "commands")
 
     policy = NetworkPolicy(config.callback_allow_networks, config.callback_deny_networks,
                            config.callback_network_policy)
-    http_client, pool = callback_client(reactor, config, policy)
-    add(CallbackPoolService(pool), "callback-pool")
-    rng = random.Random()
+    if http is None:
+        http, pool = callback_client(reactor, config, policy)
+        add(CallbackPoolService(pool), "callback-pool")
+    rng = random.Random() if rng is None else rng
     fire_times = FireTimeCache()
-    breakers = Breakers(reactor, rng, on_change=lambda breaker, old, new:
+    breakers = Breakers(clock, rng, on_change=lambda breaker, old, new:
                         executor.on_breaker_change(breaker, old, new))
     metrics = Metrics()
-    recorder = ExecutionRecorder(reactor, commands, observe=record_observer(metrics))
+    recorder = ExecutionRecorder(clock, commands, observe=record_observer(metrics))
     executor = Executor(
-        clock=reactor, http=http_client,
+        clock=clock, http=http,
         recorder=recorder,
         breakers=breakers,
         secrets_for=lambda project_id: schedule_reader().signing_secrets(
-            project_id, format_time(from_seconds(reactor.seconds()))),
+            project_id, format_time(from_seconds(clock.seconds()))),
         is_live=lambda job_id: scheduler.knows(job_id),
         settings=ExecutorSettings(
             timeout=config.job_execution_timeout, retry_delay=config.job_execution_retry_delay,
@@ -163,7 +224,7 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
     add(executor, "executor")
 
     scheduler = SchedulerService(
-        clock=reactor,
+        clock=clock,
         load=lambda: (schedule_reader().all_jobs(), schedule_reader().last_scheduled_times()),
         job_records=lambda ids: reader().jobs_by_ids(ids),
         dispatch=executor.submit,
@@ -171,36 +232,38 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
     )
     commands.add_observer(scheduler.observe)
     add(scheduler, "scheduler")
-    add(RecoveryService(reactor, lambda: schedule_reader().unfinished_executions(),
-                        lambda: scheduler.plans, executor,
-                        outbox=lambda: schedule_reader().deliveries()), "recovery")
-    add(RetentionService(reactor, commands, config.execution_retention_days,
+    recovery = add(RecoveryService(clock, lambda: schedule_reader().unfinished_executions(),
+                                   lambda: scheduler.plans, executor,
+                                   outbox=lambda: schedule_reader().deliveries()), "recovery")
+    add(RetentionService(clock, commands, config.execution_retention_days,
                          config.execution_retention_per_job,
                          last_job_id=lambda: reader().sequence("jobs")), "retention")
 
-    add(HeapService(reactor, jobs=lambda: len(scheduler.plans),
+    add(HeapService(clock, jobs=lambda: len(scheduler.plans),
                     busy=lambda seconds: (scheduler.busy_within(seconds) or executor.in_flight > 0
                                           or executor.queued() > 0)), "heap")
 
-    supervisor = Supervisor(scheduler, executor, commands=commands, clock=reactor)
+    supervisor = Supervisor(scheduler, executor, commands=commands, clock=clock)
     # before any service starts: a stored operator halt holds the scheduler and the
     # executor from the first moment, so nothing is dispatched at start
     supervisor.restore(schedule_reader().supervisor())
-    add(MemoryGuardService(reactor, supervisor, config.max_memory), "memory-guard")
+    guard = add(MemoryGuardService(clock, supervisor, config.max_memory,
+                                   read=read_memory or resident_memory_bytes), "memory-guard")
 
     def operations_reader():  # type: ignore[no-untyped-def]
         assert store.operations_reader is not None, "the store is not open"
         return store.operations_reader
 
+    repairs = Repairs(clock, scheduler, executor, recorder, commands, operations_reader,
+                      lambda execution_id: reader().execution(execution_id),
+                      hanging_after=config.job_execution_timeout
+                      * (config.job_execution_retry_max + 1),
+                      node_id=config.node_id)
     operations = Operations(
-        health=HealthReport(reactor, scheduler, executor, operations_reader,
+        health=HealthReport(clock, scheduler, executor, operations_reader,
                             enabled=lambda: not supervisor.halted),
         supervisor=supervisor,
-        repairs=Repairs(reactor, scheduler, executor, recorder, commands, operations_reader,
-                        lambda execution_id: reader().execution(execution_id),
-                        hanging_after=config.job_execution_timeout
-                        * (config.job_execution_retry_max + 1),
-                        node_id=config.node_id),
+        repairs=repairs,
         metrics=metrics,
     )
     metrics.bind(scheduler, executor,
@@ -209,7 +272,7 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
     api = Api(
         reader=reader,
         commands=commands,
-        clock=reactor,
+        clock=clock,
         authenticator=Authenticator(reader, node_secrets.auth_username,
                                     node_secrets.auth_password),
         settings=ApiSettings(node_id=config.node_id,
@@ -223,11 +286,14 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any) -> Seque
     api.fire_times = fire_times
     # requests are rendered a bounded slice per reactor turn, so the scheduler's timers and
     # the writer's results are never stuck behind a saturated API
-    site = make_site(AdmissionResource(api.resource(), reactor),
+    site = make_site(AdmissionResource(api.resource(), clock),
                      int(config.max_request_body_mb * 1024 * 1024),
-                     limiter=RateLimiter(config.rate_limit_per_minute, reactor), metrics=metrics,
-                     limits=SiteLimits.from_config(config), clock=reactor)
-    add(DrainingHTTPService(serverFromString(reactor, http_endpoint(config)), site, reactor),
-        "http")
-    node.api = api  # type: ignore[attr-defined]
-    return node
+                     limiter=RateLimiter(config.rate_limit_per_minute, clock), metrics=metrics,
+                     limits=SiteLimits.from_config(config), clock=clock)
+    if listen:
+        add(DrainingHTTPService(serverFromString(reactor, http_endpoint(config)), site, clock),
+            "http")
+    return Node(service=node, store=store, commands=commands, breakers=breakers,
+                recorder=recorder, executor=executor, scheduler=scheduler, recovery=recovery,
+                supervisor=supervisor, guard=guard, repairs=repairs, operations=operations,
+                metrics=metrics, api=api, site=site)

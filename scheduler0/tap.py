@@ -14,6 +14,7 @@ from twisted.python import usage
 
 from .config import KEYS, Config, ConfigError, load_config
 from .logs import DAEMON_OBSERVER, configure
+from .consensus.cluster_secret import check_cluster_secrets
 from .node import build_node
 from .node_secrets import SecretsError, resolve, secrets_path
 from .secrets_at_rest import NODE_UMASK, SigningKeyError, restrict_data_dir
@@ -111,6 +112,7 @@ def makeService(options: Options) -> Any:
     lock = DataDirLock(config.data_dir)
     try:
         lock.acquire()
+        check_cluster_secrets(config)  # a cluster's nodes never generate their own
         node_secrets, created = resolve(config, create=True)
     except (DataDirError, SecretsError) as e:
         raise SystemExit(f"scheduler0: {e}")
@@ -118,7 +120,7 @@ def makeService(options: Options) -> Any:
         log.info("generated node secrets in {path} (mode 0600)",
                  path=secrets_path(config.data_dir))
     try:
-        node = build_node(config, node_secrets, reactor)
+        node = build_node(config, node_secrets, reactor).service
     except (DatabaseError, SigningKeyError) as e:
         raise SystemExit(f"scheduler0: {e}")
     # files an earlier version created with wider modes

@@ -15,6 +15,8 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 
+from scheduler0.state import commands as C
+
 
 class FakeBodyTransport:
     """The transport a response body is delivered over; records an abort."""
@@ -156,3 +158,36 @@ class FlakyCommandLog:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
+
+
+class SlowRecordsWriter:
+    """
+    The applier's writer for a slow commit path of the scheduler's writes: every batch is
+    applied at once, in the caller's thread (durable at once), but a batch holding an
+    execution record is acknowledged only C{delay} seconds later on C{clock}; the API's
+    writes are acknowledged at once.
+    """
+
+    synchronous = True
+
+    def __init__(self, clock: Clock, delay: float) -> None:
+        self._clock = clock
+        self.delay = delay
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def run(self, f: Any, *args: Any) -> Deferred:
+        applied = defer.maybeDeferred(f, *args)
+        batch = args[-1] if args else None
+        if not isinstance(batch, list) or not any(
+                getattr(c, "kind", None) == C.EXECUTION_RECORD for c in batch):
+            return applied
+        d: Deferred = Deferred()
+        results: list[Any] = []
+        applied.addBoth(results.append)
+        self._clock.callLater(self.delay, lambda: d.callback(results[0]))
+        return d

@@ -1,23 +1,28 @@
 """
-In-process fixtures: a real sqlite store in a temp dir, the command log writing
-synchronously, the API driven through treq's StubTreq (no sockets) and a Clock for time.
+In-process fixtures: nodes built by L{scheduler0.node.build_node}, as the daemon builds
+them, over a real sqlite store in a temp dir, with what must not touch the real world
+swapped: a C{task.Clock} for time, the command log writing synchronously
+(L{InlineWriter}), the fake callback client of L{tests.fakes}, and no listening port (the
+API is driven through treq's StubTreq).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+import random
+from typing import Any, Callable
 
 from treq.testing import StubTreq
+from twisted.application.service import Service
 from twisted.internet.task import Clock
 
-from scheduler0.api.app import Api, ApiSettings
-from scheduler0.api.auth import Authenticator
-from scheduler0.consensus.local import LocalCommandLog
-from scheduler0.schedule.service import SchedulerService
-from scheduler0.secrets_at_rest import SigningSecretBox
-from scheduler0.store.service import StoreService
+from scheduler0.config import Config
+from scheduler0.consensus.applier import InlineWriter, Writer
+from scheduler0.node import Node, build_node
+from scheduler0.node_secrets import NodeSecrets
+
+from .fakes import FakeHTTP
 
 # 2026-11-26T16:00:00Z
 T0 = 1795708800.0
@@ -33,53 +38,96 @@ def peer_headers(kind: str = "cmd", user: str = PEER_USER,
     return {"Authorization": f"Basic {token}", "X-Peer": kind}
 
 
+def in_process_node(clock: Clock, data_dir: str, *, http: Any = None,
+                    writer: Writer | None = None, read_memory: Callable[[], int] = lambda: 0,
+                    rng: random.Random | None = None, secret_key: str = SECRET_KEY,
+                    **config: Any) -> Node:
+    """
+    A node as the daemon builds it, not started, over C{data_dir}: its time is C{clock},
+    its callbacks go to C{http} (a L{FakeHTTP} by default), its command log writes inline,
+    its memory guard reads C{read_memory}, it listens on nothing. C{config}: L{Config}
+    fields by attribute name (C{job_execution_retry_max=0}); the rest are the defaults.
+    """
+    return build_node(Config(data_dir=data_dir, **config),
+                      NodeSecrets(secret_key, PEER_USER, PEER_PASSWORD),
+                      clock=clock, http=FakeHTTP(clock) if http is None else http,
+                      writer=InlineWriter() if writer is None else writer,
+                      read_memory=read_memory, rng=rng, listen=False)
+
+
+def start_node(node: Node, before: dict[Any, Callable[[], None]] | None = None) -> None:
+    """
+    Start the node's services in their order, as twistd does. C{before} maps a part
+    (C{node.recovery}, say) to a function called just before that part starts: what a
+    test sets up once the parts before it are running.
+    """
+    before = before or {}
+    Service.startService(node.service)
+    for service in node.service:
+        if service in before:
+            before[service]()
+        service.startService()
+
+
+def crash_node(testcase: Any, node: Node) -> None:
+    """
+    The process dies: nothing more is written (the command log refuses writes and the
+    database is closed) and nothing more is planned; whatever was in flight is neither
+    answered nor recorded. The node's parts are not stopped otherwise.
+    """
+    node.scheduler.stopService()
+    testcase.successResultOf(node.commands.stopService())
+    node.store.stopService()
+
+
+def stop_node(testcase: Any, node: Node, clock: Clock) -> None:
+    """
+    Stop the node as on SIGTERM, in its order, without waiting for callbacks in flight
+    (as if their drain had timed out): they are cancelled unrecorded, and their outbox
+    entries send them again after a restart.
+    """
+    if not node.service.running:
+        return
+    node.executor.drain_timeout = 0
+    d = node.service.stopService()
+    clock.advance(0)
+    testcase.successResultOf(d)
+
+
 class ApiHarness:
     """
-    @param scheduler: also run a real L{SchedulerService} on the Clock, observing the
-        command log; the occurrences it dispatches collect in C{self.dispatched}.
+    A node built as the daemon builds it (L{in_process_node}), its API driven through
+    StubTreq, its callbacks collected unanswered in C{self.http} (a L{FakeHTTP}).
+
+    @param config: L{Config} fields by attribute name (C{callback_deny_networks=...}).
     """
 
-    def __init__(self, testcase: Any, start: float = T0, scheduler: bool = False,
-                 url_policy: Any = None) -> None:
+    def __init__(self, testcase: Any, start: float = T0, **config: Any) -> None:
         self.testcase = testcase
         self.data_dir = testcase.mktemp()
         self.clock = Clock()
         self.clock.advance(start)
+        self.http = FakeHTTP(self.clock)
+        self.node = in_process_node(self.clock, self.data_dir, http=self.http, **config)
+        start_node(self.node)
+        self.store = self.node.store
+        self.commands = self.node.commands
+        self.scheduler = self.node.scheduler
+        self.api = self.node.api
         # signing secrets sealed as a node seals them
-        self.signing_box = SigningSecretBox(SECRET_KEY)
-        self.store = StoreService(self.data_dir, signing_box=self.signing_box)
-        self.store.startService()
-        self.commands = LocalCommandLog(self.store.path, self.clock, threaded=False)
-        testcase.successResultOf(self.commands.startService())
-        self.dispatched: list[Any] = []
-        self.scheduler = None
-        if scheduler:
-            reads = self.store.schedule_reader
-            self.scheduler = SchedulerService(
-                clock=self.clock,
-                load=lambda: (reads.all_jobs(), reads.last_scheduled_times()),
-                job_records=lambda ids: self.store.reader.jobs_by_ids(ids),
-                dispatch=self.dispatched.extend,
-            )
-            self.commands.add_observer(self.scheduler.observe)
-            self.scheduler.startService()
-            testcase.addCleanup(self.scheduler.stopService)
-        self.api = Api(
-            reader=lambda: self.store.reader,
-            commands=self.commands,
-            clock=self.clock,
-            authenticator=Authenticator(lambda: self.store.reader, PEER_USER, PEER_PASSWORD),
-            settings=ApiSettings(default_misfire_grace=60, url_policy=url_policy,
-                                 signing_box=self.signing_box),
-            scheduler=self.scheduler,
-        )
+        self.signing_box = self.node.api.settings.signing_box
         self.stub = StubTreq(self.api.resource())
         self.headers: dict[str, str] = peer_headers()
         testcase.addCleanup(self.close)
 
     def close(self) -> None:
-        self.testcase.successResultOf(self.commands.stopService())
-        self.store.stopService()
+        stop_node(self.testcase, self.node, self.clock)
+
+    def sent(self) -> list[str]:
+        """The execution ids whose callbacks were sent, in order, each once (a retry is
+        the same occurrence sent again)."""
+        ids = [eid for post in self.http.posts for eid in post.ids()]
+        return list(dict.fromkeys(ids))
 
     def request(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, Any]:

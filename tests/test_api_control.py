@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from scheduler0.execution.network_policy import NetworkPolicy
 from scheduler0.state import commands as C
 from scheduler0.state.commands import new_command
 
@@ -20,12 +19,12 @@ def job(project_id: int, **fields: object) -> dict:
 
 class ControlTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.h = ApiHarness(self, scheduler=True)
+        self.h = ApiHarness(self)
         self.project = self.h.project()
         self.job = self.h.ok("POST", "/jobs", job(self.project["id"]), expect=201)
 
     def fired(self) -> list[str]:
-        return [o.execution_id for o in self.h.dispatched if o.job_id == self.job["id"]]
+        return [eid for eid in self.h.sent() if eid.startswith(f"{self.job['id']}-")]
 
     def test_new_job_fires_at_its_first_due_time(self) -> None:
         self.h.clock.advance(59)
@@ -177,8 +176,7 @@ class SigningSecretTests(SynchronousTestCase):
 
 class NetworkPolicyTests(SynchronousTestCase):
     def test_jobs_to_barred_networks_are_refused(self) -> None:
-        policy = NetworkPolicy([], ["10.0.0.0/8"])
-        h = ApiHarness(self, url_policy=policy.check_url)
+        h = ApiHarness(self, callback_deny_networks=("10.0.0.0/8",))
         project = h.project()
         code, envelope = h.request("POST", "/jobs", [
             job(project["id"]), job(project["id"], callbackUrl="http://10.1.2.3/hook")])

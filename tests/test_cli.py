@@ -28,13 +28,9 @@ from scheduler0 import cli, tap
 from scheduler0.cli import common as cli_common
 from scheduler0.cli import config_systemd
 from scheduler0.cli import start as cli_start
-from scheduler0.api.app import Api, ApiSettings
-from scheduler0.api.auth import Authenticator
-from scheduler0.api.site import make_site
-from scheduler0.config import KEYS, load_config
-from scheduler0.consensus.local import LocalCommandLog
+from scheduler0.config import KEYS, Config, load_config
+from scheduler0.node import build_node
 from scheduler0.node_secrets import NodeSecrets, read_file, secrets_path, write_file
-from scheduler0.store.service import StoreService
 
 REPO_ROOT = str(Path(cli.__file__).resolve().parents[2])
 NODE_USER = "operator"
@@ -419,32 +415,26 @@ class CredentialInitTests(SynchronousTestCase):
 
 
 class RunningNode:
-    """The node's API on a real socket: store, command log (writer thread), API and site."""
+    """A node built as the daemon builds it (its reactor, writer thread and callback
+    client), its API site on a real socket on a free loopback port."""
 
     def __init__(self, case: TestCase) -> None:
-        self.store = StoreService(case.mktemp())
-        self.store.startService()
-        case.addCleanup(self.store.stopService)
-        self.commands = LocalCommandLog(self.store.path, reactor, threaded=True)
-        self.started = self.commands.startService()
-        case.addCleanup(self.commands.stopService)
-        api = Api(reader=lambda: self.store.reader, commands=self.commands, clock=reactor,
-                  authenticator=Authenticator(lambda: self.store.reader, NODE_USER,
-                                              NODE_PASSWORD),
-                  settings=ApiSettings())
-        self.port = reactor.listenTCP(0, make_site(api.resource(), 1 << 20),
-                                      interface="127.0.0.1")
+        self.node = build_node(Config(data_dir=case.mktemp()),
+                               NodeSecrets("secret-key", NODE_USER, NODE_PASSWORD), reactor,
+                               listen=False)
+        self.node.service.startService()
+        case.addCleanup(self.node.service.stopService)
+        self.port = reactor.listenTCP(0, self.node.site, interface="127.0.0.1")
         case.addCleanup(self.port.stopListening)
         self.number = self.port.getHost().port
         self.base = f"http://127.0.0.1:{self.number}"
 
 
 class CreateCredentialTests(TestCase):
-    def setUp(self) -> Any:
+    def setUp(self) -> None:
         self.node = RunningNode(self)
         self.data_dir = self.mktemp()
         write_file(self.data_dir, NodeSecrets("secret-key", NODE_USER, NODE_PASSWORD))
-        return self.node.started
 
     def cli(self, *extra: str, port: int | None = None, **kwargs: Any) -> Any:
         argv = ["create", "credential", "--host", "127.0.0.1",

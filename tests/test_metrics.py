@@ -12,12 +12,12 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from treq.testing import StubTreq
-from twisted.internet.task import Clock
 
-from scheduler0.api.app import Api, ApiSettings, Operations
-from scheduler0.api.auth import Authenticator
+from scheduler0.api.app import Api
 from scheduler0.execution.breaker import BreakerState
 from scheduler0.operability.metrics import ROUTE_WORDS, Metrics, route_of
+
+from .harness import PEER_PASSWORD, PEER_USER, ApiHarness
 
 
 def scrape(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -382,12 +382,7 @@ class MetricsAuthTests(SynchronousTestCase):
     the node's AuthUsername/AuthPassword, which is what Prometheus' basic_auth sends."""
 
     def stub(self, metrics_auth: str) -> StubTreq:
-        api = Api(reader=lambda: None, commands=None, clock=Clock(),  # type: ignore[arg-type]
-                  authenticator=Authenticator(lambda: None, "node-user", "node-password"),
-                  settings=ApiSettings(metrics_auth=metrics_auth),
-                  operations=Operations(health=None, supervisor=None, repairs=None,
-                                        metrics=Metrics()))
-        return StubTreq(api.resource())
+        return ApiHarness(self, metrics_auth=metrics_auth).stub
 
     def get(self, stub: StubTreq, headers: dict[str, str]) -> tuple[int, Any, bytes]:
         d = stub.get("http://node.test/metrics", headers=headers)
@@ -402,9 +397,9 @@ class MetricsAuthTests(SynchronousTestCase):
 
     def test_basic_wants_the_node_credentials(self) -> None:
         stub = self.stub("basic")
-        right = basic("node-user", "node-password")
-        for headers in ({}, {"Authorization": basic("node-user", "wrong")},
-                        {"Authorization": basic("other", "node-password")},
+        right = basic(PEER_USER, PEER_PASSWORD)
+        for headers in ({}, {"Authorization": basic(PEER_USER, "wrong")},
+                        {"Authorization": basic("other", PEER_PASSWORD)},
                         {"Authorization": "Bearer key:secret"},
                         {"Authorization": "Basic %%%"},
                         {"x-api-key": "k", "x-secret-key": "s"}):

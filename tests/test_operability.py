@@ -3,11 +3,9 @@ Operability through the HTTP API (issue 4, seeds "Scheduler Health API" and "Sch
 Admin API"): the health snapshot, breakers and dead letters repaired by API, the
 supervisor (halt, restart, memory guard), hanging executions and /metrics.
 
-Everything is wired as L{scheduler0.node.build_node} wires it (real sqlite store,
-LocalCommandLog writing synchronously, ExecutionRecorder, Breakers, Executor,
-SchedulerService, Supervisor, MemoryGuardService, HealthReport, Repairs, Metrics, Api
-behind the site's GuardResource), on a C{task.Clock}, with a fake callback HTTP client
-whose answers the tests fire by hand.
+Each node is built by L{scheduler0.node.build_node}, as the daemon builds it (real sqlite
+store, the command log writing synchronously, the API behind the site's GuardResource), on
+a C{task.Clock}, with a fake callback HTTP client whose answers the tests fire by hand.
 """
 
 from __future__ import annotations
@@ -16,37 +14,32 @@ import json
 import random
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote
 
 from prometheus_client.parser import text_string_to_metric_families
-from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from scheduler0.api.app import Api, ApiSettings, Operations
-from scheduler0.api.auth import Authenticator
 from scheduler0.api.site import GuardResource
 from scheduler0.domain import Execution
-from scheduler0.consensus.local import LocalCommandLog
-from scheduler0.execution.breaker import Breakers
-from scheduler0.execution.executor import Executor, ExecutorSettings
-from scheduler0.execution.recorder import ExecutionRecorder
-from scheduler0.execution.recovery import RecoveryService
-from scheduler0.operability.health import HealthReport
-from scheduler0.operability.metrics import Metrics, record_observer
-from scheduler0.operability.repairs import Repairs
-from scheduler0.operability.supervisor import MemoryGuardService, Supervisor
 from scheduler0.schedule.occurrence import execution_id
-from scheduler0.schedule.service import SchedulerService
-from scheduler0.store.service import StoreService
 from scheduler0.timestamps import format_time, from_seconds
 
 from treq.testing import StubTreq
 
-from .harness import PEER_PASSWORD, PEER_USER, T0, key_headers, peer_headers
-from .fakes import FakeHTTP, Post
+from .harness import (
+    SECRET_KEY,
+    T0,
+    crash_node,
+    in_process_node,
+    key_headers,
+    peer_headers,
+    start_node,
+    stop_node,
+)
+from .fakes import FakeHTTP, Post, SlowRecordsWriter
 from .health_queries import (
     BREAKERS_NOT_CLOSED,
     DEAD_LETTERS,
@@ -74,111 +67,58 @@ def seconds_of(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-# -- a fake callback client ---------------------------------------------------------------
-
-
-class DelayedCommands:
-    """A command log whose writes are applied at once but acknowledged C{delay} seconds
-    later (a slow commit path): the record is durable before its caller hears so."""
-
-    def __init__(self, commands: Any, clock: Clock, delay: float) -> None:
-        self._commands = commands
-        self._clock = clock
-        self.delay = delay
-
-    def submit(self, command: Any) -> Deferred:
-        applied = self._commands.submit(command)
-        d: Deferred = Deferred()
-        results: list[Any] = []
-        applied.addBoth(results.append)
-        self._clock.callLater(self.delay, lambda: d.callback(results[0]))
-        return d
-
-
 # -- the node, in process -----------------------------------------------------------------
 
 
 class Ops:
-    """One node wired like L{scheduler0.node.build_node}, its API driven through StubTreq."""
+    """
+    One node built by L{scheduler0.node.build_node} (L{in_process_node}), its API driven
+    through StubTreq behind the site's GuardResource; its callbacks go to a L{FakeHTTP}
+    whose answers the tests fire by hand, its memory guard reads C{self.memory}.
+
+    @param record_delay: the scheduler's writes (execution records, outbox entries) are
+        durable at once but acknowledged this many seconds later (a slow commit path).
+    """
 
     def __init__(self, testcase: SynchronousTestCase, *, retry_max: int = 2,
                  timeout: float = 10.0, retry_delay: float = 1.0, max_memory_mb: int = 0,
                  record_delay: float = 0.0, data_dir: str | None = None,
-                 start: float = T0) -> None:
+                 start: float = T0, secret_key: str = SECRET_KEY,
+                 before_recovery: Callable[[Ops], None] | None = None) -> None:
         self.tc = testcase
         self.clock = clock = Clock()
         clock.advance(start)
-        self.store = StoreService(data_dir or testcase.mktemp())
-        self.store.startService()
-        self.commands = LocalCommandLog(self.store.path, clock, threaded=False)
-        testcase.successResultOf(self.commands.startService())
         self.http = FakeHTTP(clock)
-        rng = random.Random(20261126)
-
-        def reader():  # type: ignore[no-untyped-def]
-            return self.store.reader
-
-        def schedule_reader():  # type: ignore[no-untyped-def]
-            return self.store.schedule_reader
-
-        def operations_reader():  # type: ignore[no-untyped-def]
-            return self.store.operations_reader
-
-        self.breakers = Breakers(clock, rng, on_change=lambda breaker, old, new:
-                                 self.executor.on_breaker_change(breaker, old, new))
-        self.metrics = Metrics()
-        record_log = (DelayedCommands(self.commands, clock, record_delay) if record_delay
-                      else self.commands)
-        self.recorder = ExecutionRecorder(clock, record_log,
-                                          observe=record_observer(self.metrics))
-        self.executor = Executor(
-            clock=clock, http=self.http, recorder=self.recorder, breakers=self.breakers,
-            secrets_for=lambda project_id: schedule_reader().signing_secrets(
-                project_id, stamp(clock.seconds())),
-            is_live=lambda job_id: self.scheduler.knows(job_id),
-            settings=ExecutorSettings(timeout=timeout, retry_delay=retry_delay,
-                                      retry_max=retry_max, node_id=1),
-            rng=rng)
-        self.executor.observe_first_attempts = self.metrics.observe_first_attempts
-        self.executor.startService()
-        self.scheduler = SchedulerService(
-            clock=clock,
-            load=lambda: (schedule_reader().all_jobs(), schedule_reader().last_scheduled_times()),
-            job_records=lambda ids: reader().jobs_by_ids(ids),
-            dispatch=self.executor.submit)
-        self.commands.add_observer(self.scheduler.observe)
-        self.supervisor = Supervisor(self.scheduler, self.executor, commands=self.commands,
-                                     clock=clock)
-        self.supervisor.restore(schedule_reader().supervisor())  # as build_node, first
-        self.scheduler.startService()
         self.memory = 0  # bytes, what the guard reads
-        self.guard = MemoryGuardService(clock, self.supervisor, max_memory_mb,
-                                        read=lambda: self.memory)
-        self.guard.startService()
-        self.repairs = Repairs(clock, self.scheduler, self.executor, self.recorder,
-                               self.commands, operations_reader,
-                               lambda eid: reader().execution(eid),
-                               hanging_after=timeout * (retry_max + 1), node_id=1)
-        operations = Operations(
-            health=HealthReport(clock, self.scheduler, self.executor, operations_reader,
-                                enabled=lambda: not self.supervisor.halted),
-            supervisor=self.supervisor, repairs=self.repairs, metrics=self.metrics)
-        self.metrics.bind(self.scheduler, self.executor,
-                          dead_letters=lambda: operations_reader().dead_letter_count(),
-                          raft_state=self.commands.status)
-        self.api = Api(reader=reader, commands=self.commands, clock=clock,
-                       authenticator=Authenticator(reader, PEER_USER, PEER_PASSWORD),
-                       settings=ApiSettings(default_misfire_grace=60),
-                       scheduler=self.scheduler, operations=operations)
+        self.node = in_process_node(
+            clock, data_dir or testcase.mktemp(), http=self.http,
+            writer=SlowRecordsWriter(clock, record_delay) if record_delay else None,
+            read_memory=lambda: self.memory, rng=random.Random(20261126),
+            secret_key=secret_key, job_execution_retry_max=retry_max,
+            job_execution_timeout=timeout, job_execution_retry_delay=retry_delay,
+            max_memory=max_memory_mb)
+        node = self.node
+        self.store, self.commands, self.breakers = node.store, node.commands, node.breakers
+        self.recorder, self.executor, self.scheduler = node.recorder, node.executor, node.scheduler
+        self.supervisor, self.guard, self.repairs = node.supervisor, node.guard, node.repairs
+        self.metrics, self.api = node.metrics, node.api
+        self.closed = False
+        start_node(node, {node.recovery: lambda: before_recovery(self)}
+                   if before_recovery is not None else None)
         self.stub = StubTreq(GuardResource(self.api.resource(), None, self.metrics))
         testcase.addCleanup(self.close)
 
     def close(self) -> None:
-        self.guard.stopService()
-        self.scheduler.stopService()
-        self.executor.stopService()
-        self.tc.successResultOf(self.commands.stopService())
-        self.store.stopService()
+        """Stop as on SIGTERM, without waiting for the callbacks in flight."""
+        if not self.closed:
+            self.closed = True
+            stop_node(self.tc, self.node, self.clock)
+
+    def crash(self) -> None:
+        """The process dies: nothing more is written (see L{crash_node})."""
+        if not self.closed:
+            self.closed = True
+            crash_node(self.tc, self.node)
 
     # -- HTTP ---------------------------------------------------------------------------
 
@@ -1105,17 +1045,11 @@ class SupervisorRestartTests(SynchronousTestCase):
     same data directory.
     """
 
-    def again(self, h: Ops, at: float, recovery: bool = False, **settings: Any) -> Ops:
-        """Stop C{h} and start a node on its data directory at C{at}; with C{recovery},
-        the outbox and unfinished executions are resumed as the daemon does."""
+    def again(self, h: Ops, at: float, **settings: Any) -> Ops:
+        """Stop C{h} and start a node on its data directory at C{at}; as the daemon does,
+        it resumes the outbox and the unfinished executions."""
         h.close()
-        node = Ops(self, data_dir=h.store.data_dir, start=at, **settings)
-        if recovery:
-            reads = node.store.schedule_reader
-            RecoveryService(node.clock, reads.unfinished_executions,
-                            lambda: node.scheduler.plans, node.executor,
-                            outbox=reads.deliveries).startService()
-        return node
+        return Ops(self, data_dir=h.store.data_dir, start=at, **settings)
 
     def test_an_operators_halt_survives_a_restart_and_nothing_goes_out_at_start(self) -> None:
         h = Ops(self)
@@ -1164,7 +1098,7 @@ class SupervisorRestartTests(SynchronousTestCase):
         h.clock.advance(60)
         (lost,) = h.http.pending(GOOD)
         h.ok("POST", "/api/supervisor/halt")
-        node = self.again(h, T0 + 90, recovery=True)
+        node = self.again(h, T0 + 90)
         node.clock.advance(60)                              # T0+150: 16:02 passes
         self.assertEqual(node.http.posts, [])
         node.ok("POST", "/api/supervisor/restart")

@@ -7,37 +7,28 @@ executions API; after a crash every occurrence the outbox lists is POSTed again 
 same execution id, exactly once, and the job's schedule carries on after it; hanging
 executions and dead letters take the outbox into account.
 
-Real sqlite files in temp dirs, the command log writing synchronously, a C{task.Clock} and
-the fake HTTP client of L{tests.fakes} (its POSTs are answered by hand).
+Real sqlite files in temp dirs; nodes built by L{scheduler0.node.build_node} with the
+command log writing synchronously, a C{task.Clock} and the fake HTTP client of
+L{tests.fakes} (its POSTs are answered by hand).
 """
 
 from __future__ import annotations
 
-import random
 import sqlite3
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
-from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from scheduler0.consensus.local import LocalCommandLog
-from scheduler0.execution.breaker import Breakers
-from scheduler0.execution.executor import Executor, ExecutorSettings
-from scheduler0.execution.recorder import ExecutionRecorder
-from scheduler0.execution.recovery import RecoveryService
 from scheduler0.schedule.occurrence import execution_id
-from scheduler0.schedule.service import SchedulerService
 from scheduler0.state import commands as C
 from scheduler0.state.commands import Command
 from scheduler0.state.machine import apply_batch, apply_command
 from scheduler0.store.reads import ScheduleReader, StateReader
-from scheduler0.store.service import StoreService
 from scheduler0.domain import DeliveryRecord
 
-from .fakes import FakeHTTP
 from .harness import T0
 from .test_operability import AUTH, FLAKY, GOOD, Ops, stamp
 from .test_state import dump, fresh_db
@@ -158,56 +149,14 @@ class OutboxStateMachineTests(SynchronousTestCase):
 
 
 class Node(Ops):
-    """The executor, scheduler and recovery as L{scheduler0.node.build_node} orders them,
-    over the sqlite file in C{data_dir}, started at C{at} (a restart). C{before_recovery}
-    sees the node just before recovery starts. No API: Ops' record helpers are used."""
+    """A node restarted over the sqlite file in C{data_dir} at C{at}, built as the daemon
+    builds it (retry_max 2, timeout 10); it resumes the outbox and unfinished executions
+    at start. C{before_recovery} sees the node just before recovery starts."""
 
     def __init__(self, tc: SynchronousTestCase, data_dir: str, at: float, *,
                  before_recovery: Callable[[Node], None] | None = None) -> None:
-        self.tc = tc
-        self.clock = clock = Clock()
-        clock.advance(at)
-        self.store = StoreService(data_dir)
-        self.store.startService()
-        self.commands = LocalCommandLog(self.store.path, clock, threaded=False)
-        tc.successResultOf(self.commands.startService())
-        self.http = FakeHTTP(clock)
-        rng = random.Random(5)
-        reads = lambda: self.store.schedule_reader
-        self.breakers = Breakers(clock, rng, on_change=lambda breaker, old, new:
-                                 self.executor.on_breaker_change(breaker, old, new))
-        self.recorder = ExecutionRecorder(clock, self.commands)
-        self.executor = Executor(
-            clock=clock, http=self.http, recorder=self.recorder, breakers=self.breakers,
-            secrets_for=lambda pid: reads().signing_secrets(pid, stamp(clock.seconds())),
-            is_live=lambda job_id: self.scheduler.knows(job_id),
-            settings=ExecutorSettings(timeout=10, retry_max=2, node_id=1), rng=rng)
-        self.executor.startService()
-        self.scheduler = SchedulerService(
-            clock=clock, load=lambda: (reads().all_jobs(), reads().last_scheduled_times()),
-            job_records=lambda ids: self.store.reader.jobs_by_ids(ids),
-            dispatch=self.executor.submit)
-        self.commands.add_observer(self.scheduler.observe)
-        self.scheduler.startService()
-        if before_recovery is not None:
-            before_recovery(self)
-        RecoveryService(clock, lambda: reads().unfinished_executions(),
-                        lambda: self.scheduler.plans, self.executor,
-                        outbox=lambda: reads().deliveries()).startService()
-        self.closed = False
-        tc.addCleanup(self.close)
-
-    def close(self, graceful: bool = True) -> None:
-        """Stop; C{graceful}: the executor holds what it has queued (it does not wait for
-        answers). Otherwise a crash: nothing more is written."""
-        if self.closed:
-            return
-        self.closed = True
-        self.scheduler.stopService()
-        if graceful:
-            self.executor.stopService()
-        self.tc.successResultOf(self.commands.stopService())
-        self.store.stopService()
+        super().__init__(tc, retry_max=2, timeout=10, data_dir=data_dir, start=at,
+                         before_recovery=before_recovery)  # type: ignore[arg-type]
 
 
 def outbox(node: Ops) -> list[list]:
@@ -216,9 +165,10 @@ def outbox(node: Ops) -> list[list]:
 
 
 def crash(h: Ops) -> str:
-    """Stop a node without waiting for the answers of its POSTs; its data directory."""
+    """Stop a node without waiting for the answers of its POSTs (a restarted L{Node}
+    dies: it writes nothing more); its data directory."""
     if isinstance(h, Node):
-        h.close(graceful=False)
+        h.crash()
     else:
         h.close()
     return h.store.data_dir

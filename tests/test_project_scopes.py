@@ -384,11 +384,10 @@ class CredentialTests(SynchronousTestCase):
 class CreateCredentialCliTests(TestCase):
     """C{scheduler0 create credential --projects 1,2} against a node on a real socket."""
 
-    def setUp(self) -> Any:
+    def setUp(self) -> None:
         self.node = RunningNode(self)
         self.data_dir = self.mktemp()
         write_file(self.data_dir, NodeSecrets("secret-key", NODE_USER, NODE_PASSWORD))
-        return self.node.started
 
     def cli(self, *extra: str) -> Any:
         return deferToThread(run, ["create", "credential", "--url", self.node.base,

@@ -269,13 +269,7 @@ class ExecutorSignsTests(SynchronousTestCase):
     """The executor signs with the opened secret, and never sends a callback unsigned."""
 
     def ops(self) -> Ops:
-        h = Ops(self)
-        # reopen the store as a node opens it: with the node's key
-        h.store.stopService()
-        h.store.signing_box = SigningSecretBox(KEY)
-        h.store.startService()
-        h.api.settings.signing_box = h.store.signing_box
-        return h
+        return Ops(self, secret_key=KEY)
 
     def test_callback_signed_with_the_plaintext(self) -> None:
         h = self.ops()
