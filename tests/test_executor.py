@@ -822,8 +822,10 @@ class RealHttpTests(TestCase):
         base, receiver = self.receiver(200)
         executor = self.executor()
         first, second = self.occurrences(base + "/hooks/a", [1, 2])
+        submitted = reactor.seconds()
         executor.submit([first, second])
         yield self.until(lambda: self.finished(first) and self.finished(second))
+        waited_ms = (reactor.seconds() - submitted) * 1000
         (hit,) = receiver.hits
         self.assertEqual(hit["path"], b"/hooks/a")
         self.assertEqual(hit["body"],
@@ -841,7 +843,9 @@ class RealHttpTests(TestCase):
             assert record is not None
             self.assertEqual((record["state"], record["attempts"], record["lastStatus"]),
                              ("succeeded", 1, 200))
-            self.assertTrue(0 <= record["durationMs"] < 500, record["durationMs"])
+            # the POST's own time: within what the test saw from submitting to its record
+            self.assertTrue(0 <= record["durationMs"] <= waited_ms + 1,
+                            (record["durationMs"], waited_ms))
 
     @defer.inlineCallbacks
     def test_a_500_receiver_is_retried_then_dead(self) -> Any:
