@@ -27,6 +27,14 @@ SOURCES = ("setup.py", "README.md", "MANIFEST.in", "pyproject.toml", "setup.cfg"
 UNIT = "scheduler0/data/scheduler0.service"
 
 
+def clean_env() -> dict[str, str]:
+    """This environment without what would make a child Python see the clone or this
+    virtualenv's packages (trial's workers run with PYTHONPATH set: pip would then find the
+    package "already installed" and install nothing)."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("SCHEDULER0_") and k not in ("PYTHONPATH", "PYTHONHOME")}
+
+
 def build_wheel(workdir: Path) -> Path:
     """`pip wheel --no-deps` of a copy of the source tree (building in the clone itself would
     leave build/ and *.egg-info there)."""
@@ -42,7 +50,7 @@ def build_wheel(workdir: Path) -> Path:
     out = workdir / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
                     "--disable-pip-version-check", str(source), "-w", str(out)],
-                   check=True, capture_output=True, timeout=300)
+                   check=True, capture_output=True, timeout=300, env=clean_env())
     (wheel,) = out.glob("scheduler0-*.whl")
     return wheel
 
@@ -51,14 +59,14 @@ def install(wheel: Path, venv: Path) -> None:
     """pip-install C{wheel} alone into a new virtualenv, then make this environment's
     packages (the dependencies) importable there after its own."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
-                   capture_output=True, timeout=120)
+                   capture_output=True, timeout=120, env=clean_env())
     python = venv / "bin" / "python"
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install",
                     "--quiet", "--no-deps", "--no-index", "--disable-pip-version-check",
-                    str(wheel)], check=True, capture_output=True, timeout=300)
+                    str(wheel)], check=True, capture_output=True, timeout=300, env=clean_env())
     site = subprocess.run([str(python), "-c", "import sysconfig; "
-                           "print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()
+                           "print(sysconfig.get_paths()['purelib'])"], check=True,
+                          capture_output=True, text=True, env=clean_env()).stdout.strip()
     Path(site, "zz_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
 
@@ -100,8 +108,7 @@ class PipInstallTests(SynchronousTestCase):
         directory with no SCHEDULER0_* or PYTHONPATH from the test's environment."""
         cwd = Path(os.path.abspath(self.mktemp()))
         cwd.mkdir()
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("SCHEDULER0_") and k not in ("PYTHONPATH", "PYTHONHOME")}
+        env = clean_env()
         env["PATH"] = os.pathsep.join([str(self.venv / "bin"), env.get("PATH", os.defpath)])
         program = str(self.venv / "bin" / argv[0])
         completed = subprocess.run([program, *argv[1:]], cwd=cwd, env=env, capture_output=True,
