@@ -153,8 +153,8 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
     @param reactor: connects callbacks, listens, and hands the writer thread's results
         back; only needed for the defaults of C{http}, C{writer} and C{listen}.
     @param clock: every timer (an C{IReactorTime}; a C{task.Clock} in tests); the reactor.
-    @param http: the callback client (C{post}/C{post_fresh}); a pooled treq client going
-        through the callback network policy.
+    @param http: the callback client (C{post}/C{post_fresh}); by default
+        L{callback_client}'s, pooled and going through the callback network policy.
     @param writer: where the command log's sqlite work runs; L{ThreadWriter} on the
         reactor (L{InlineWriter} in tests: applied before C{submit} returns).
     @param read_memory: the memory guard's reader of the process's size in bytes.
@@ -163,6 +163,8 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
     """
     clock = reactor if clock is None else clock
     assert clock is not None, "build_node needs a reactor or a clock"
+    assert reactor is not None or (http is not None and writer is not None and not listen), \
+        "the default callback client, writer thread and listener need the reactor"
     writer = ThreadWriter(reactor) if writer is None else writer
     node = SequentialMultiService()
 
