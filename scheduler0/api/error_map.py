@@ -71,6 +71,9 @@ class ErrorHandlers:
     @app.handle_errors(ApiError)
     def _api_error(self, request: Any, failure: Any) -> bytes:
         error = failure.value
+        if error.status == 503:
+            # no leader, a full queue, a write not applied in time: all pass within seconds
+            request.setHeader("retry-after", "1")
         return respond(request, error.status, error.message)
 
     @app.handle_errors(RouteNotFound, RequestRedirect)

@@ -229,6 +229,9 @@ class RaftCommandLog(Service):
             logCompactionMinEntries=max(s.snapshot_threshold, 2),
             logCompactionMinTime=s.snapshot_interval,
             connectionTimeout=max(s.transport_timeout, 1.4),
+            # a peer that was not listening yet is dialled again within a second, not five:
+            # nodes of a new cluster start a moment apart
+            connectionRetryTime=1.0,
             commandsQueueSize=s.max_in_flight * 2,
             onStateChanged=self._state_changed,
         )
@@ -278,9 +281,8 @@ class RaftCommandLog(Service):
             self._last_contact = self._reactor.seconds()
 
     def _state_changed(self, old: int, new: int) -> None:
-        log.info("Raft state {old} -> {new} (term {term})", old=STATE_NAMES.get(old, old),
-                 new=STATE_NAMES.get(new, new),
-                 term=self._node.raftCurrentTerm if self._node is not None else "?")
+        log.info("Raft state {old} -> {new}", old=STATE_NAMES.get(old, old),
+                 new=STATE_NAMES.get(new, new))
 
     # -- applying committed entries (in the tick, in log order) ------------------------
 
@@ -374,7 +376,11 @@ class RaftCommandLog(Service):
                     "last_log_index": "0", "commit_index": "0", "applied_index": "0",
                     "fsm_pending": "0", "last_contact": "never"}
         status = node.getStatus()
-        stored = self._applier.applied_index or self._skip_through
+        # what sqlite holds: everything PySyncObj applied once the applier is idle (the
+        # last entries may be no-ops, which store nothing), else the last stored batch
+        stored = max(self._applier.applied_index or 0, self._skip_through)
+        if self._applier.idle:
+            stored = max(stored, int(status["last_applied"]))
         return {
             "state": STATE_NAMES.get(status["state"], str(status["state"])),
             "term": str(status["raft_term"]),

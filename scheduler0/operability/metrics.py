@@ -63,6 +63,7 @@ _RAFT_GAUGES = {
     "last_log_index": "Highest index in this node's log.",
     "fsm_pending": "Committed entries waiting to be applied.",
     "num_peers": "Other voting members this node knows.",
+    "connected_peers": "Other voting members this node has a Raft connection with.",
 }
 
 
