@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import yaml
+from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.trial.unittest import TestCase
 
 from .cluster import Cluster
@@ -72,6 +73,31 @@ class ClusterTests(TestCase):
         self.assertIn("scheduler0_raft_num_peers 2.0", metrics)
         self.assertIn("scheduler0_raft_connected_peers 2.0", metrics)
 
+    async def test_a_restarted_node_catches_up_and_a_restarted_cluster_keeps_everything(
+            self) -> None:
+        cluster = Cluster(self)
+        await cluster.start()
+        leader_id = int((await cluster.wait_leader())[0]["leaderId"])
+        leader = cluster.node(leader_id)
+        follower = next(node for node in cluster.nodes if node is not leader)
+        for i in range(3):
+            await cluster.peer(leader).ok("POST", "/projects", {"name": f"p{i}"}, expect=201)
+        await follower.stop()
+        for i in range(3, 5):
+            await cluster.peer(leader).ok("POST", "/projects", {"name": f"p{i}"}, expect=201)
+        await follower.start()  # replays its journal, then takes the rest from the leader
+        expected = [f"p{i}" for i in range(5)]
+        await _until_names(cluster, follower, expected)
+
+        await gatherResults([ensureDeferred(node.stop()) for node in cluster.nodes])
+        await cluster.start()
+        await cluster.wait_leader()
+        for node in cluster.nodes:
+            self.assertEqual(await _names(cluster, node), expected)
+        await cluster.peer(follower).ok("POST", "/projects", {"name": "after"}, expect=201)
+        for node in cluster.nodes:
+            await _until_names(cluster, node, expected + ["after"])
+
     async def test_without_a_leader_writes_answer_503_with_retry_after_and_reads_work(
             self) -> None:
         cluster = Cluster(self)
@@ -126,3 +152,20 @@ class ClusterTests(TestCase):
 async def _metrics(node: Any) -> str:
     response = await node.http().get(node.base_url + "/metrics")
     return (await response.content()).decode()
+
+
+async def _names(cluster: Cluster, node: Any) -> list[str]:
+    page = await cluster.peer(node).ok("GET", "/projects?limit=100")
+    return [p["name"] for p in page["projects"]]
+
+
+async def _until_names(cluster: Cluster, node: Any, expected: list[str],
+                       timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        names = await _names(cluster, node)
+        if names == expected:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"node {node.base_url} has {names}, not {expected}")
+        await sleep(0.05)
