@@ -25,7 +25,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from scheduler0.api.app import Api
 
 from .harness import peer_headers
-from .test_operability import GOOD, NODE, Ops
+from .ops import GOOD, NODE, Ops
 
 FUZZ = settings(max_examples=300, deadline=None, database=None, report_multiple_bugs=False,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,

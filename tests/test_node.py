@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from scheduler0.schedule.occurrence import execution_id
 
 from .harness import T0
-from .test_operability import GOOD, Ops
+from .ops import GOOD, Ops
 
 MB = 2**20
 

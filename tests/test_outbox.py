@@ -30,7 +30,7 @@ from scheduler0.store.reads import ScheduleReader, StateReader
 from scheduler0.domain import DeliveryRecord
 
 from .harness import T0
-from .test_operability import AUTH, FLAKY, GOOD, Ops, stamp
+from .ops import AUTH, FLAKY, GOOD, Ops, stamp
 from .test_state import dump, fresh_db
 from .test_state import job as job_columns
 from .records import shown

@@ -28,7 +28,7 @@ from scheduler0.node_secrets import NodeSecrets, write_file
 
 from .harness import T0, key_headers, peer_headers
 from .test_cli import NODE_PASSWORD, NODE_USER, RunningNode, http_get, run
-from .test_operability import Ops
+from .ops import Ops
 
 OWN = "http://own.test:8001"      # project 1's callbacks
 OTHER = "http://other.test:8002"  # project 2's callbacks

@@ -28,7 +28,7 @@ from scheduler0.store.database import connect
 from scheduler0.store.service import StoreService
 
 from .harness import ApiHarness
-from .test_operability import Ops
+from .ops import Ops
 
 #: how every stored or carried signing secret starts (L{scheduler0.secrets_at_rest})
 SEALED = (SEALED_PREFIX, SEALED_UNBOUND_PREFIX)
