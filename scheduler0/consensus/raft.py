@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 from typing import Any, Callable
 
@@ -25,10 +26,11 @@ import attrs
 from cryptography.fernet import InvalidToken
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj.syncobj import SyncObjException
+from pysyncobj.transport import TCPTransport
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from zope.interface import implementer
 
 from ..state.commands import Command
@@ -103,10 +105,43 @@ class RaftSettings:
             snapshot_threshold=config.raft_snapshot_threshold)
 
 
+class _PySyncObjLogs(logging.Handler):
+    """PySyncObj logs through the standard library; its records go to the node's log, one
+    line each (no traceback: a bind failure, the one it logs with one, is reported by
+    L{RaftCommandLog.privilegedStartService})."""
+
+    _LEVELS = {logging.DEBUG: LogLevel.debug, logging.INFO: LogLevel.info,
+               logging.WARNING: LogLevel.warn, logging.ERROR: LogLevel.error,
+               logging.CRITICAL: LogLevel.critical}
+    _log = Logger(namespace="pysyncobj")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message == "failed to perform initialization":
+            return
+        if record.exc_info and record.exc_info[1] is not None:
+            message = f"{message}: {record.exc_info[1]!r}"
+        self._log.emit(self._LEVELS.get(record.levelno, LogLevel.error), "PySyncObj: {message}",
+                       message=message, pysyncobj_logger=record.name)
+
+
+def _bridge_pysyncobj_logs() -> None:
+    logger = logging.getLogger("pysyncobj")
+    if not any(isinstance(h, _PySyncObjLogs) for h in logger.handlers):
+        logger.addHandler(_PySyncObjLogs())
+        logger.propagate = False
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
+
+
 class _WrongSecretWarning:
-    """Wraps PySyncObj's Fernet: traffic that does not decrypt (a peer with another cluster
-    secret) is logged, at most once every C{every} seconds, then refused as before (PySyncObj
-    itself drops such connections without a word)."""
+    """
+    Wraps PySyncObj's Fernet: traffic that does not decrypt (a peer with another cluster
+    secret) is logged, then refused as before (PySyncObj itself drops such connections
+    without a word). Only one side of a pair dials the other, and the side that dialled
+    sees the other hang up during the handshake (L{_GuardedTransport}): both are logged, at
+    most once every C{every} seconds.
+    """
 
     def __init__(self, fernet: Any, clock: Callable[[], float], address: str,
                  every: float = 10.0) -> None:
@@ -114,16 +149,28 @@ class _WrongSecretWarning:
         self._address = address
         self._clock = clock
         self._every = every
-        self._last = -every
+        self._last: dict[str, float] = {}
+
+    def _due(self, key: str) -> bool:
+        now = self._clock()
+        if now - self._last.get(key, -self._every) < self._every:
+            return False
+        self._last[key] = now
+        return True
 
     def _bad(self) -> None:
-        now = self._clock()
-        if now - self._last >= self._every:
-            self._last = now
+        if self._due(""):
             log.error("refused Raft traffic that does not decrypt: a node with another cluster "
                       "secret (SecretKey) is trying to talk to this one; every node of a cluster "
                       "needs the same SecretKey, AuthUsername and AuthPassword",
                       raft_node=self._address)
+
+    def hung_up(self, peer: str) -> None:
+        if self._due(peer):
+            log.error("Raft peer {peer} does not decrypt this node's traffic: it hung up during "
+                      "the encrypted handshake, so it has another cluster secret (SecretKey); "
+                      "every node of a cluster needs the same SecretKey, AuthUsername and "
+                      "AuthPassword", peer=peer, raft_node=self._address)
 
     def encrypt_at_time(self, data: bytes, at: int) -> bytes:
         return self._fernet.encrypt_at_time(data, at)
@@ -143,6 +190,31 @@ class _WrongSecretWarning:
             raise
 
 
+class _GuardedTransport(TCPTransport):
+    """PySyncObj's TCP transport, noticing a peer that hangs up during the encrypted
+    handshake of a connection this node opened (it could not decrypt what we sent)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._handshaking: set[Any] = set()
+        super().__init__(*args, **kwargs)
+
+    def _onOutgoingConnected(self, conn: Any) -> None:
+        if self._syncObj.encryptor:
+            self._handshaking.add(conn)
+        super()._onOutgoingConnected(conn)
+
+    def _onOutgoingMessageReceived(self, conn: Any, message: Any) -> None:
+        self._handshaking.discard(conn)
+        super()._onOutgoingMessageReceived(conn, message)
+
+    def _onDisconnected(self, conn: Any) -> None:
+        if conn in self._handshaking:
+            self._handshaking.discard(conn)
+            node = self._connToNode(conn)
+            self._syncObj.encryptor.hung_up(getattr(node, "address", str(node)))
+        super()._onDisconnected(conn)
+
+
 class ReplicatedLog(SyncObj):
     """
     The PySyncObj object: ONE replicated method. Method ids are numbered by sorted name, so
@@ -153,13 +225,22 @@ class ReplicatedLog(SyncObj):
     def __init__(self, self_address: str, partners: list[str], conf: SyncObjConf,
                  on_entry: Callable[[str, int], None], clock: Callable[[], float]) -> None:
         self._on_entry = on_entry
-        super().__init__(self_address, partners, conf=conf)
-        fernet = self._getEncryptor()
-        self._wrapped_encryptor = _WrongSecretWarning(fernet, clock, self_address) if fernet else None
+        self._clock = clock
+        self._self_address = self_address
+        self._wrapped_encryptor: _WrongSecretWarning | None = None
+        super().__init__(self_address, partners, conf=conf, transportClass=_GuardedTransport)
 
     @property
     def encryptor(self) -> Any:  # type: ignore[override]
-        return getattr(self, "_wrapped_encryptor", None) or self._getEncryptor()
+        """The transport's encryptor: PySyncObj's own, wrapped (the password is always set,
+        and the transport asks for it only after SyncObj made it)."""
+        if self._wrapped_encryptor is None:
+            fernet = self._getEncryptor()
+            if fernet is None:
+                return None
+            self._wrapped_encryptor = _WrongSecretWarning(fernet, self._clock,
+                                                          self._self_address)
+        return self._wrapped_encryptor
 
     @replicated
     def apply_command(self, command_json: str) -> None:
@@ -178,6 +259,7 @@ class RaftCommandLog(Service):
 
     def __init__(self, path: str, reactor: Any, settings: RaftSettings,
                  threaded: bool = True, max_batch: int = 256) -> None:
+        _bridge_pysyncobj_logs()
         self._path = path
         self._reactor = reactor
         self._settings = settings
@@ -213,17 +295,23 @@ class RaftCommandLog(Service):
 
     # -- service ------------------------------------------------------------------------
 
-    def startService(self) -> Deferred:
-        Service.startService(self)
+    def privilegedStartService(self) -> None:
+        """
+        Bind the Raft port (while the process may still bind privileged ports). A port
+        that cannot be bound stops start-up with one line, like a taken API port, instead
+        of a traceback and a node that never joins.
+        """
+        Service.privilegedStartService(self)
+        if self._node is not None:
+            return
         self._skip_through = self._handed = stored_index(self._path)
-        started = self._applier.start()
         s = self._settings
-        journal = os.path.join(s.data_dir, "raft.journal")
         conf = SyncObjConf(
             autoTick=False, appendEntriesUseBatch=False, maxBindRetries=s.bind_retries,
             bindRetryTime=0.2,
             password=s.password, bindAddress=s.bind_address,
-            journalFile=journal, fullDumpFile=os.path.join(s.data_dir, "raft.snapshot"),
+            journalFile=self.journal_path,
+            fullDumpFile=os.path.join(s.data_dir, "raft.snapshot"),
             serializer=self._snapshots.serialize, deserializer=self._snapshots.deserialize,
             serializeChecker=self._snapshots.check,
             logCompactionMinEntries=max(s.snapshot_threshold, 2),
@@ -239,14 +327,25 @@ class RaftCommandLog(Service):
             self._node = ReplicatedLog(s.self_address, list(s.partners), conf,
                                        self._on_entry, self._reactor.seconds)
         except SyncObjException as e:
-            log.error("cannot listen for Raft on {address} ({error}): is another process "
-                      "using RaftAddress?", address=s.bind_address or s.self_address,
-                      error=str(e))
-            raise
+            raise SystemExit(
+                f"scheduler0: cannot listen for Raft on {s.bind_address or s.self_address} "
+                f"({e}): another process has the port, or the address is not this machine's "
+                f"(RaftAddress, NodeAdvAddress)") from None
+
+    @property
+    def journal_path(self) -> str:
+        return os.path.join(self._settings.data_dir, "raft.journal")
+
+    def startService(self) -> Deferred:
+        if self._node is None:
+            self.privilegedStartService()
+        Service.startService(self)
+        started = self._applier.start()
+        s = self._settings
         log.info("Raft node {self_address} started with partners {partners}; journal {journal}"
                  " (entries up to {index} are already in the database)",
-                 self_address=s.self_address, partners=", ".join(s.partners), journal=journal,
-                 index=self._skip_through)
+                 self_address=s.self_address, partners=", ".join(s.partners),
+                 journal=self.journal_path, index=self._skip_through)
         self._ticker = LoopingCall(self._tick)
         self._ticker.clock = self._reactor
         self._ticker.start(s.tick_interval, now=True)

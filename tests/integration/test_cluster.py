@@ -8,6 +8,7 @@ a leader, and the cluster secret.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from typing import Any
 
@@ -153,6 +154,22 @@ async def _metrics(node: Any) -> str:
     response = await node.http().get(node.base_url + "/metrics")
     return (await response.content()).decode()
 
+
+    async def test_a_node_whose_raft_port_is_taken_exits_at_once_with_one_line(self) -> None:
+        cluster = Cluster(self, 2)
+        node = cluster.node(1)
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", node.raft_port))
+            taken.listen()
+            started = time.monotonic()
+            status, out, err = await run(self, twistd_argv(node.config_path), cwd=node.workdir,
+                                         env=node_env(), timeout=30)
+        output = out + err
+        self.assertLess(time.monotonic() - started, 20, output)
+        self.assertEqual((status.code, status.signal), (1, None), output)
+        self.assertIn(f"scheduler0: cannot listen for Raft on 127.0.0.1:{node.raft_port}",
+                      output)
+        self.assertNotIn("Traceback", output)
 
 async def _names(cluster: Cluster, node: Any) -> list[str]:
     page = await cluster.peer(node).ok("GET", "/projects?limit=100")
