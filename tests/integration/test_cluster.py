@@ -99,6 +99,29 @@ class ClusterTests(TestCase):
         for node in cluster.nodes:
             await _until_names(cluster, node, expected + ["after"])
 
+    async def test_a_node_far_behind_catches_up_from_a_snapshot(self) -> None:
+        cluster = Cluster(self, config={"RaftSnapshotThreshold": 20})
+        await cluster.start()
+        leader_id = int((await cluster.wait_leader())[0]["leaderId"])
+        leader = cluster.node(leader_id)
+        late = next(node for node in cluster.nodes if node is not leader)
+        await late.stop()
+        expected = [f"p{i}" for i in range(40)]
+        for name in expected:
+            await cluster.peer(leader).ok("POST", "/projects", {"name": name}, expect=201)
+        # the others compact their journals past what the stopped node has
+        deadline = time.monotonic() + 15
+        while not all(os.path.exists(os.path.join(n.data_dir, "raft.snapshot"))
+                      for n in cluster.nodes if n is not late):
+            self.assertLess(time.monotonic(), deadline, "no snapshot was taken")
+            await sleep(0.05)
+        await late.start()
+        await _until_names(cluster, late, expected)
+        self.assertIn("installing a Raft snapshot", late.log_text())
+        await cluster.peer(late).ok("POST", "/projects", {"name": "after"}, expect=201)
+        for node in cluster.nodes:
+            await _until_names(cluster, node, expected + ["after"])
+
     async def test_without_a_leader_writes_answer_503_with_retry_after_and_reads_work(
             self) -> None:
         cluster = Cluster(self)
