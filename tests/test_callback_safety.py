@@ -31,7 +31,7 @@ from scheduler0.node import callback_client
 from scheduler0.schedule.occurrence import Occurrence
 
 from .harness import ApiHarness
-from .test_executor import SECRET_1, SECRET_2, QuietSite, Store, make_executor
+from .executor_fixtures import SECRET_1, SECRET_2, QuietSite, Store, make_executor
 
 
 class RequestUriTests(SynchronousTestCase):

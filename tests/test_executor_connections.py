@@ -36,7 +36,7 @@ from scheduler0.node import callback_client
 from scheduler0.schedule.occurrence import Occurrence
 
 from .integration.test_daemon_tls import self_signed
-from .test_executor import SECRET_1, Store, make_executor
+from .executor_fixtures import SECRET_1, Store, make_executor
 
 
 # -- what a failure says ------------------------------------------------------------------

@@ -42,7 +42,7 @@ from scheduler0.node import callback_client
 from scheduler0.schedule.occurrence import Occurrence
 
 from .fakes import FakeHTTP, FakeResponse, FlakyCommandLog, StreamingResponse
-from .test_executor import SECRET_1, SECRET_2, T0, QuietSite, Store, make_executor
+from .executor_fixtures import SECRET_1, SECRET_2, T0, QuietSite, Store, make_executor
 
 MB = 1_000_000
 PREFIX = 4096  # ExecutorSettings.answer_prefix_bytes

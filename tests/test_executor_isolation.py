@@ -26,7 +26,7 @@ from scheduler0.execution.executor import Executor
 from scheduler0.schedule.occurrence import Occurrence
 
 from .fakes import FakeHTTP, Post
-from .test_executor import SECRET_1, T0, Store, make_executor
+from .executor_fixtures import SECRET_1, T0, Store, make_executor
 
 HOST = "http://hooks.test:80"
 
