@@ -2,8 +2,9 @@
 Shared by the executor's tests (test_executor_*, test_callback_safety and others): a real
 sqlite store whose execution records are really applied (StoreService +
 LocalCommandLog(threaded=False) + ExecutionRecorder, L{Store}), an executor wired like the
-node's (L{make_executor}), the deterministic case on a C{task.Clock} with the fake HTTP
-client (L{DeliveryCase}) and a quiet twisted.web site for real receivers (L{QuietSite}).
+node's (L{make_executor}), the deterministic cases on a C{task.Clock} with the fake HTTP
+client (L{DeliveryCase}, and L{ExecutorCase} of the hostile-receiver and packing tests) and
+a quiet twisted.web site for real receivers (L{QuietSite}).
 """
 
 from __future__ import annotations
@@ -172,3 +173,24 @@ class QuietSite(Site):
 
     def log(self, request: Any) -> None:
         pass
+
+
+class ExecutorCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(T0 + 5)
+        self.store = Store(self, self.clock)
+        self.store.project(1, SECRET_1)
+        self.store.project(2, SECRET_2)
+        self.http = FakeHTTP(self.clock, self.store)
+        self.rng = random.Random(20261126)
+
+    def jobs(self, base: str, ids: list[int]) -> list[Occurrence]:
+        for job_id in ids:
+            self.store.job(job_id, f"{base}/{job_id}")
+        return [self.store.occurrence(job_id) for job_id in ids]
+
+    def record(self, o: Occurrence) -> dict:
+        record = self.store.record(o.execution_id)
+        assert record is not None, f"no record for {o.execution_id}"
+        return record

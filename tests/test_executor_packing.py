@@ -14,8 +14,7 @@ from scheduler0.execution.executor import Executor
 from scheduler0.schedule.occurrence import Occurrence
 
 from .fakes import FakeHTTP
-from .executor_fixtures import make_executor
-from .test_executor_hostile import ExecutorCase
+from .executor_fixtures import ExecutorCase, make_executor
 
 LIMIT = 700
 
