@@ -53,6 +53,14 @@ class ChoiceTests(SynchronousTestCase):
         self.assertNotEqual(one, RaftSettings.from_config(config, "b").password)
 
 
+class PasswordTests(SynchronousTestCase):
+    def test_a_raft_log_is_never_built_without_a_password(self) -> None:
+        settings = RaftSettings(self_address="127.0.0.1:7071", partners=(), node_ids={},
+                                data_dir=".", password="")
+        with self.assertRaises(ValueError):
+            RaftCommandLog("db", Clock(), settings)
+
+
 class SecretCheckTests(SynchronousTestCase):
     def test_a_cluster_without_secrets_is_refused_with_how_to_set_them(self) -> None:
         config = load_config(None, {}, {"DataDir": self.mktemp(), "Replicas": REPLICAS,

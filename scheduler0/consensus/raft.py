@@ -259,6 +259,9 @@ class RaftCommandLog(Service):
 
     def __init__(self, path: str, reactor: Any, settings: RaftSettings,
                  threaded: bool = True, max_batch: int = 256) -> None:
+        if not settings.password:
+            # the Raft port unpickles what it receives: never without encryption
+            raise ValueError("a Raft log needs a password (derived from SecretKey)")
         _bridge_pysyncobj_logs()
         self._path = path
         self._reactor = reactor
