@@ -27,7 +27,7 @@ from scheduler0.schedule.occurrence import execution_id
 from scheduler0.node_secrets import NodeSecrets, write_file
 
 from .harness import T0, key_headers, peer_headers
-from .test_cli import NODE_PASSWORD, NODE_USER, RunningNode, http_get, run
+from .cli_fixtures import NODE_PASSWORD, NODE_USER, RunningNode, http_get, run
 from .ops import Ops
 
 OWN = "http://own.test:8001"      # project 1's callbacks
