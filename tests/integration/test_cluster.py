@@ -60,6 +60,16 @@ class ClusterTests(TestCase):
                 break
             await sleep(0.05)
         self.assertEqual(code, 200)
+        job = await other.client(credential).ok("POST", "/jobs", {
+            "projectId": project_id, "spec": "0 0 1 1 *", "timezone": "UTC",
+            "callbackUrl": "http://127.0.0.1:9/callback", "data": "{}"}, expect=201)
+        deadline = time.monotonic() + 10
+        while True:
+            code, _ = await leader.client(credential).request("GET", f"/jobs/{job['id']}")
+            if code == 200 or time.monotonic() > deadline:
+                break
+            await sleep(0.05)
+        self.assertEqual(code, 200)
         # every node applied the same entries
         deadline = time.monotonic() + 10
         while True:
