@@ -15,7 +15,10 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from scheduler0.consensus.interface import NotAccepting
-from scheduler0.consensus.raft import REPROPOSE_DELAY, RaftCommandLog, RaftSettings
+from scheduler0.consensus.raft import (RECHECK_AFTER, REPROPOSE_DELAY, RaftCommandLog,
+                                       RaftSettings)
+from scheduler0.state.machine import apply_batch
+from scheduler0.store.database import connect
 from scheduler0.store.service import StoreService
 
 from .test_raft_log import project, projects
@@ -109,3 +112,25 @@ class ProposalTests(SynchronousTestCase):
         self.node.leader = None
         self.failureResultOf(self.log.submit(project(1)), NotAccepting)
         self.assertEqual(self.node.proposals, [])
+
+    def test_a_lost_callback_is_rechecked_and_the_command_proposed_again(self) -> None:
+        d = self.log.submit(project(1))
+        (payload, _), = self.node.proposals  # PySyncObj never calls back
+        self.clock.advance(RECHECK_AFTER)
+        self.assertEqual([p for p, _ in self.node.proposals], [payload, payload])
+        self.commit(payload)
+        self.assertTrue(self.successResultOf(d)["ok"])
+        self.clock.advance(RECHECK_AFTER)  # answered: nothing more is proposed
+        self.assertEqual(len(self.node.proposals), 2)
+
+    def test_a_command_a_snapshot_brought_is_answered_from_the_database(self) -> None:
+        d = self.log.submit(project(1))
+        # its entry never reaches this node's applier: a snapshot holding it replaced the
+        # database (written here directly, as the snapshot's restore would have)
+        conn = connect(self.path)
+        apply_batch(conn, [project(1)])
+        conn.close()
+        self.clock.advance(RECHECK_AFTER)
+        self.assertEqual(self.successResultOf(d), {"ok": True, "id": 1})
+        self.assertEqual(len(self.node.proposals), 1)  # not proposed again
+

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import os
+import sqlite3
 from typing import Any, Callable
 
 import attrs
@@ -45,6 +47,11 @@ STATE_NAMES = {0: "Follower", 1: "Candidate", 2: "Leader"}
 
 #: Seconds between two proposals of a command whose proposal reported a failure code
 REPROPOSE_DELAY = 0.05
+
+#: Seconds after a proposal without a result before this node looks for the command in its
+#: database (a snapshot may have brought it; a callback may have been lost) or proposes it
+#: again
+RECHECK_AFTER = 2.0
 
 NO_LEADER = ("the cluster has no Raft leader right now (an election is running, or too few "
              "nodes are reachable); the write was not taken, retry in a few seconds")
@@ -249,6 +256,21 @@ class ReplicatedLog(SyncObj):
         self._on_entry(command_json, self.raftLastApplied + 1)
 
 
+@attrs.define
+class _Proposal:
+    """A command this node proposed and waits for: its JSON, who waits, and the one timer
+    (a re-proposal or a re-check) pending for it."""
+
+    payload: str
+    waiters: list[Deferred] = attrs.field(factory=list)
+    timer: Any = None
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.timer = None
+
+
 @implementer(ICommandLog)
 class RaftCommandLog(Service):
     """
@@ -271,8 +293,9 @@ class RaftCommandLog(Service):
                                        ordered=True)
         self._node: ReplicatedLog | None = None
         self._ticker: LoopingCall | None = None
-        # Deferreds handed out by submit, per command id
-        self._waiters: dict[str, list[Deferred]] = {}
+        # what submit proposed and waits for, per command id
+        self._proposals: dict[str, _Proposal] = {}
+        self._reads: Any = None  # a read connection for re-checks (reactor thread)
         # the highest index stored in sqlite at start: replayed entries up to it are skipped
         self._skip_through = 0
         # the highest index handed to the applier (or skipped as already stored)
@@ -282,6 +305,10 @@ class RaftCommandLog(Service):
         self._snapshots = SqliteSnapshots(
             path, idle=self._applier_idle, local_index=lambda: self._handed,
             install=self._install)
+        # results a snapshot brought are found in the database, after the other observers
+        # (the scheduler reloading) had their turn
+        self._applier.add_replaced_observer(
+            lambda: self._reactor.callLater(0, self._recheck_all))
 
     @property
     def applier(self) -> CommandApplier:
@@ -363,11 +390,15 @@ class RaftCommandLog(Service):
         if self._node is not None:
             self._node.destroy()
             self._node = None
-        for waiters in list(self._waiters.values()):
-            for d in list(waiters):
+        proposals, self._proposals = self._proposals, {}
+        for proposal in proposals.values():
+            proposal.cancel_timer()
+            for d in proposal.waiters:
                 d.errback(NotAccepting("the node is stopping; the write may still be applied "
                                        "by the cluster"))
-        self._waiters.clear()
+        if self._reads is not None:
+            self._reads.close()
+            self._reads = None
         return self._applier.stop()
 
     def _tick(self) -> None:
@@ -402,13 +433,19 @@ class RaftCommandLog(Service):
                        errbackArgs=(command.id,))
 
     def _applied(self, result: dict, command_id: str) -> None:
-        for d in self._waiters.pop(command_id, []):
-            d.callback(result)
+        proposal = self._proposals.pop(command_id, None)
+        if proposal is not None:
+            proposal.cancel_timer()
+            for d in proposal.waiters:
+                d.callback(result)
 
     def _not_applied(self, failure: Any, command_id: str) -> None:
         # only when the applier stops with the entry not stored
-        for d in self._waiters.pop(command_id, []):
-            d.errback(failure)
+        proposal = self._proposals.pop(command_id, None)
+        if proposal is not None:
+            proposal.cancel_timer()
+            for d in proposal.waiters:
+                d.errback(failure)
 
     def _applier_idle(self) -> bool:
         return self._applier.idle
@@ -430,40 +467,84 @@ class RaftCommandLog(Service):
             return _failed(NotAccepting("too many writes are waiting to be committed through "
                                         "Raft; retry shortly"))
         d: Deferred = Deferred(lambda cancelled: self._forget(command.id, cancelled))
-        self._waiters.setdefault(command.id, []).append(d)
-        self._propose(command.to_json(), command.id)
+        proposal = self._proposals.get(command.id)
+        if proposal is None:
+            proposal = self._proposals[command.id] = _Proposal(command.to_json())
+            proposal.waiters.append(d)
+            self._propose(command.id)
+        else:
+            proposal.waiters.append(d)  # the same command is already on its way
         d.addTimeout(self._settings.apply_timeout, self._reactor)
         return d
 
     @property
     def in_flight(self) -> int:
         """Proposals waiting for their result on this node."""
-        return sum(len(waiters) for waiters in self._waiters.values())
+        return sum(len(proposal.waiters) for proposal in self._proposals.values())
 
     def _forget(self, command_id: str, d: Deferred) -> None:
-        waiters = self._waiters.get(command_id, [])
-        if d in waiters:
-            waiters.remove(d)
-        if not waiters:
-            self._waiters.pop(command_id, None)
+        proposal = self._proposals.get(command_id)
+        if proposal is None:
+            return
+        if d in proposal.waiters:
+            proposal.waiters.remove(d)
+        if not proposal.waiters:
+            proposal.cancel_timer()
+            del self._proposals[command_id]
 
-    def _propose(self, payload: str, command_id: str) -> None:
+    def _later(self, command_id: str, delay: float, action: Callable[[str], None]) -> None:
+        proposal = self._proposals.get(command_id)
+        if proposal is not None:
+            proposal.cancel_timer()
+            proposal.timer = self._reactor.callLater(delay, action, command_id)
+
+    def _propose(self, command_id: str) -> None:
         node = self._node
-        if command_id not in self._waiters or node is None:
+        proposal = self._proposals.get(command_id)
+        if proposal is None or node is None:
             return  # answered, timed out or stopping
         if node._getLeader() is None:
-            self._reactor.callLater(REPROPOSE_DELAY, self._propose, payload, command_id)
+            self._later(command_id, REPROPOSE_DELAY, self._propose)
             return
 
         def proposed(result: Any, error: int) -> None:
-            if error != FAIL_REASON.SUCCESS and command_id in self._waiters:
+            if error != FAIL_REASON.SUCCESS and command_id in self._proposals:
                 # not proof of failure (reference/stack.md §1.9): propose it again; if it
                 # was applied after all, the second entry changes nothing
                 log.debug("proposal of {command_id} reported {error}; proposing it again",
                           command_id=command_id, error=error)
-                self._reactor.callLater(REPROPOSE_DELAY, self._propose, payload, command_id)
+                self._later(command_id, REPROPOSE_DELAY, self._propose)
 
-        node.apply_command(payload, callback=proposed)
+        self._later(command_id, RECHECK_AFTER, self._recheck)
+        node.apply_command(proposal.payload, callback=proposed)
+
+    def _recheck(self, command_id: str) -> None:
+        """
+        No result yet: PySyncObj may have lost the callback, or a snapshot may have brought
+        the command without its entry. Once the applier is idle (so observers saw whatever
+        the database holds), answer from the database, or else propose it again.
+        """
+        if command_id not in self._proposals:
+            return
+        if not self._applier.idle:
+            self._later(command_id, RECHECK_AFTER, self._recheck)
+            return
+        stored = self._stored_result(command_id)
+        if stored is not None:
+            self._applied(stored, command_id)
+        else:
+            self._propose(command_id)
+
+    def _recheck_all(self) -> None:
+        for command_id in list(self._proposals):
+            self._recheck(command_id)
+
+    def _stored_result(self, command_id: str) -> dict | None:
+        if self._reads is None:
+            self._reads = sqlite3.connect(self._path)
+        row = self._reads.execute("SELECT result FROM applied_commands WHERE id = ?",
+                                  (command_id,)).fetchone()
+        return json.loads(row[0]) if row is not None else None
 
     def add_observer(self, observer: Observer) -> None:
         self._applier.add_observer(observer)
