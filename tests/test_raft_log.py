@@ -196,6 +196,17 @@ class SnapshotTests(TestCase):
         self.assertTrue((await late.submit(project(6)))["ok"])
         await until(lambda: all(projects(p) == [f"p{i}" for i in range(1, 7)]
                                 for p in cluster.paths), what="every node has p1..p6")
+        # a restart loads its own snapshot file without installing it again (the database
+        # is already past it) and replays only what the database lacks
+        await cluster.stop(2)
+        again = RaftCommandLog(cluster.paths[2], reactor, cluster.settings(2))
+        again.add_replaced_observer(lambda: replaced.append(["again"]))
+        again.startService()
+        cluster.logs[2] = again
+        await cluster.leader_known()
+        self.assertTrue((await again.submit(project(7)))["ok"])
+        self.assertEqual(projects(cluster.paths[2]), [f"p{i}" for i in range(1, 8)])
+        self.assertEqual(len(replaced), 1)
 
 
 class SecretTests(TestCase):
