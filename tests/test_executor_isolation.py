@@ -5,7 +5,7 @@ whole; a request that died on a stale pooled connection is sent again at once an
 failure; failures are logged rate-limited with their jobs, endpoint and reason.
 
 Deterministic: a C{task.Clock}, the fake HTTP client of L{tests.fakes} whose answers the
-tests fire by hand, and a real sqlite store (as in L{tests.test_executor}).
+tests fire by hand, and a real sqlite store (as in L{tests.executor_fixtures}).
 """
 
 from __future__ import annotations

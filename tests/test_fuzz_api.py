@@ -4,7 +4,7 @@ query values, bodies and headers, the answer is below 500, an error answer is th
 envelope with a message, and nothing is logged with a traceback.
 
 Routes come from the Klein URL map itself, so a route added later is fuzzed too. The node is
-wired like a real one (L{tests.test_operability.Ops}: real sqlite, the command log applying
+wired like a real one (L{tests.ops.Ops}: real sqlite, the command log applying
 synchronously, the operability endpoints) and driven in process through StubTreq. Hypothesis
 is bounded (C{max_examples}) so the whole module runs in seconds; a failing example is
 printed, and the same seed reproduces it.

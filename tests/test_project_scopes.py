@@ -5,7 +5,7 @@ secrets. Anything of another project answers 404, exactly as if it did not exist
 job in another project answers 403; node-wide calls answer 403. Node-wide credentials keep
 seeing everything.
 
-The node is wired as L{scheduler0.node.build_node} wires it (L{tests.test_operability.Ops}:
+The node is wired as L{scheduler0.node.build_node} wires it (L{tests.ops.Ops}:
 real sqlite, scheduler, executor with a fake callback client, repairs, health), so every
 route of the API is exercised for real. The matrix test makes each call of the API with a
 credential limited to projects 1 and 3, on its own resources and on project 2's, and a
