@@ -7,7 +7,7 @@ read by L{scheduler0.config.load_config} the same way, so a command and the node
 to agree on the configuration. They are declared here for argparse rather than read from
 C{tap.Options} because importing L{scheduler0.tap} loads the whole node and installs the
 reactor (about a second), which C{version} or C{config init} should not pay;
-C{tests.test_cli} checks that the two declarations name the same options, and C{start}
+C{tests.test_cli_start} checks that the two declarations name the same options, and C{start}
 spells its twistd command line from C{tap.Options} itself.
 """
 
