@@ -182,12 +182,6 @@ class ClusterTests(TestCase):
         self.assertIn("SCHEDULER0_SECRET_KEY", lines[0])
         self.assertFalse(os.path.exists(os.path.join(workdir, "data", "node-secrets.json")))
 
-
-async def _metrics(node: Any) -> str:
-    response = await node.http().get(node.base_url + "/metrics")
-    return (await response.content()).decode()
-
-
     async def test_a_node_whose_raft_port_is_taken_exits_at_once_with_one_line(self) -> None:
         cluster = Cluster(self, 2)
         node = cluster.node(1)
@@ -203,6 +197,12 @@ async def _metrics(node: Any) -> str:
         self.assertIn(f"scheduler0: cannot listen for Raft on 127.0.0.1:{node.raft_port}",
                       output)
         self.assertNotIn("Traceback", output)
+
+
+async def _metrics(node: Any) -> str:
+    response = await node.http().get(node.base_url + "/metrics")
+    return (await response.content()).decode()
+
 
 async def _names(cluster: Cluster, node: Any) -> list[str]:
     page = await cluster.peer(node).ok("GET", "/projects?limit=100")
