@@ -8,7 +8,6 @@ sees naive wall clocks and plain value lists.
 from __future__ import annotations
 
 import re
-import threading
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -201,7 +200,6 @@ class CronSchedule:
     #: Either day field may match (both are restricted); otherwise both must.
     day_or: bool
     _iter: croniter = attrs.field(eq=False, repr=False)
-    _lock: threading.Lock = attrs.field(factory=threading.Lock, eq=False, repr=False)
     _memo: dict[str, float | None] = attrs.field(factory=dict, eq=False, repr=False)
 
     @classmethod
@@ -223,11 +221,11 @@ class CronSchedule:
         A search that runs past year 9999 ends in OverflowError or ValueError ("year 10000
         is out of range") inside croniter/dateutil: there is no such slot.
         """
-        with self._lock:
-            try:
-                result = self._iter.get_next(datetime, start_time=wall)
-            except (CroniterError, OverflowError, ValueError):
-                return None
+        # croniter's iterator is stateful: fine, every search runs in the reactor thread
+        try:
+            result = self._iter.get_next(datetime, start_time=wall)
+        except (CroniterError, OverflowError, ValueError):
+            return None
         assert isinstance(result, datetime) and result.tzinfo is None
         return result
 

@@ -1,8 +1,8 @@
 """``@every <duration>`` and ``@at <time>`` specs: parsing and next fire (see :mod:`.spec`).
 
-``_parse_at`` is not :func:`scheduler0.timestamps.parse_time`: a spec needs explicit
-seconds, a whole second and an offset below 24 h, and its errors carry the spec examples;
-``datetime.fromisoformat`` (what parse_time uses) accepts a bare date or ``09:00Z``.
+An ``@at`` time is read by :func:`scheduler0.timestamps.parse_time`, with a spec's stricter
+shape checked first (explicit seconds and an offset: ``fromisoformat`` alone would take a
+bare date or ``09:00Z``) and a whole second after; its errors carry the spec examples.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from ..timestamps import parse_time
 from .base import _ONE_MICROSECOND, UTC, _require_aware, _spec_error
 
 #: Longest every-duration accepted; keeps anchor arithmetic far from datetime's limits.
@@ -116,36 +117,27 @@ def _parse_every(text: str, arg: str) -> EverySchedule:
     return EverySchedule(text=f"@every {_format_seconds(seconds)}", seconds=seconds)
 
 
-_RFC3339_RE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$"
-)
+#: the shape of an @at time: a date, a time with seconds, an optional fraction, an offset
+_AT_SHAPE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$")
 
 
 def _parse_at(text: str, arg: str) -> AtSchedule:
     example = "e.g. @at 2027-01-01T09:00:00Z or @at 2027-01-01T11:00:00+02:00"
-    match = _RFC3339_RE.match(arg)
+    match = _AT_SHAPE.match(arg)
     if match is None:
         raise _spec_error(text, f"@at needs an RFC 3339 time with seconds and an offset, {example}")
-    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    fraction, offset = match.groups()
     if offset is None:
         raise _spec_error(
             text, f"@at time {arg!r} has no UTC offset; an offset or Z is required, {example}"
         )
     if fraction is not None and int(fraction[1:]) != 0:
         raise _spec_error(text, f"@at time {arg!r} must be a whole second, {example}")
-    if offset in ("Z", "z"):
-        tz = UTC
-    else:
-        sign = -1 if offset[0] == "-" else 1
-        off_h, off_m = int(offset[1:3]), int(offset[4:6])
-        if off_h > 23 or off_m > 59:
-            raise _spec_error(text, f"@at offset {offset!r} is out of range, {example}")
-        tz = timezone(sign * timedelta(hours=off_h, minutes=off_m))
+    if offset not in ("Z", "z") and (int(offset[1:3]) > 23 or int(offset[4:6]) > 59):
+        raise _spec_error(text, f"@at offset {offset!r} is out of range, {example}")
     try:
-        local = datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=tz
-        )
-        at = local.astimezone(UTC)
-    except (ValueError, OverflowError) as exc:
-        raise _spec_error(text, f"@at time {arg!r} is not a valid date/time ({exc})") from exc
+        at = parse_time(arg.upper())  # RFC 3339 allows t and z; fromisoformat does not
+    except ValueError as exc:
+        raise _spec_error(text, f"@at time {arg!r} is not a valid date/time ({exc})") from None
     return AtSchedule(text=f"@at {at.strftime('%Y-%m-%dT%H:%M:%SZ')}", at=at)
