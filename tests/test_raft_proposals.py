@@ -31,7 +31,7 @@ class StandIn:
         self.leader: str | None = "127.0.0.1:7071"
         self.proposals: list[tuple[str, Callable[[Any, int], None]]] = []
 
-    def _getLeader(self) -> str | None:
+    def leader_node(self) -> str | None:
         return self.leader
 
     def apply_command(self, payload: str, callback: Callable[[Any, int], None]) -> None:

@@ -249,6 +249,20 @@ class ReplicatedLog(SyncObj):
                                                           self._self_address)
         return self._wrapped_encryptor
 
+    # PySyncObj keeps these private; they are reached here only, on this subclass, and
+    # tests/test_pysyncobj_private.py fails loudly if an upgrade renames them
+    def leader_node(self) -> Any:
+        """The last known leader (a PySyncObj node: its C{address} is its Raft address), or
+        None while there is none."""
+        return self._getLeader()
+
+    def is_leader(self) -> bool:
+        return bool(self._isLeader())
+
+    def last_log_index(self) -> int:
+        """The journal's last index (past the commit index while entries replicate)."""
+        return int(self._SyncObj__getCurrentLogIndex())  # type: ignore[attr-defined]
+
     @replicated
     def apply_command(self, command_json: str) -> None:
         # PySyncObj applies entries in order and counts raftLastApplied up after each, so
@@ -409,8 +423,8 @@ class RaftCommandLog(Service):
             node.doTick(0.0)
         except Exception:
             log.failure("PySyncObj's tick failed")
-        leader = node._getLeader()
-        if leader is not None and (node._isLeader() or node.isNodeConnected(leader)):
+        leader = node.leader_node()
+        if leader is not None and (node.is_leader() or node.isNodeConnected(leader)):
             self._last_contact = self._reactor.seconds()
 
     def _state_changed(self, old: int, new: int) -> None:
@@ -461,7 +475,7 @@ class RaftCommandLog(Service):
         if not self.running or node is None:
             return _failed(NotAccepting("the node is not accepting writes (starting or "
                                         "stopping)"))
-        if node._getLeader() is None:
+        if node.leader_node() is None:
             return _failed(NotAccepting(NO_LEADER))
         if self.in_flight >= self._settings.max_in_flight:
             return _failed(NotAccepting("too many writes are waiting to be committed through "
@@ -503,7 +517,7 @@ class RaftCommandLog(Service):
         proposal = self._proposals.get(command_id)
         if proposal is None or node is None:
             return  # answered, timed out or stopping
-        if node._getLeader() is None:
+        if node.leader_node() is None:
             self._later(command_id, REPROPOSE_DELAY, self._propose)
             return
 
@@ -587,7 +601,7 @@ class RaftCommandLog(Service):
 
     def leader(self) -> tuple[str, str] | None:
         node = self._node
-        leader = node._getLeader() if node is not None else None
+        leader = node.leader_node() if node is not None else None
         if leader is None:
             return None
         address = getattr(leader, "address", None) or str(leader)
@@ -597,7 +611,7 @@ class RaftCommandLog(Service):
 def _last_log_index(node: ReplicatedLog, status: dict) -> int:
     """The journal's last index (PySyncObj keeps it private; the commit index without it)."""
     try:
-        return int(node._SyncObj__getCurrentLogIndex())  # type: ignore[attr-defined]
+        return node.last_log_index()
     except Exception:
         return int(status["commit_idx"])
 

@@ -1,0 +1,30 @@
+"""
+The private PySyncObj names the node relies on, all reached in one place
+(L{scheduler0.consensus.raft.ReplicatedLog}, a SyncObj subclass reaching its own names):
+a PySyncObj upgrade that renames or changes one fails here, naming what to re-read, rather
+than breaking the healthcheck or the proposals at run time.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from pysyncobj import SyncObj
+from twisted.trial.unittest import SynchronousTestCase
+
+REREAD = ("PySyncObj changed: re-read pysyncobj/syncobj.py ({name}) and update "
+          "scheduler0/consensus/raft.py ReplicatedLog")
+
+
+class PySyncObjPrivateNamesTests(SynchronousTestCase):
+    def test_the_private_methods_exist_and_take_no_argument(self) -> None:
+        for name in ("_getLeader", "_isLeader", "_SyncObj__getCurrentLogIndex",
+                     "_getEncryptor"):
+            method = getattr(SyncObj, name, None)
+            self.assertTrue(callable(method), REREAD.format(name=name))
+            self.assertEqual(list(inspect.signature(method).parameters), ["self"],
+                             REREAD.format(name=name))
+
+    def test_the_current_log_index_is_the_last_journal_entry(self) -> None:
+        source = inspect.getsource(getattr(SyncObj, "_SyncObj__getCurrentLogIndex"))
+        self.assertIn("__raftLog[-1][1]", source, REREAD.format(name="__getCurrentLogIndex"))
