@@ -233,6 +233,8 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
         fire_times=fire_times,
     )
     commands.add_observer(scheduler.observe)
+    # a Raft snapshot installed under the node: plan again from what the store now holds
+    commands.add_replaced_observer(scheduler.reload)
     add(scheduler, "scheduler")
     recovery = add(RecoveryService(clock, lambda: schedule_reader().unfinished_executions(),
                                    lambda: scheduler.plans, executor,

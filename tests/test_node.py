@@ -8,6 +8,8 @@ by L{tests.integration.test_daemon}.
 
 from __future__ import annotations
 
+import sqlite3
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from scheduler0.schedule.occurrence import execution_id
@@ -50,3 +52,17 @@ class BuiltNodeTests(SynchronousTestCase):
         h.clock.advance(1)
         self.assertEqual(h.state()["state"], "RUNNING")
         self.assertEqual(h.sent_ids(), [execution_id(job["id"], T0 + 60)])
+
+    def test_a_replaced_state_is_what_the_scheduler_plans_from(self) -> None:
+        """A snapshot installed under a node (the state of another replica): the scheduler
+        drops the plans of the state it had and plans the new state's jobs."""
+        here, there = Ops(self), Ops(self)
+        here.job(here.project(), GOOD + "/old")
+        there.job(there.project("p"), GOOD + "/new", spec="@every 2m")
+        source = sqlite3.connect(there.node.store.path)
+        self.addCleanup(source.close)
+        replaced = here.node.commands.applier.replace_state(source.backup, 1)
+        self.successResultOf(replaced)
+        here.clock.advance(120)
+        self.assertEqual(sorted(p.url for p in here.http.posts), [GOOD + "/new"])
+

@@ -86,7 +86,9 @@ class LocalCommandLog(Service):
         self._applier.add_observer(observer)
 
     def add_replaced_observer(self, callback: Any) -> None:
-        """A single node never replaces its whole state: never called."""
+        """Told if the applier's state is replaced (a single node's never is: only a
+        restore through the applier would)."""
+        self._applier.add_replaced_observer(callback)
 
     def status(self) -> dict[str, Any]:
         applied, waiting = self._applier.applied, self._applier.waiting
