@@ -97,7 +97,8 @@ KEYS: tuple[Key, ...] = (
     Key("NodeId", int, 1, "This node's id in the cluster; unique per node and listed in Replicas.",
         int_check(1), "node"),
     Key("Bootstrap", bool, True,
-        "This node starts the cluster from Replicas; set true on exactly one node of a new cluster.",
+        "Kept for the seed's configs; no effect: with PySyncObj every node in Replicas starts the "
+        "cluster together.",
         BOOL, "node"),
     # ---- HTTP API
     Key("Protocol", str, "http",
@@ -200,7 +201,8 @@ KEYS: tuple[Key, ...] = (
     Key("RaftApplyTimeout", float, 10.0,
         "Seconds a write waits to be committed through Raft before it fails (503).",
         number_check(gt=0, note="seconds"), "cluster"),
-    Key("RaftSnapshotInterval", int, 300, "Minimum seconds between two Raft snapshots.",
+    Key("RaftSnapshotInterval", int, 300,
+        "Seconds after which a Raft snapshot is taken even below RaftSnapshotThreshold.",
         int_check(1, note="seconds"), "cluster"),
     Key("RaftSnapshotThreshold", int, 5000,
         "Journal entries since the last snapshot that trigger a new one.",
