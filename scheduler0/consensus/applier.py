@@ -23,21 +23,23 @@ the batch's own transaction; a batch that fails on storage is retried until it i
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable, Protocol, Union
+from typing import Any, Callable, Union
 
 import attrs
 
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
-from twisted.internet.threads import deferToThreadPool
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 
 from ..state import commands as C
 from ..state.commands import Command
 from ..state.machine import EXCEPTION_KEY, apply_batch
 from ..store.database import connect, storage_failure
 from .interface import NotAccepting, Observer, StorageFailed, StorageFull
+# where the sqlite work runs; importable from here too, as before the split
+from .writers import InlineWriter, ThreadWriter, Writer
+
+__all__ = ["URGENT_KINDS", "CommandApplier", "InlineWriter", "ThreadWriter", "Writer"]
 
 log = Logger()
 
@@ -58,58 +60,6 @@ class _Replacement:
 #: what waits for the writer: a command (with its Raft index, None on a single node) or a
 #: replacement of the whole state
 _Entry = Union[tuple[Command, Union[int, None]], _Replacement]
-
-
-class Writer(Protocol):
-    """Where the sqlite work runs: a dedicated thread in the daemon, inline in tests."""
-
-    #: True when C{run} finishes before it returns: results are then handed back at once,
-    #: not one per reactor turn
-    synchronous: bool
-
-    def start(self) -> None: ...
-
-    def run(self, f: Callable[..., Any], *args: Any) -> Deferred: ...
-
-    def stop(self) -> None: ...
-
-
-class ThreadWriter:
-    """One thread that owns the writer connection, so the reactor never waits for sqlite."""
-
-    synchronous = False
-
-    def __init__(self, reactor: Any) -> None:
-        self._reactor = reactor
-        self._pool: ThreadPool | None = None
-
-    def start(self) -> None:
-        self._pool = ThreadPool(1, 1, name="scheduler0-writer")
-        self._pool.start()
-
-    def run(self, f: Callable[..., Any], *args: Any) -> Deferred:
-        assert self._pool is not None, "the writer thread is not started"
-        return deferToThreadPool(self._reactor, self._pool, f, *args)
-
-    def stop(self) -> None:
-        if self._pool is not None:
-            self._pool.stop()
-            self._pool = None
-
-
-class InlineWriter:
-    """Writes in the caller's thread: deterministic in-process tests."""
-
-    synchronous = True
-
-    def start(self) -> None:
-        pass
-
-    def run(self, f: Callable[..., Any], *args: Any) -> Deferred:
-        return maybeDeferred(f, *args)
-
-    def stop(self) -> None:
-        pass
 
 
 class CommandApplier:
