@@ -3,7 +3,9 @@ A node: the service tree that C{twistd scheduler0} runs.
 
 Children start in the order they are added and stop in reverse, one after the other:
 the HTTP site stops taking requests first, then the scheduler stops starting occurrences,
-the executor stops, the command log drains, and the database is closed last.
+the executor stops, the command log drains, and the database is closed last. In a cluster
+the execution services (executor, scheduler, recovery, retention) run only on the Raft
+leader, inside a L{LeadershipGate} at their place in that order.
 
 L{build_node} returns a L{Node}: the tree and its parts. In-process tests build their nodes
 through it too, swapping only the clock, the callback client, the writer and the memory
@@ -29,6 +31,7 @@ from .api.admission import AdmissionResource
 from .api.site import DrainingHTTPService, SiteLimits, make_site
 from .config import Config
 from .consensus.applier import CommandApplier, ThreadWriter, Writer
+from .consensus.leadership import ClusterRole, LeaderCheck, LeadershipGate
 from .consensus.local import LocalCommandLog
 from .consensus.raft import raft_command_log
 from .execution.breaker import Breakers
@@ -206,6 +209,24 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
                         executor.on_breaker_change(breaker, old, new))
     metrics = Metrics()
     recorder = ExecutionRecorder(clock, commands, observe=record_observer(metrics))
+
+    # a single node executes always: its execution services are the node's own children.
+    # In a cluster only the Raft leader executes: they run inside a gate that starts them
+    # (planning from the replicated store, re-sending the outbox) when this node becomes
+    # leader and stops them when it no longer is (consensus/leadership.py)
+    execution, gate, role, scheduling = add, None, None, {}
+    if config.replicas:
+        gate = add(LeadershipGate(
+            clock, LeaderCheck(commands, str(config.node_id)),
+            before_start=lambda: supervisor.adopt(schedule_reader().supervisor()),
+            after_stop=lambda: scheduler.reload()), "execution")
+        role = ClusterRole(gate, commands.leader, str(config.node_id))
+        scheduling["owns"] = lambda job_id: gate.executing  # a follower plans nothing
+
+        def execution(service: Any, name: str) -> Any:
+            service.setName(name)
+            service.setServiceParent(gate)
+            return service
     executor = Executor(
         clock=clock, http=http,
         recorder=recorder,
@@ -223,7 +244,7 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
         rng=rng,
     )
     executor.observe_first_attempts = metrics.observe_first_attempts
-    add(executor, "executor")
+    execution(executor, "executor")
 
     scheduler = SchedulerService(
         clock=clock,
@@ -231,23 +252,26 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
         job_records=lambda ids: reader().jobs_by_ids(ids),
         dispatch=executor.submit,
         fire_times=fire_times,
+        **scheduling,
     )
     commands.add_observer(scheduler.observe)
     # a Raft snapshot installed under the node: plan again from what the store now holds
     commands.add_replaced_observer(scheduler.reload)
-    add(scheduler, "scheduler")
-    recovery = add(RecoveryService(clock, lambda: schedule_reader().unfinished_executions(),
-                                   lambda: scheduler.plans, executor,
-                                   outbox=lambda: schedule_reader().deliveries()), "recovery")
-    add(RetentionService(clock, commands, config.execution_retention_days,
-                         config.execution_retention_per_job,
-                         last_job_id=lambda: reader().sequence("jobs")), "retention")
+    execution(scheduler, "scheduler")
+    recovery = execution(RecoveryService(
+        clock, lambda: schedule_reader().unfinished_executions(), lambda: scheduler.plans,
+        executor, outbox=lambda: schedule_reader().deliveries()), "recovery")
+    execution(RetentionService(clock, commands, config.execution_retention_days,
+                               config.execution_retention_per_job,
+                               last_job_id=lambda: reader().sequence("jobs")), "retention")
 
     add(HeapService(clock, jobs=lambda: len(scheduler.plans),
                     busy=lambda seconds: (scheduler.busy_within(seconds) or executor.in_flight > 0
                                           or executor.queued() > 0)), "heap")
 
-    supervisor = Supervisor(scheduler, executor, commands=commands, clock=clock)
+    supervisor = Supervisor(scheduler, executor, commands=commands, clock=clock, role=role)
+    if role is not None:
+        commands.add_observer(supervisor.observe)  # a halt stored through another node
     # before any service starts: a stored operator halt holds the scheduler and the
     # executor from the first moment, so nothing is dispatched at start
     supervisor.restore(schedule_reader().supervisor())
@@ -265,7 +289,8 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
                       node_id=config.node_id)
     operations = Operations(
         health=HealthReport(clock, scheduler, executor, operations_reader,
-                            enabled=lambda: not supervisor.halted),
+                            enabled=lambda: not supervisor.halted and (
+                                gate is None or gate.executing), role=role),
         supervisor=supervisor,
         repairs=repairs,
         metrics=metrics,

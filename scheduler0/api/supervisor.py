@@ -20,10 +20,9 @@ class SupervisorRoutes(ApiBase):
     @requires("admin", node_wide=True)
     def supervisor_state(self, request: Any) -> bytes:
         supervisor = self._ops().supervisor
-        state = supervisor.state()
-        if state is None:
+        if supervisor.state() is None:
             raise Unavailable("no job is configured on this node")
-        return respond(request, 200, {"state": state, "reason": supervisor.reason()})
+        return respond(request, 200, supervisor.view())
 
     @app.route("/api/supervisor/halt", methods=["POST"])
     @requires("admin", node_wide=True)

@@ -53,18 +53,22 @@ def staleness_score(now: float, last_success: float | None, first_seen: float | 
 class HealthReport:
     """
     @param dead_letters: the L{OperationsReader} (a callable returning it).
-    @param enabled: whether the scheduler takes occurrences (False while halted).
+    @param enabled: whether the scheduler takes occurrences (False while halted, and on a
+        cluster follower).
+    @param role: in a cluster, this node's part (C{role}: leader or follower,
+        C{executing}); the snapshot then says it. None on a single node.
     """
 
     def __init__(self, clock: Any, scheduler: Any, executor: Any,
                  dead_letters: Callable[[], Any], enabled: Callable[[], bool],
-                 max_instances: int = MAX_INSTANCES) -> None:
+                 max_instances: int = MAX_INSTANCES, role: Any = None) -> None:
         self._clock = clock
         self._scheduler = scheduler
         self._executor = executor
         self._reads = dead_letters
         self._enabled = enabled
         self._max_instances = max_instances
+        self._role = role
 
     def endpoint_of_job(self, job_id: int, fallback: str) -> str:
         """The endpoint a job's callbacks go to (C{fallback} if the job is unknown)."""
@@ -176,7 +180,7 @@ class HealthReport:
                 "failures": record.attempts, "executionId": record.id,
                 "jobId": record.job_id,
             })
-        return {
+        snapshot = {
             "updatedAt": _time(now),
             "enabled": self._enabled(),
             "queue": {"depth": depth,
@@ -191,6 +195,11 @@ class HealthReport:
             "staleness": staleness,
             "instances": instances,
         }
+        if self._role is not None:
+            # a follower's queue and plans are empty because the leader executes, not
+            # because nothing is due
+            snapshot.update(role=self._role.role, executing=self._role.executing)
+        return snapshot
 
     def _intervals_by_endpoint(self, endpoints: set[str]) -> dict[str, float]:
         """The shortest job interval of each of C{endpoints}, for staleness scores."""

@@ -14,6 +14,12 @@ is dispatched, so a crash-restart does not resume the scheduler silently. The AP
 synchronous: the halt (or restart) takes effect in memory at once and its command is
 submitted beside it; a command that fails is logged with what it means. Memory pressure
 is not a decision and is not stored.
+
+In a cluster only the Raft leader executes (L{scheduler0.consensus.leadership}): a
+follower's state is C{STANDBY} (or C{HALTED} under an operator's halt), and its answers
+carry its C{role}. The operator's halt is the cluster's: a halt or restart stored through
+any node is taken by the others as they apply it, and a node that becomes leader takes the
+stored one before it starts executing.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ..domain import SupervisorHalt
-from ..state.commands import issue
+from ..state.commands import Command, issue
+from ..state.kinds import SUPERVISOR_SET
 from ..state.payloads import SetSupervisor
 from ..timestamps import format_time, from_seconds
 
@@ -38,6 +45,8 @@ OPERATOR_REASON = "halted by an operator (POST /api/supervisor/halt)"
 RUNNING = "RUNNING"
 HALTED = "HALTED"
 FINISHED = "FINISHED"
+#: a cluster follower: the leader executes the jobs, this node does not
+STANDBY = "STANDBY"
 
 HIGH_WATER = 0.70
 LOW_WATER = 0.60
@@ -58,10 +67,12 @@ class Supervisor:
     @param commands: where the operator's halt and restart are stored (an
         L{scheduler0.consensus.interface.ICommandLog}); None keeps them in memory only.
     @param clock: C{IReactorTime}, for the time a halt is stamped with.
+    @param role: in a cluster, whether this node executes (C{executing}, C{role}) and who
+        does (C{standby_reason()}); None on a single node, which always executes.
     """
 
     def __init__(self, scheduler: Any, executor: Any, commands: Any = None,
-                 clock: Any = None) -> None:
+                 clock: Any = None, role: Any = None) -> None:
         if commands is not None and clock is None:
             raise ValueError("a supervisor that stores its halt needs a clock")
         self._scheduler = scheduler
@@ -73,6 +84,21 @@ class Supervisor:
         self.halted_since: str | None = None
         self.memory_pressure = False
         self.memory_reason: str | None = None
+        self.role = role
+        self._own: set[str] = set()  # ids of the halts and restarts this node stored
+
+    @property
+    def follower(self) -> bool:
+        """A cluster node that does not execute now (another node leads)."""
+        return self.role is not None and not self.role.executing
+
+    def view(self) -> dict[str, Any]:
+        """What C{GET /api/supervisor/state} answers (the state must not be None); a
+        cluster node adds its C{role} and whether it C{executing} jobs."""
+        answer: dict[str, Any] = {"state": self.state(), "reason": self.reason()}
+        if self.role is not None:
+            answer.update(role=self.role.role, executing=self.role.executing)
+        return answer
 
     @property
     def halted(self) -> bool:
@@ -81,7 +107,10 @@ class Supervisor:
 
     def state(self) -> str | None:
         """RUNNING, HALTED or FINISHED (no job has a future occurrence); None when no job
-        is configured at all."""
+        is configured at all. A cluster follower is STANDBY (HALTED under an operator's
+        halt): it plans nothing."""
+        if self.follower:
+            return HALTED if self.operator_halted else STANDBY
         if not self._scheduler.plans:
             return None
         if self.halted:
@@ -94,6 +123,8 @@ class Supervisor:
             return f"{OPERATOR_REASON}{since}"
         if self.memory_pressure:
             return self.memory_reason
+        if self.follower:
+            return self.role.standby_reason()
         return None
 
     def restore(self, saved: SupervisorHalt | None) -> None:
@@ -111,6 +142,53 @@ class Supervisor:
         log.warn("the scheduler is halted by an operator since {since} (kept across the "
                  "restart): nothing is dispatched until POST /api/supervisor/restart",
                  since=self.halted_since)
+
+    def adopt(self, saved: SupervisorHalt | None) -> None:
+        """
+        A cluster node about to execute (it became leader), its scheduler and executor
+        stopped: take the cluster's stored halt or restart, whichever node stored it, so
+        a halt outlives the leader that took it and a restart ends a halt this node kept.
+        """
+        halted = saved is not None and saved.halted
+        if halted and not self.operator_halted:
+            log.warn("the scheduler is halted by an operator since {since} (stored in the "
+                     "cluster): nothing is dispatched until POST /api/supervisor/restart",
+                     since=saved.at if saved else None)
+        self.operator_halted = halted
+        self.halted_since = saved.at if halted and saved is not None else None
+        self._scheduler.halted = halted or self.memory_pressure
+        self._executor.halted = halted
+
+    def observe(self, command: Command, result: dict) -> None:
+        """
+        A command log observer: in a cluster, a halt or restart another node stored holds
+        or frees this node too (the leader executes, wherever the operator asked). Its own
+        are already in effect; a single node has no others.
+        """
+        if command.kind != SUPERVISOR_SET or not result.get("ok"):
+            return
+        if command.id in self._own:
+            self._own.discard(command.id)
+            return
+        if self.role is None:
+            return
+        payload = command.payload
+        if not self.role.executing:
+            self.adopt(SupervisorHalt(payload.halted, payload.reason, payload.at))
+        elif payload.halted:
+            if not self.operator_halted:
+                log.info("scheduler halted by an operator (through another node)")
+            self.operator_halted = True
+            self.halted_since = payload.at
+            self._scheduler.halt()
+            self._executor.halt()
+        elif self.operator_halted:
+            log.info("scheduler restarted by an operator (through another node)")
+            self.operator_halted = False
+            self.halted_since = None
+            self._executor.resume()
+            if not self.memory_pressure:
+                self._scheduler.resume()
 
     def halt(self) -> None:
         """No new occurrence and no new delivery starts; callbacks in flight finish and are
@@ -159,7 +237,10 @@ class Supervisor:
                         what=what, after=after)
 
         try:
-            d = self._commands.submit(issue(payload, self._clock.seconds()))
+            command = issue(payload, self._clock.seconds())
+            if self.role is not None:
+                self._own.add(command.id)
+            d = self._commands.submit(command)
         except Exception:
             log.failure("the operator's {what} could not be stored; it holds in memory, but "
                         "{after}: repeat the request once the node can write",

@@ -1,0 +1,227 @@
+"""
+Execution in a cluster: only the Raft leader runs jobs (issue 12 item 12).
+
+Every node of a cluster holds the replicated jobs, but only one may fire them, or each job
+would be called back once per node. L{LeadershipGate} is a service whose children (the
+scheduler, the executor, the recovery and the retention) run only while this node is the
+leader: it polls L{LeaderCheck} every L{POLL_INTERVAL} seconds and starts them as a group,
+in order, when the node becomes leader, and stops them in reverse order when it stops
+being leader. Starting is starting after a restart: the scheduler plans from the
+replicated store (what the old leader missed follows each job's misfire policy) and the
+recovery re-sends what the delivery outbox lists, with the same execution ids.
+
+A single node (C{Replicas: []}) has no gate: its execution services are children of the
+node itself, started and stopped exactly as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred, succeed
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+log = Logger()
+
+#: Seconds between two looks at who leads
+POLL_INTERVAL = 0.2
+
+LEADER = "leader"
+FOLLOWER = "follower"
+
+
+def _nothing() -> None:
+    pass
+
+
+def _index(status: dict[str, Any], key: str) -> int:
+    try:
+        return int(status.get(key, 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+class LeaderCheck:
+    """
+    Whether this node is the Raft leader I{and} has applied every entry its log held when
+    it became leader (the new term's first entry included): only then does the store hold
+    everything the old leader committed (its last execution records and outbox rows), so
+    planning from it neither repeats nor misses a slot.
+
+    @param commands: the command log (C{leader()}, C{status()}).
+    @param node_id: this node's C{NodeId}, as C{leader()} names it.
+    """
+
+    def __init__(self, commands: Any, node_id: str) -> None:
+        self._commands = commands
+        self._node_id = node_id
+        self._catch_up_to: int | None = None
+
+    def __call__(self) -> bool:
+        leader = self._commands.leader()
+        if leader is None or leader[1] != self._node_id:
+            self._catch_up_to = None
+            return False
+        status = self._commands.status()
+        if self._catch_up_to is None:
+            self._catch_up_to = _index(status, "last_log_index")
+        return _index(status, "applied_index") >= self._catch_up_to
+
+
+class LeadershipGate(MultiService):
+    """
+    Runs its children only while C{leading()} says so; they start in the order they were
+    added and stop in reverse, each after the previous one (the scheduler stops starting
+    occurrences before the executor drains what is in flight).
+
+    @param clock: C{IReactorTime} for the poll.
+    @param leading: whether this node should execute now (a L{LeaderCheck}).
+    @param before_start: called just before the children start (the supervisor takes the
+        cluster's stored halt or restart).
+    @param after_stop: called once the children stopped (the scheduler forgets its plans).
+    """
+
+    def __init__(self, clock: Any, leading: Callable[[], bool],
+                 interval: float = POLL_INTERVAL,
+                 before_start: Callable[[], None] = _nothing,
+                 after_stop: Callable[[], None] = _nothing) -> None:
+        super().__init__()
+        self._leading = leading
+        self._before_start = before_start
+        self._after_stop = after_stop
+        self._interval = interval
+        self._loop = LoopingCall(self.poll)
+        self._loop.clock = clock
+        #: whether the children run (or are starting): this node executes jobs
+        self.executing = False
+        self._stopping: Deferred | None = None  # the children's stop, while under way
+
+    @property
+    def role(self) -> str:
+        return LEADER if self.executing else FOLLOWER
+
+    def startService(self) -> None:
+        # not MultiService's: the children start when this node leads, not now
+        Service.startService(self)
+        self.poll()
+        self._loop.start(self._interval, now=False)
+
+    def stopService(self) -> Deferred:
+        Service.stopService(self)
+        if self._loop.running:
+            self._loop.stop()
+        if self.executing:
+            return self._stop_children()
+        if self._stopping is not None:
+            return self._when_stopped()
+        return succeed(None)
+
+    def poll(self) -> None:
+        """Start or stop the children if leadership changed (not while they stop)."""
+        if self._stopping is not None or not self.running:
+            return
+        try:
+            leading = self._leading()
+        except Exception:
+            log.failure("cannot tell whether this node leads; it keeps its role")
+            return
+        if leading and not self.executing:
+            self._start_children()
+        elif not leading and self.executing:
+            self._stop_children()
+
+    def _start_children(self) -> None:
+        self.executing = True
+        log.info("this node is the Raft leader: it executes the jobs from now on",
+                 role=LEADER)
+        try:
+            self._before_start()
+            for child in self:
+                child.startService()
+        except Exception:
+            log.failure("starting the execution services failed")
+
+    def _stop_children(self) -> Deferred:
+        self.executing = False
+        log.info("this node is no longer the Raft leader: it starts no occurrence from now "
+                 "on (callbacks in flight may finish)", role=FOLLOWER)
+
+        async def stop_all() -> None:
+            for child in reversed(list(self)):
+                if not child.running:
+                    continue
+                try:
+                    await maybeDeferred(child.stopService)
+                except Exception:
+                    log.failure("stopping {name} failed", name=child.name)
+            try:
+                self._after_stop()
+            except Exception:
+                log.failure("cleaning up after the execution services stopped failed")
+
+        stopping = ensureDeferred(stop_all())
+        if stopping.called:
+            return stopping
+        self._stopping = stopping
+
+        def stopped(result: Any) -> Any:
+            self._stopping = None
+            return result
+
+        stopping.addBoth(stopped)
+        return self._when_stopped()
+
+    def _when_stopped(self) -> Deferred:
+        """A Deferred that fires once the stop under way is over."""
+        assert self._stopping is not None
+        done: Deferred = Deferred()
+
+        def fire(result: Any) -> Any:
+            done.callback(None)
+            return result
+
+        self._stopping.addBoth(fire)
+        return done
+
+
+class ClusterRole:
+    """
+    What a cluster node says about its part in executing jobs (the supervisor's state and
+    the scheduler health): whether it executes, and if not, who does.
+
+    @param leader: the command log's C{leader()}: C{(address, node id)} or None.
+    """
+
+    def __init__(self, gate: LeadershipGate, leader: Callable[[], tuple[str, str] | None],
+                 node_id: str) -> None:
+        self._gate = gate
+        self._leader = leader
+        self._node_id = node_id
+
+    @property
+    def executing(self) -> bool:
+        return self._gate.executing
+
+    @property
+    def role(self) -> str:
+        return self._gate.role
+
+    def standby_reason(self) -> str:
+        """Why this node does not execute now, naming the node that does."""
+        leader = self._leader()
+        if leader is None:
+            return ("this node is a Raft follower and the cluster has no leader now (an "
+                    "election is running, or too few nodes are reachable): no node executes "
+                    "jobs until one is elected")
+        address, node_id = leader
+        if node_id == self._node_id:
+            return ("this node was just elected Raft leader and is applying the replicated "
+                    "log; it executes the jobs once it has caught up")
+        return (f"this node is a Raft follower: only the leader, node {node_id or '?'} "
+                f"({address}), executes the jobs")
+
+
+__all__ = ["FOLLOWER", "LEADER", "POLL_INTERVAL", "ClusterRole", "LeaderCheck",
+           "LeadershipGate"]
