@@ -80,7 +80,13 @@ class LocalCommandLog(Service):
         # command in flight
         if command.kind not in URGENT_KINDS and self._applier.backlog >= self._max_pending:
             return _failed(NotAccepting("too many writes are waiting; retry shortly"))
-        return self._applier.apply(command)
+        # what a replicated log applies is the command read back from its JSON: so does a
+        # single node, so a payload that does not survive the trip fails here too
+        try:
+            carried = Command.from_json(command.to_json())
+        except (TypeError, ValueError) as e:
+            return _failed(e)
+        return self._applier.apply(carried)
 
     def add_observer(self, observer: Observer) -> None:
         self._applier.add_observer(observer)
