@@ -511,12 +511,17 @@ def text_report(result: dict[str, Any]) -> str:
 class Node:
     """A fresh node in a temp dir on free ports (twistd -n, source tree on PYTHONPATH)."""
 
-    def __init__(self, keep: bool = False, extra: str = "") -> None:
-        """@param extra: more YAML lines for the node's config (e.g. C{RateLimitPerMinute: 0})."""
+    def __init__(self, keep: bool = False, extra: str = "", port: int | None = None,
+                 raft_port: int | None = None, wait: bool = True,
+                 twistd_args: Iterable[str] = ()) -> None:
+        """@param extra: more YAML lines for the node's config (e.g. C{RateLimitPerMinute: 0}).
+        @param port, raft_port: given when other nodes must know them (a cluster's Replicas).
+        @param wait: False to start several nodes at once, then L{wait_ready} each.
+        @param twistd_args: options of twistd itself (e.g. C{--profile=FILE})."""
         self.dir = tempfile.mkdtemp(prefix="s0-seed-")
         self.keep = keep
-        self.port = free_port()
-        raft = free_port()
+        self.port = port or free_port()
+        raft = raft_port or free_port()
         self.config = os.path.join(self.dir, "scheduler0.yml")
         with open(self.config, "w") as f:
             f.write(f"Port: {self.port}\nRaftAddress: 127.0.0.1:{raft}\n"
@@ -526,9 +531,14 @@ class Node:
         self.log_path = os.path.join(self.dir, "node.log")
         self.log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [twistd, "-n", "--pidfile=", "scheduler0", "--config", self.config],
+            [twistd, "-n", "--pidfile=", *twistd_args, "scheduler0", "--config", self.config],
             cwd=self.dir, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.port}"
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Until the node answers its healthcheck (60 s at most)."""
         deadline = time.time() + 60
         while True:
             if self.proc.poll() is not None:
