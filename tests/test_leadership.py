@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.application.service import MultiService, Service
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from scheduler0.consensus.leadership import (POLL_INTERVAL, ClusterRole, LeaderCheck,
@@ -20,10 +21,10 @@ from scheduler0.domain import SupervisorHalt
 from scheduler0.operability.supervisor import HALTED, RUNNING, STANDBY, Supervisor
 from scheduler0.schedule.occurrence import execution_id
 from scheduler0.schedule.service import SchedulerService
-from scheduler0.state import kinds as K
 from scheduler0.state.commands import issue
 from scheduler0.state.payloads import SetSupervisor
 
+from .ops import Ops
 from .records import job_of
 from .scheduler_harness import T0, Harness, iso, job
 
@@ -68,7 +69,6 @@ class Gate:
     """A gate over the fake log (as node 1) with four recording parts, on a Clock."""
 
     def __init__(self) -> None:
-        from twisted.internet.task import Clock
         self.clock = Clock()
         self.log = FakeLog()
         self.events: list[tuple[str, str]] = []
@@ -171,7 +171,6 @@ class GateTests(SynchronousTestCase):
         starts its parts at once, in startService."""
         log = LocalCommandLog(self.mktemp(), None, node_id=1, applier=_IdleApplier())
         events: list[tuple[str, str]] = []
-        from twisted.internet.task import Clock
         gate = LeadershipGate(Clock(), LeaderCheck(log, "1"))
         Part("executor", events).setServiceParent(gate)
         gate.startService()
@@ -187,17 +186,19 @@ class SchedulerBehindTheGateTests(SynchronousTestCase):
     """The real scheduler inside a gate: what a receiver would see."""
 
     def build(self, records: list[dict], last: dict[int, float]) -> tuple[Harness, Gate]:
+        """The harness's scheduler, rebuilt as node.py builds a cluster's: owning jobs
+        while this node executes, forgetting its plans once stopped."""
         h = Harness(records, last=last)
         g = Gate()
         g.clock = h.clock
-        g.gate = LeadershipGate(h.clock, LeaderCheck(g.log, "1"),
-                                after_stop=lambda: scheduler.reload())
+        g.gate = gate = LeadershipGate(h.clock, LeaderCheck(g.log, "1"),
+                                       after_stop=lambda: scheduler.reload())
         scheduler = h.scheduler = SchedulerService(
             clock=h.clock,
             load=lambda: ([job_of(r) for r in h.store.values()], dict(h.last)),
             job_records=lambda ids: [job_of(h.store[i]) for i in ids if i in h.store],
-            dispatch=h.rounds.append, owns=lambda job_id: g.gate.executing)
-        scheduler.setServiceParent(g.gate)
+            dispatch=h.rounds.append, owns=lambda job_id: gate.executing)
+        scheduler.setServiceParent(gate)
         return h, g
 
     def fired(self, h: Harness) -> list[str]:
@@ -320,7 +321,6 @@ class SupervisorRoleTests(SynchronousTestCase):
                 self.commands.append(command)
                 return Deferred()
 
-        from twisted.internet.task import Clock
         log = Log()
         g = Gate()
         g.log.leader_id = "1"
@@ -341,7 +341,6 @@ class SingleNodeTests(SynchronousTestCase):
     def test_a_single_node_runs_its_execution_services_as_before(self) -> None:
         """No gate, no poll: the services are the node's own children, in their order,
         running from the start; its answers carry no role."""
-        from .ops import Ops
         h = Ops(self)
         names = [service.name for service in h.node.service]
         self.assertNotIn("execution", names)
