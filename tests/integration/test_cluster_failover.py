@@ -9,6 +9,8 @@ same executionId); a whole-cluster restart keeps every record.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections import defaultdict
 from typing import Any
@@ -17,6 +19,7 @@ from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.trial.unittest import TestCase
 
 from scheduler0.schedule.occurrence import execution_id
+from scheduler0.timestamps import parse_time
 
 from .cluster import Cluster
 from .daemon import Daemon, sleep
@@ -85,7 +88,7 @@ class FailoverTests(TestCase):
         # every execution record says the leader ran it
         leader_id = cluster.nodes.index(leader) + 1
         records = await _executions(cluster, leader, jobs)
-        self.assertEqual({node for runs in records.values() for _, _, node in runs},
+        self.assertEqual({node for runs in records.values() for _, _, node, _ in runs},
                          {leader_id})
         for node in cluster.nodes:
             state = await self.supervisor(cluster, node)
@@ -163,6 +166,39 @@ class FailoverTests(TestCase):
         restarted = await self.supervisor(cluster, leader)
         self.assertEqual(restarted["role"], "follower")
 
+    async def test_a_leader_that_stalls_hands_over_and_executes_nothing_after(self) -> None:
+        """SIGSTOP the leader long enough for an election, then let it go on: once it
+        learns it lost, it says so and the occurrences after are the new leader's alone;
+        no slot is missed meanwhile."""
+        receiver = Receiver(self)
+        cluster, leader, jobs = await self.start(receiver)
+        others = [node for node in cluster.nodes if node is not leader]
+        assert leader.process is not None
+        pid = leader.process.transport.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            new_leader = await _new_leader(cluster, others, timeout=10)
+            await sleep(1)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        deadline = time.monotonic() + 5
+        while (await self.supervisor(cluster, leader)).get("role") != "follower":
+            self.assertLess(time.monotonic(), deadline, "the old leader still executes")
+            await sleep(0.05)
+        stepped_down = time.time()
+        state = await self.supervisor(cluster, leader)
+        self.assertEqual((state["state"], state["executing"]), ("STANDBY", False))
+        await sleep(3)
+        new_id = cluster.nodes.index(new_leader) + 1
+        records = await _until_same(cluster, jobs)
+        after = {(eid, node) for runs in records.values() for eid, _, node, slot in runs
+                 if slot >= stepped_down + 1}
+        self.assertTrue(after)
+        self.assertEqual({node for _, node in after}, {new_id}, sorted(after))
+        for job in jobs[:2]:
+            self.assert_every_slot_once(receiver.hits_for(job["id"]), f"job {job['id']}",
+                                        until=time.time() - 1)
+
     async def test_a_whole_cluster_restart_keeps_every_record_and_the_halt(self) -> None:
         receiver = Receiver(self)
         cluster, leader, jobs = await self.start(receiver)
@@ -230,18 +266,20 @@ async def _until_has(cluster: Cluster, node: Daemon, names: list[str],
 
 
 async def _executions(cluster: Cluster, node: Daemon,
-                      jobs: list[dict]) -> dict[int, list[tuple[str, str, int]]]:
-    """Per job: its execution records (id, state, node), as this node has them."""
+                      jobs: list[dict]) -> dict[int, list[tuple[str, str, int, float]]]:
+    """Per job: its execution records (id, state, node, scheduled time), as this node
+    has them."""
     found = {}
     for job in jobs:
         page = await cluster.peer(node).ok("GET", f"/jobs/{job['id']}/executions?limit=10000")
-        found[job["id"]] = sorted((e["executionId"], e["state"], e["nodeId"])
+        found[job["id"]] = sorted((e["executionId"], e["state"], e["nodeId"],
+                                   parse_time(e["scheduledTime"]).timestamp())
                                   for e in page["executions"])
     return found
 
 
 async def _until_same(cluster: Cluster, jobs: list[dict],
-                      timeout: float = 10) -> dict[int, list[tuple[str, str, int]]]:
+                      timeout: float = 10) -> dict[int, list[tuple[str, str, int, float]]]:
     """The execution records once every node has the same ones."""
     deadline = time.monotonic() + timeout
     while True:
