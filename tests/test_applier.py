@@ -19,7 +19,6 @@ from scheduler0.consensus.interface import NotAccepting, StorageFull
 from scheduler0.consensus.local import LocalCommandLog
 from scheduler0.state import commands as C
 from scheduler0.state.commands import Command
-from scheduler0.state.payloads import UpdateProject
 from scheduler0.store.service import StoreService
 
 AT = "2026-11-26T16:00:00.000Z"
@@ -286,22 +285,3 @@ class LocalLogTests(SynchronousTestCase):
         self.successResultOf(commands.stopService())
         self.assertIsNone(h.applier.connection)
         self.failureResultOf(commands.submit(project(2)), NotAccepting)
-
-    def test_the_command_applied_is_the_one_read_back_from_its_json(self) -> None:
-        """As a replicated log would: a payload that does not survive the trip is refused
-        at submit (nothing applied), and observers see the command as read back."""
-        h = Harness(self, held=False, start=False)
-        commands = LocalCommandLog(h.path, h.clock, applier=h.applier)
-        self.successResultOf(commands.startService())
-        self.addCleanup(commands.stopService)
-        seen: list[Command] = []
-        commands.add_observer(lambda command, result: seen.append(command))
-        sent = project(1)
-        self.successResultOf(commands.submit(sent))
-        (applied,) = seen
-        self.assertEqual(applied, sent)
-        self.assertIsNot(applied, sent)
-        unwritable = Command("u", C.PROJECT_UPDATE, "2026-11-26T16:00:00.000Z",
-                             UpdateProject(id=1, changes={"description": {"a set"}}))
-        self.failureResultOf(commands.submit(unwritable), TypeError)
-        self.assertEqual((len(seen), h.stored()), (1, 1))
