@@ -219,7 +219,8 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
         gate = add(LeadershipGate(
             clock, LeaderCheck(commands, str(config.node_id)),
             before_start=lambda: supervisor.adopt(schedule_reader().supervisor()),
-            after_stop=lambda: scheduler.reload()), "execution")
+            after_stop=lambda: scheduler.reload(),
+            losing=lambda: executor.stand_down()), "execution")
         role = ClusterRole(gate, commands.leader, str(config.node_id))
         scheduling["owns"] = lambda job_id: gate.executing  # a follower plans nothing
 

@@ -123,3 +123,31 @@ class LivenessAndStopTests(DeliveryCase):
         self.clock.advance(10_000)
         self.assertEqual(len(self.http.posts), 1)
         self.assertEqual(self.store.state(o.execution_id), "retrying")
+
+    def test_standing_down_as_leader_forgets_what_waits_without_recording_it(self) -> None:
+        """The new leader has those slots (it plans them and re-sends the outbox): a
+        'scheduled' record from the old leader could land after the slot's outcome. What
+        is in flight finishes and is recorded; a later start sends nothing stale."""
+        executor = self.executor(per_target=1)
+        first, queued = self.jobs("http://a.test", [1, 2])
+        executor.submit([first, queued])
+        self.assertEqual(len(self.http.posts), 1)
+        executor.stand_down()
+        stopped = executor.stopService()
+        late = self.jobs("http://b.test", [3])
+        executor.submit(late)
+        self.assertIsNone(self.store.record(queued.execution_id))
+        self.assertIsNone(self.store.record(late[0].execution_id))
+        self.http.posts[0].answer(200)
+        self.assertIsNone(self.successResultOf(stopped))
+        self.assertEqual(self.store.state(first.execution_id), "succeeded")
+        executor.startService()   # leading again, in the same process
+        self.clock.advance(60)
+        self.assertEqual(len(self.http.posts), 1)
+        self.assertEqual(executor.queued(), 0)
+        # and a later stop holds again, as a node's own stop always does
+        (again,) = self.jobs("http://c.test", [4])
+        executor.halt()
+        executor.submit([again])
+        self.successResultOf(executor.stopService())
+        self.assertRecord(again.execution_id, state="scheduled", attempts=0)

@@ -75,7 +75,8 @@ class Gate:
         self.gate = LeadershipGate(
             self.clock, LeaderCheck(self.log, "1"),
             before_start=lambda: self.events.append(("before", "start")),
-            after_stop=lambda: self.events.append(("after", "stop")))
+            after_stop=lambda: self.events.append(("after", "stop")),
+            losing=lambda: self.events.append(("losing", "leadership")))
         self.parts = [Part(name, self.events) for name in
                       ("executor", "scheduler", "recovery", "retention")]
         for part in self.parts:
@@ -127,17 +128,18 @@ class GateTests(SynchronousTestCase):
         executor.stopping = Deferred()  # callbacks in flight drain
         g.lead(None)
         # it stops starting occurrences at once: the scheduler is stopped before the
-        # executor drains
+        # executor drains (told first that it stands down: what waits is the new leader's)
         self.assertFalse(g.gate.executing)
-        self.assertEqual(g.events, [("stop", "retention"), ("stop", "recovery"),
-                                    ("stop", "scheduler"), ("stop", "executor")])
+        self.assertEqual(g.events, [("losing", "leadership"), ("stop", "retention"),
+                                    ("stop", "recovery"), ("stop", "scheduler"),
+                                    ("stop", "executor")])
         # leadership back while the executor drains: nothing starts until it is stopped
         g.lead("1")
-        self.assertEqual(len(g.events), 4)
+        self.assertEqual(len(g.events), 5)
         executor.stopping.callback(None)
-        self.assertEqual(g.events[4], ("after", "stop"))
+        self.assertEqual(g.events[5], ("after", "stop"))
         g.clock.advance(POLL_INTERVAL)
-        self.assertEqual(g.events[5:], [("before", "start"), ("start", "executor"),
+        self.assertEqual(g.events[6:], [("before", "start"), ("start", "executor"),
                                         ("start", "scheduler"), ("start", "recovery"),
                                         ("start", "retention")])
 
@@ -151,6 +153,8 @@ class GateTests(SynchronousTestCase):
         self.assertNoResult(stopped)
         executor.stopping.callback(None)
         self.successResultOf(stopped)
+        # the node's own stop is not a loss of leadership: the executor holds what waits
+        self.assertNotIn(("losing", "leadership"), g.events)
         self.assertEqual(g.clock.getDelayedCalls(), [])
         self.assertFalse(any(part.running for part in g.parts))
 

@@ -81,16 +81,20 @@ class LeadershipGate(MultiService):
     @param before_start: called just before the children start (the supervisor takes the
         cluster's stored halt or restart).
     @param after_stop: called once the children stopped (the scheduler forgets its plans).
+    @param losing: called when this node stops leading, before the children stop (the
+        executor forgets what waits instead of recording it); not when the node stops.
     """
 
     def __init__(self, clock: Any, leading: Callable[[], bool],
                  interval: float = POLL_INTERVAL,
                  before_start: Callable[[], None] = _nothing,
-                 after_stop: Callable[[], None] = _nothing) -> None:
+                 after_stop: Callable[[], None] = _nothing,
+                 losing: Callable[[], None] = _nothing) -> None:
         super().__init__()
         self._leading = leading
         self._before_start = before_start
         self._after_stop = after_stop
+        self._losing = losing
         self._interval = interval
         self._loop = LoopingCall(self.poll)
         self._loop.clock = clock
@@ -130,6 +134,10 @@ class LeadershipGate(MultiService):
         if leading and not self.executing:
             self._start_children()
         elif not leading and self.executing:
+            try:
+                self._losing()
+            except Exception:
+                log.failure("preparing to stand down failed")
             self._stop_children()
 
     def _start_children(self) -> None:

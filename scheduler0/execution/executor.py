@@ -66,6 +66,8 @@ class Executor(Service):
         #: the drain timed out: deliveries still in flight were cancelled, and their
         #: outcome is not recorded (their outbox row re-sends them after a restart)
         self._abandoned = False
+        #: the node stopped leading its cluster: the next stop forgets what waits
+        self._standing_down = False
         self._posts: set[Deferred] = set()  # the POSTs in flight
         #: sees the lateness (seconds) of the first attempts in each POST as it starts
         self.observe_first_attempts: Callable[[list[float]], None] | None = None
@@ -118,6 +120,7 @@ class Executor(Service):
     def startService(self) -> None:
         Service.startService(self)
         self._stopping = False
+        self._standing_down = False
         self._retries.start()
         self._abandoned = False
 
@@ -130,9 +133,16 @@ class Executor(Service):
         self._stopping = True
         self._retries.stop()
         self._outbox.stop()
-        # occurrences still queued (behind a host's limit, or halted) get a record, so
-        # the recovery after a restart delivers them instead of losing them
-        waits = self._lanes.hold_all()
+        if self._standing_down:
+            dropped = self._lanes.drop_waiting()
+            if dropped:
+                log.info("no longer the leader: {count} waiting occurrences are left to the "
+                         "new leader", count=dropped)
+            waits = []
+        else:
+            # occurrences still queued (behind a host's limit, or halted) get a record, so
+            # the recovery after a restart delivers them instead of losing them
+            waits = self._lanes.hold_all()
         if self.in_flight:
             drained: Deferred = Deferred()
             self._drained.append(drained)
@@ -142,6 +152,26 @@ class Executor(Service):
         if not waits:
             return succeed(None)
         return gatherResults(waits, consumeErrors=True).addBoth(lambda _: None)
+
+    def _set_aside(self, lane: HostLane) -> None:
+        """While stopping, what waits in C{lane}: held (recorded for the restart), or, when
+        standing down as leader, forgotten (the new leader has it: L{stand_down})."""
+        if self._standing_down:
+            lane.queues.clear()
+            lane.parked.clear()
+        else:
+            self._lanes.hold(lane)
+
+    def stand_down(self) -> None:
+        """
+        This node stopped leading its cluster: its next stop forgets what waits (queued,
+        parked behind a breaker) instead of recording it as held. The new leader plans
+        those slots from the replicated store (its misfire rules) and re-sends the outbox
+        with the same execution ids; a 'scheduled' record written now could land after the
+        new leader recorded the slot's outcome, and undo it. Callbacks in flight may finish:
+        their outcome is the truth.
+        """
+        self._standing_down = True
 
     def _abandon_in_flight(self) -> None:
         """The drain timed out: cancel what is still in flight, recording nothing, so no
@@ -196,7 +226,7 @@ class Executor(Service):
             self._lanes.enqueue(delivery)
         for target in {delivery.target for delivery in deliveries}:
             if self._stopping:  # nothing starts now: keep them for a restart
-                self._lanes.hold(self._lanes.lane(target))
+                self._set_aside(self._lanes.lane(target))
             else:
                 self._lanes.pump(target)
 
@@ -211,7 +241,8 @@ class Executor(Service):
         for delivery in self._pack(occurrences, replaces=replaces)[0]:
             self._lanes.enqueue(delivery)
         if self._stopping:
-            self._lanes.hold_all()
+            for lane in list(self._lanes.targets.values()):
+                self._set_aside(lane)
         else:
             self._pump_all()
 
@@ -303,7 +334,7 @@ class Executor(Service):
         error, retry_in = self._outbox.failed(failure, delivery.endpoint, self._stopping)
         self._outcomes.not_sent(delivery.endpoint, error, retry_in)
         if self._stopping:
-            self._lanes.hold(lane)
+            self._set_aside(lane)
         self._landed()
 
     # -- outcomes -----------------------------------------------------------------------

@@ -167,6 +167,16 @@ class Lanes:
         held = [self.hold(lane) for lane in self.targets.values()]
         return [d for d in held if d is not None]
 
+    def drop_waiting(self) -> int:
+        """Forget every delivery waiting (queued or parked), recording nothing; the
+        occurrences they carried."""
+        dropped = 0
+        for lane in self.targets.values():
+            dropped += lane.queued()
+            lane.queues.clear()
+            lane.parked.clear()
+        return dropped
+
     def knows(self, endpoint: str) -> bool:
         """Whether C{endpoint} has deliveries waiting or in flight."""
         lane = self.targets.get(host_of(endpoint))
