@@ -33,7 +33,8 @@ setup(
         "cryptography>=42.0.0",
     ],
     extras_require={
-        "test": ["hypothesis>=6.100.0", "jq>=1.6"],
+        "test": ["hypothesis>=6.100.0", "jq>=1.6", "schemathesis>=4.0.0",
+                 "openapi-spec-validator>=0.7.1"],
     },
     entry_points={"console_scripts": ["scheduler0 = scheduler0.cli:main"]},
     classifiers=[

@@ -1,0 +1,558 @@
+"""
+The API's OpenAPI 3.1 contract, built here and nowhere else (issue 15 item 1).
+
+It is written as code rather than as a JSON file so that what every operation shares (the
+envelope, the auth schemes, the errors every route can answer) is said once, and the
+limits come from L{scheduler0.api.validation} instead of being copied. C{GET
+/api/v1/openapi.json} serves it (L{scheduler0.api.contract}); C{tests/test_openapi.py}
+checks it against Klein's URL map (every route in it, nothing else) and validates it, and
+C{tests/integration/test_openapi_fuzz.py} runs schemathesis with it against a real node.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from . import validation as V
+from .envelope import encode_json
+
+OPENAPI_PATH = "/api/v1/openapi.json"
+
+#: What a status means, for every operation that can answer it.
+ERROR_MEANING = {
+    400: "Invalid input; the message names the field and says what to fix.",
+    401: "No credentials, or credentials the node does not accept.",
+    403: "The credential lacks the scope, or is limited to projects and the call is "
+         "node-wide or about another project.",
+    404: "Not found (also: something of a project this credential may not see).",
+    408: "The request did not arrive within RequestReadTimeout; the connection is closed.",
+    409: "Conflicts with the current state.",
+    413: "The request body is larger than MaxRequestBodyMb.",
+    429: "Too many requests from this address (RateLimitPerMinute) or too many connections "
+         "from it (MaxConnectionsPerClient); see Retry-After.",
+    503: "Not ready: no Raft leader, a write not applied in time, too many connections, a "
+         "storage failure; see Retry-After.",
+    507: "The disk holding the database is full; the write was not stored.",
+}
+
+#: Every operation can be answered these, before any handler runs (the edge of the site).
+EDGE_ERRORS = (408, 429, 503)
+#: An operation that needs a credential adds these.
+AUTH_ERRORS = (401, 403)
+#: An operation with a request body adds these.
+BODY_ERRORS = (400, 413)
+#: A write (applied through the command log) adds these.
+WRITE_ERRORS = (503, 507)
+
+_TIME = {"type": "string", "description": "RFC 3339 time in UTC, e.g. 2026-11-26T16:05:00.000Z"}
+_NULLABLE_TIME = {"type": ["string", "null"], "description": _TIME["description"]}
+_ID = {"type": "integer", "minimum": 1, "maximum": V.MAX_ID}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(properties: dict[str, Any], required: tuple[str, ...] | None = None,
+            closed: bool = True) -> dict[str, Any]:
+    """A JSON object schema; C{required} defaults to every property (answers)."""
+    schema: dict[str, Any] = {"type": "object", "properties": properties,
+                              "required": list(properties if required is None else required)}
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def _page(items: str, item: str) -> dict[str, Any]:
+    return _object({"total": {"type": "integer", "minimum": 0},
+                    "offset": {"type": "integer", "minimum": 0},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": V.MAX_PAGE},
+                    items: {"type": "array", "items": _ref(item)}})
+
+
+def _schemas() -> dict[str, Any]:
+    """Every shape of L{scheduler0.api.shapes}, and the request bodies."""
+    text = {"type": "string"}
+    nullable_text = {"type": ["string", "null"]}
+    return {
+        "Error": _object({"success": {"const": False},
+                          "data": {"type": "string", "description": "what to fix"}}),
+        "Project": _object({"id": _ID, "name": text, "description": text,
+                            "dateCreated": _TIME, "dateModified": _TIME}),
+        "ProjectPage": _page("projects", "Project"),
+        "ProjectInput": _object({
+            "name": {"type": "string", "minLength": 1, "maxLength": V.MAX_NAME_CHARS,
+                     "pattern": r"\S"},
+            "description": {"type": ["string", "null"], "maxLength": V.MAX_DESCRIPTION_CHARS},
+        }, required=("name",)),
+        "ProjectChanges": _object({
+            "name": {"type": "string", "minLength": 1, "maxLength": V.MAX_NAME_CHARS,
+                     "pattern": r"\S"},
+            "description": {"type": ["string", "null"], "maxLength": V.MAX_DESCRIPTION_CHARS},
+        }, required=()),
+        "SigningSecrets": _object({
+            "signingSecret": text,
+            "previousSigningSecret": nullable_text,
+            "previousSecretExpires": _NULLABLE_TIME,
+            "previousSigningSecrets": {"type": "array", "items": _object(
+                {"secret": text, "expires": _TIME})},
+        }),
+        "Rotation": _object({"graceSeconds": {"type": "integer", "minimum": 0,
+                                              "maximum": V.MAX_ROTATION_GRACE,
+                                              "default": 86400}}, required=()),
+        "Job": _object({
+            "id": _ID, "projectId": _ID, "spec": text, "callbackUrl": text,
+            "data": nullable_text, "executionType": {"enum": list(V.EXECUTION_TYPES)},
+            "timezone": text, "startDate": _NULLABLE_TIME, "endDate": _NULLABLE_TIME,
+            "paused": {"type": "boolean"}, "misfirePolicy": {"enum": list(V.MISFIRE_POLICIES)},
+            "misfireGraceSeconds": {"type": "integer", "minimum": 0},
+            "dateCreated": _NULLABLE_TIME, "dateModified": _NULLABLE_TIME,
+            "nextRunAt": {**_NULLABLE_TIME, "description": "null: paused or finished"},
+        }),
+        "JobPage": _page("jobs", "Job"),
+        "JobInput": _object(_job_input(), required=("projectId", "spec", "callbackUrl")),
+        "JobChanges": _object(_job_input(), required=()),
+        "RunNow": _object({"executionId": text, "jobId": _ID, "scheduledTime": _TIME}),
+        "Execution": _object({
+            "executionId": text, "jobId": _ID, "projectId": _ID, "scheduledTime": _TIME,
+            "state": {"enum": list(V.EXECUTION_STATES)},
+            "attempts": {"type": "integer", "minimum": 0},
+            "target": nullable_text, "nodeId": {"type": ["integer", "null"]},
+            "lastStatus": {"type": ["integer", "null"]}, "lastError": nullable_text,
+            "errorCategory": {"enum": ["transient", "permanent", None]},
+            "durationMs": {"type": ["number", "null"]},
+            "latenessMs": {"type": ["number", "null"]},
+            "firstAttemptAt": _NULLABLE_TIME, "lastAttemptAt": _NULLABLE_TIME,
+            "nextRetryAt": _NULLABLE_TIME, "dateCreated": _NULLABLE_TIME,
+            "dateModified": _NULLABLE_TIME,
+        }),
+        "ExecutionPage": {**_page("executions", "Execution"),
+                          "required": ["total", "offset", "limit", "executions"],
+                          "properties": {**_page("executions", "Execution")["properties"],
+                                         "totalCapped": {"const": True}}},
+        "Credential": _object({
+            "id": _ID, "apiKey": text,
+            "scopes": {"type": "array", "items": {"enum": list(V.SCOPES)}},
+            "projectIds": {"type": ["array", "null"], "items": _ID},
+            "archived": {"type": "boolean"}, "dateCreated": _TIME, "dateModified": _TIME,
+            "apiSecret": {"type": "string", "description": "only in the answer that made it"},
+        }, required=("id", "apiKey", "scopes", "projectIds", "archived", "dateCreated",
+                     "dateModified")),
+        "CredentialPage": _page("credentials", "Credential"),
+        "CredentialInput": _object(_credential_input(), required=()),
+        "CredentialChanges": _object({**_credential_input(), "archived": {"type": "boolean"}},
+                                     required=(), closed=True) | {"minProperties": 1},
+        "Healthcheck": _object({"leaderAddress": text, "leaderId": text,
+                                "raftStats": {"type": "object",
+                                              "additionalProperties": {"type": "string"}}}),
+        "SchedulerHealth": _object({
+            "updatedAt": _TIME, "enabled": {"type": "boolean"},
+            "queue": {"type": "object"}, "deadLetter": {"type": "object"},
+            "skipped": {"type": "object"}, "breakers": {"type": "array"},
+            "staleness": {"type": "array"}, "instances": {"type": "array"},
+            "role": {"enum": ["leader", "follower"]}, "executing": {"type": "boolean"},
+        }, required=("updatedAt", "enabled", "queue", "deadLetter", "skipped", "breakers",
+                     "staleness", "instances"), closed=False),
+        "BreakerReset": _object({"instance": text,
+                                 "breaker": {"enum": ["closed", "half_open", "open"]}}),
+        "Retried": _object({"retried": {"type": "array", "items": text},
+                            "skipped": {"type": "array", "items": text}}),
+        "Deleted": _object({"deleted": {"type": "integer", "minimum": 0}}),
+        "SupervisorState": _object({
+            "state": {"enum": ["RUNNING", "HALTED", "FINISHED", "STANDBY", None],
+                      "description": "null after a restart when no job is configured"},
+            "reason": nullable_text, "role": {"enum": ["leader", "follower"]},
+            "executing": {"type": "boolean"}}, required=("state", "reason")),
+        "Hanging": _object({"hangingAfterSeconds": {"type": "number"},
+                            "total": {"type": "integer", "minimum": 0},
+                            "executions": {"type": "array", "items": _ref("Execution")}}),
+        "Resolve": _object({"action": {"enum": ["complete", "rerun"]}}),
+        "Resolved": {"oneOf": [_object({"completed": {"type": "array", "items": text}}),
+                               _ref("Retried")]},
+    }
+
+
+def _job_input() -> dict[str, Any]:
+    """A job's writable fields (camelCase; the snake_case spellings are accepted too)."""
+    return {
+        "projectId": _ID,
+        "spec": {"type": "string", "minLength": 1, "maxLength": V.MAX_SPEC_CHARS,
+                 "description": 'cron (5 or 6 fields), a descriptor, "@every 90s" or '
+                                '"@at <RFC 3339>"; one that can never fire is a 400'},
+        "callbackUrl": {"type": "string", "minLength": 1, "maxLength": V.MAX_URL_CHARS,
+                        "description": "absolute http(s) URL the network policy allows"},
+        "data": {"type": ["string", "null"],
+                 "description": f"opaque, at most {V.MAX_DATA_BYTES} bytes of UTF-8"},
+        "executionType": {"enum": list(V.EXECUTION_TYPES) + [None, ""]},
+        "timezone": {"type": ["string", "null"], "maxLength": V.MAX_TIMEZONE_CHARS,
+                     "description": "IANA zone name, default UTC"},
+        "startDate": {"type": ["string", "null"], "maxLength": 64},
+        "endDate": {"type": ["string", "null"], "maxLength": 64},
+        "paused": {"type": ["boolean", "null"]},
+        "misfirePolicy": {"enum": list(V.MISFIRE_POLICIES) + [None, ""]},
+        "misfireGraceSeconds": {"type": ["integer", "null"], "minimum": 0,
+                                "maximum": V.MAX_GRACE_SECONDS},
+    }
+
+
+def _credential_input() -> dict[str, Any]:
+    return {
+        "scopes": {"type": ["array", "null"], "minItems": 1,
+                   "items": {"enum": list(V.SCOPES)},
+                   "description": "default read, write, execute; admin only node-wide"},
+        "projectIds": {"type": ["array", "null"], "minItems": 1,
+                       "maxItems": V.MAX_CREDENTIAL_PROJECTS, "items": _ID,
+                       "description": "null or absent: node-wide"},
+    }
+
+
+# -- operations ---------------------------------------------------------------------------
+
+_SECURITY = [{"apiKey": [], "apiSecret": []}, {"bearer": []}, {"peerBasic": [], "peer": []}]
+
+
+def _envelope(data: dict[str, Any]) -> dict[str, Any]:
+    return _object({"success": {"const": True}, "data": data})
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _operation(operation_id: str, summary: str, *, scope: str | None, ok: int,
+               data: dict[str, Any] | None, errors: tuple[int, ...] = (),
+               body: str | None = None, body_required: bool = True,
+               params: list[dict[str, Any]] | None = None, raw: dict[str, Any] | None = None,
+               links: dict[str, Any] | None = None, example: Any = None) -> dict[str, Any]:
+    """One operation: its success answer (the envelope around C{data}, none for a 204, or
+    C{raw} content) and every error status it can answer, each with the error envelope."""
+    statuses = set(errors) | set(EDGE_ERRORS)
+    if scope is not None:
+        statuses |= set(AUTH_ERRORS)
+    if body is not None:
+        statuses |= set(BODY_ERRORS)
+    success: dict[str, Any] = {"description": summary}
+    if raw is not None:
+        success["content"] = raw
+    elif data is not None:
+        success["content"] = _json(_envelope(data))
+    if links:
+        success["links"] = links
+    responses: dict[str, Any] = {str(ok): success}
+    for status in sorted(statuses):
+        responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
+    operation: dict[str, Any] = {
+        "operationId": operation_id, "summary": summary,
+        "description": f"Scope: {scope or 'none (no credentials)'}.",
+        "responses": responses,
+        "security": _SECURITY if scope is not None else [],
+    }
+    if scope is not None:
+        operation["x-scope"] = scope
+    if params:
+        operation["parameters"] = params
+    if body is not None:
+        content = _json(_ref(body))
+        if example is not None:
+            content["application/json"]["example"] = example
+        operation["requestBody"] = {"required": body_required, "content": content}
+    return operation
+
+
+def _path_id(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": _ID}
+
+
+def _path_text(name: str, description: str, max_length: int | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "minLength": 1}
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return {"name": name, "in": "path", "required": True, "schema": schema,
+            "description": description}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}
+
+
+_PAGE = [_query("limit", {"type": "integer", "minimum": 1, "maximum": V.MAX_PAGE,
+                          "default": 50}, "page size"),
+         _query("offset", {"type": "integer", "minimum": 0, "maximum": V.MAX_ID,
+                           "default": 0}, "items skipped")]
+_EXECUTION_FILTERS = [
+    _query("projectId", _ID, "only this project's"),
+    _query("state", {"enum": list(V.EXECUTION_STATES)}, "only those in this state"),
+    _query("from", {"type": "string", "maxLength": 64, "format": "date-time"},
+           "scheduled at or after (RFC 3339)"),
+    _query("to", {"type": "string", "maxLength": 64, "format": "date-time"},
+           "scheduled at or before (RFC 3339)"),
+]
+_EXECUTION_ID = _path_text("executionId", "an execution id, e.g. 7-20261126T160500Z",
+                           128)
+_TARGET = _path_text("target", "a callback endpoint (its URL, percent-encoded) or a host "
+                               "(http://host:port or host:port)")
+
+_JOB_EXAMPLE = {"projectId": 1, "spec": "*/5 * * * *", "timezone": "Europe/London",
+                "callbackUrl": "http://127.0.0.1:9/callback", "data": "{\"invoice\":42}"}
+
+
+def _link(operation_id: str, name: str, field: str = "id") -> dict[str, Any]:
+    return {"operationId": operation_id,
+            "parameters": {name: f"$response.body#/data/{field}"}}
+
+
+def _project_links() -> dict[str, Any]:
+    return {f"{op}": _link(op, "projectId") for op in
+            ("getProject", "updateProject", "deleteProject", "getSigningSecret",
+             "rotateSigningSecret")}
+
+
+def _job_links() -> dict[str, Any]:
+    return {op: _link(op, "jobId") for op in
+            ("getJob", "updateJob", "deleteJob", "pauseJob", "resumeJob", "runJob",
+             "listJobExecutions")}
+
+
+def _paths() -> dict[str, dict[str, Any]]:
+    J = _ref
+    project_id, job_id, credential_id = (_path_id("projectId"), _path_id("jobId"),
+                                         _path_id("credentialId"))
+    return {
+        "/api/v1/projects": {
+            "post": _operation("createProject", "Create a project (201); a duplicate name is "
+                               "409.", scope="write", ok=201, data=J("Project"),
+                               errors=(409,) + WRITE_ERRORS, body="ProjectInput",
+                               links=_project_links(), example={"name": "billing"}),
+            "get": _operation("listProjects", "The projects this credential sees.",
+                              scope="read", ok=200, data=J("ProjectPage"), errors=(400,),
+                              params=_PAGE),
+        },
+        "/api/v1/projects/{projectId}": {
+            "parameters": [project_id],
+            "get": _operation("getProject", "A project.", scope="read", ok=200,
+                              data=J("Project"), errors=(404,)),
+            "put": _operation("updateProject", "Change a project's name or description.",
+                              scope="write", ok=200, data=J("Project"),
+                              errors=(404, 409) + WRITE_ERRORS, body="ProjectChanges"),
+            "delete": _operation("deleteProject", "Delete a project (409 while it has jobs).",
+                                 scope="write", ok=204, data=None,
+                                 errors=(404, 409) + WRITE_ERRORS),
+        },
+        "/api/v1/projects/{projectId}/signing-secret": {
+            "parameters": [project_id],
+            "get": _operation("getSigningSecret", "The project's callback signing secret(s).",
+                              scope="write", ok=200, data=J("SigningSecrets"),
+                              errors=(404, 503)),
+        },
+        "/api/v1/projects/{projectId}/signing-secret/rotate": {
+            "parameters": [project_id],
+            "post": _operation("rotateSigningSecret", "A new signing secret; the old one "
+                               "signs beside it for graceSeconds.", scope="write", ok=200,
+                               data=J("SigningSecrets"), errors=(404,) + WRITE_ERRORS,
+                               body="Rotation", body_required=False),
+        },
+        "/api/v1/jobs": {
+            "post": _operation("createJobs", "Create one job, or an array of up to "
+                               f"{V.MAX_JOBS_PER_REQUEST} (validated whole first).",
+                               scope="write", ok=201,
+                               data={"oneOf": [J("Job"), {"type": "array",
+                                                          "items": J("Job")}]},
+                               errors=WRITE_ERRORS, body="JobsInput",
+                               links=_job_links(), example=_JOB_EXAMPLE),
+            "get": _operation("listJobs", "The jobs this credential sees.", scope="read",
+                              ok=200, data=J("JobPage"), errors=(400,),
+                              params=[_query("projectId", _ID, "only this project's")]
+                              + _PAGE),
+        },
+        "/api/v1/jobs/{jobId}": {
+            "parameters": [job_id],
+            "get": _operation("getJob", "A job, with when it runs next.", scope="read",
+                              ok=200, data=J("Job"), errors=(404,)),
+            "put": _operation("updateJob", "Change any writable field (re-planned at once).",
+                              scope="write", ok=200, data=J("Job"),
+                              errors=(404,) + WRITE_ERRORS, body="JobChanges"),
+            "delete": _operation("deleteJob", "Delete a job (its records stay).",
+                                 scope="write", ok=204, data=None,
+                                 errors=(404,) + WRITE_ERRORS),
+        },
+        "/api/v1/jobs/{jobId}/pause": {
+            "parameters": [job_id],
+            "post": _operation("pauseJob", "Pause a job.", scope="write", ok=200,
+                               data=J("Job"), errors=(404,) + WRITE_ERRORS),
+        },
+        "/api/v1/jobs/{jobId}/resume": {
+            "parameters": [job_id],
+            "post": _operation("resumeJob", "Resume a job (no catch-up).", scope="write",
+                               ok=200, data=J("Job"), errors=(404,) + WRITE_ERRORS),
+        },
+        "/api/v1/jobs/{jobId}/run": {
+            "parameters": [job_id],
+            "post": _operation("runJob", "One extra occurrence now (202); 503 while the job "
+                               "is not scheduled on this node.", scope="execute", ok=202,
+                               data=J("RunNow"), errors=(404, 503)),
+        },
+        "/api/v1/jobs/{jobId}/executions": {
+            "parameters": [job_id],
+            "get": _operation("listJobExecutions", "A job's execution records, newest first "
+                              "(a deleted job's too).", scope="read", ok=200,
+                              data=J("ExecutionPage"), errors=(400, 404),
+                              params=_EXECUTION_FILTERS + _PAGE),
+        },
+        "/api/v1/executions": {
+            "get": _operation("listExecutions", "Execution records, newest first.",
+                              scope="read", ok=200, data=J("ExecutionPage"), errors=(400,),
+                              params=[_query("jobId", _ID, "only this job's")]
+                              + _EXECUTION_FILTERS + _PAGE),
+        },
+        "/api/v1/executions/{executionId}": {
+            "parameters": [_EXECUTION_ID],
+            "get": _operation("getExecution", "An execution record.", scope="read", ok=200,
+                              data=J("Execution"), errors=(404,)),
+            "delete": _operation("deleteExecution", "Delete a finished or dead execution.",
+                                 scope="write", ok=204, data=None,
+                                 errors=(404, 409) + WRITE_ERRORS),
+        },
+        "/api/v1/executions/{executionId}/retry": {
+            "parameters": [_EXECUTION_ID],
+            "post": _operation("retryExecution", "Send a dead letter again (same "
+                               "executionId).", scope="execute", ok=202, data=J("Retried"),
+                               errors=(404, 409, 503)),
+        },
+        "/api/v1/credentials": {
+            "post": _operation("createCredential", "A new credential: the only answer with "
+                               "its apiSecret.", scope="admin", ok=201, data=J("Credential"),
+                               errors=WRITE_ERRORS, body="CredentialInput",
+                               body_required=False),
+            "get": _operation("listCredentials", "Every credential (never a secret).",
+                              scope="admin", ok=200, data=J("CredentialPage"),
+                              errors=(400,), params=_PAGE),
+        },
+        "/api/v1/credentials/{credentialId}": {
+            "parameters": [credential_id],
+            "get": _operation("getCredential", "A credential (never its secret).",
+                              scope="admin", ok=200, data=J("Credential"), errors=(404,)),
+            "put": _operation("updateCredential", "Change scopes or projectIds, or archive.",
+                              scope="admin", ok=200, data=J("Credential"),
+                              errors=(404,) + WRITE_ERRORS, body="CredentialChanges"),
+            "delete": _operation("deleteCredential", "Delete a credential.", scope="admin",
+                                 ok=204, data=None, errors=(404,) + WRITE_ERRORS),
+        },
+        "/api/v1/healthcheck": {
+            "get": _operation("healthcheck", "The Raft leader and statistics; a probe.",
+                              scope=None, ok=200, data=J("Healthcheck")),
+        },
+        OPENAPI_PATH: {
+            "get": _operation("openapi", "This document.", scope=None, ok=200, data=None,
+                              raw=_json({"type": "object", "required": ["openapi", "paths"]})),
+        },
+        "/api/monitoring/scheduler/health": {
+            "get": _operation("schedulerHealth", "The scheduler's health in the seed's "
+                              "shape (not enveloped, so its jq queries work).", scope="read",
+                              ok=200, data=None, raw=_json(J("SchedulerHealth")),
+                              errors=(503,)),
+        },
+        "/api/monitoring/breakers/{target}/reset": {
+            "parameters": [_TARGET],
+            "post": _operation("resetBreaker", "Close an endpoint's or a host's breaker.",
+                               scope="admin", ok=200, data=J("BreakerReset"),
+                               errors=(404, 503)),
+        },
+        "/api/monitoring/dlq/retry": {
+            "post": _operation("retryDeadLetters", "Send every dead letter again.",
+                               scope="admin", ok=202, data=J("Retried"), errors=(503,)),
+        },
+        "/api/monitoring/dlq/{target}/retry": {
+            "parameters": [_TARGET],
+            "post": _operation("retryDeadLettersOf", "Send one endpoint's or host's dead "
+                               "letters again.", scope="admin", ok=202, data=J("Retried"),
+                               errors=(404, 503)),
+        },
+        "/api/monitoring/dlq/{target}": {
+            "parameters": [_TARGET],
+            "delete": _operation("deleteDeadLettersOf", "Drop one endpoint's or host's dead "
+                                 "letters.", scope="admin", ok=200, data=J("Deleted"),
+                                 errors=(404,) + WRITE_ERRORS),
+        },
+        "/api/supervisor/state": {
+            "get": _operation("supervisorState", "RUNNING, HALTED, FINISHED or STANDBY; 503 "
+                              "when no job is configured.", scope="admin", ok=200,
+                              data=J("SupervisorState"), errors=(503,)),
+        },
+        "/api/supervisor/halt": {
+            "post": _operation("supervisorHalt", "Halt: no new occurrence or delivery starts.",
+                               scope="admin", ok=200, data=J("SupervisorState"),
+                               errors=(503,)),
+        },
+        "/api/supervisor/restart": {
+            "post": _operation("supervisorRestart", "Resume after a halt.", scope="admin",
+                               ok=200, data=J("SupervisorState"), errors=(503,)),
+        },
+        "/api/supervisor/hanging": {
+            "get": _operation("supervisorHanging", "Executions dispatched without an outcome "
+                              "for too long.", scope="admin", ok=200, data=J("Hanging"),
+                              errors=(503,)),
+        },
+        "/api/supervisor/hanging/{executionId}/resolve": {
+            "parameters": [_EXECUTION_ID],
+            "post": _operation("supervisorResolve", "Record a hanging execution done, or "
+                               "send it again.", scope="admin", ok=200, data=J("Resolved"),
+                               errors=(404, 409) + WRITE_ERRORS, body="Resolve"),
+        },
+        "/metrics": {
+            "get": _operation("metrics", "Prometheus text; HTTP Basic with the node's "
+                              "credentials under MetricsAuth: basic.", scope=None, ok=200,
+                              data=None, raw={"text/plain": {"schema": {"type": "string"}}},
+                              errors=(401, 404)) | {"security": [{}, {"metricsBasic": []}]},
+        },
+    }
+
+
+def _responses() -> dict[str, Any]:
+    return {f"E{status}": {"description": meaning, "content": _json(_ref("Error"))}
+            for status, meaning in ERROR_MEANING.items()}
+
+
+def build_document(version: str = "0.1.0") -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every route the node serves."""
+    schemas = _schemas()
+    schemas["JobsInput"] = {"oneOf": [_ref("JobInput"), {
+        "type": "array", "minItems": 1, "maxItems": V.MAX_JOBS_PER_REQUEST,
+        "items": _ref("JobInput")}]}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Scheduler0",
+            "version": version,
+            "description": "A distributed cron-job server. Every answer is the envelope "
+                           '{"success": bool, "data": ...}; on error data is a message that '
+                           "says what to fix. Field names are camelCase (the snake_case "
+                           "spellings are accepted too).",
+        },
+        "servers": [{"url": "/"}],
+        "paths": _paths(),
+        "components": {
+            "schemas": schemas,
+            "responses": _responses(),
+            "securitySchemes": {
+                "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+                "apiSecret": {"type": "apiKey", "in": "header", "name": "x-secret-key"},
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "Authorization: Bearer <apiKey>:<apiSecret>"},
+                "peerBasic": {"type": "http", "scheme": "basic",
+                              "description": "the node's AuthUsername and AuthPassword "
+                                             "(all scopes), with X-Peer"},
+                "peer": {"type": "apiKey", "in": "header", "name": "X-Peer",
+                         "description": "cmd (the CLI, an operator) or peer (a node)"},
+                "metricsBasic": {"type": "http", "scheme": "basic",
+                                 "description": "MetricsAuth: basic"},
+            },
+        },
+    }
+
+
+@lru_cache(maxsize=1)
+def document_bytes() -> bytes:
+    """The document as served: built once, it never changes while the node runs."""
+    return encode_json(build_document()).encode()
