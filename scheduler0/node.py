@@ -222,6 +222,8 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
             after_stop=lambda: scheduler.reload(),
             losing=lambda: executor.stand_down()), "execution")
         role = ClusterRole(gate, commands.leader, str(config.node_id))
+        # Raft's own state changes make it look at once (it also polls)
+        commands.add_state_observer(gate.poll)
         scheduling["owns"] = lambda job_id: gate.executing  # a follower plans nothing
 
         def execution(service: Any, name: str) -> Any:

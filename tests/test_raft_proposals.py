@@ -134,3 +134,20 @@ class ProposalTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(d), {"ok": True, "id": 1})
         self.assertEqual(len(self.node.proposals), 1)  # not proposed again
 
+
+
+class StateObserverTests(SynchronousTestCase):
+    def test_a_raft_state_change_is_told_after_the_tick(self) -> None:
+        """A leadership change is acted on at once (not at the gate's next poll), but
+        outside PySyncObj's tick: stopping an executor or planning every job in it would
+        stall Raft."""
+        clock = Clock()
+        settings = RaftSettings(self_address="127.0.0.1:7071", partners=(), node_ids={},
+                                data_dir=".", password="p")
+        log = RaftCommandLog(self.mktemp(), clock, settings, threaded=False)
+        told: list[str] = []
+        log.add_state_observer(lambda: told.append("changed"))
+        log._state_changed(2, 0)  # leader -> follower, as PySyncObj calls it in its tick
+        self.assertEqual(told, [])
+        clock.advance(0)
+        self.assertEqual(told, ["changed"])

@@ -307,6 +307,7 @@ class RaftCommandLog(Service):
                                        ordered=True)
         self._node: ReplicatedLog | None = None
         self._ticker: LoopingCall | None = None
+        self._state_observers: list[Callable[[], None]] = []
         # what submit proposed and waits for, per command id
         self._proposals: dict[str, _Proposal] = {}
         self._reads: Any = None  # a read connection for re-checks (reactor thread)
@@ -430,6 +431,15 @@ class RaftCommandLog(Service):
     def _state_changed(self, old: int, new: int) -> None:
         log.info("Raft state {old} -> {new}", old=STATE_NAMES.get(old, old),
                  new=STATE_NAMES.get(new, new))
+        # told after this tick, not inside it: what they do (stop the executor, plan every
+        # job) must not stall PySyncObj
+        for observer in self._state_observers:
+            self._reactor.callLater(0, observer)
+
+    def add_state_observer(self, callback: Callable[[], None]) -> None:
+        """Call C{callback()} soon after this node's Raft state changes (it became leader,
+        or stopped being it): a leadership change is noticed at once, not at the next poll."""
+        self._state_observers.append(callback)
 
     # -- applying committed entries (in the tick, in log order) ------------------------
 
