@@ -28,12 +28,14 @@ from .projects import ProjectRoutes
 from .routing import EdgeResource, app
 from .settings import ApiSettings, Operations
 from .supervisor import SupervisorRoutes
+from .ui import UiRoutes
 
 # what node.py and the tests import from here, wherever it is defined
 __all__ = ["Api", "ApiSettings", "Operations", "EdgeResource"]
 
 
 class Api(MonitoringRoutes, ProjectRoutes, JobRoutes, ExecutionRoutes, CredentialRoutes,
+          UiRoutes,
           SupervisorRoutes, ContractRoutes, ErrorHandlers):
     """
     @param reader: returns the current L{StateReader}.

@@ -1,0 +1,381 @@
+/*
+ * Scheduler0 dashboard: plain JavaScript, no build step, no library.
+ *
+ * The API key and secret live in sessionStorage (this tab only, gone when it closes) and go
+ * with every call as the API's own headers, so the dashboard can do exactly what the
+ * credential may. Everything the API returns is written with textContent, never as HTML:
+ * job data is whatever clients stored.
+ */
+"use strict";
+
+(function () {
+  const KEY = "scheduler0.apiKey";
+  const SECRET = "scheduler0.apiSecret";
+  const REFRESH_MS = 15000;
+
+  const $ = (id) => document.getElementById(id);
+  const state = { projects: new Map(), selectedJob: null, timer: null };
+
+  class ApiError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  function credentials() {
+    return { key: sessionStorage.getItem(KEY), secret: sessionStorage.getItem(SECRET) };
+  }
+
+  /** One API call: the envelope's data (or the health API's bare snapshot), else ApiError. */
+  async function api(method, path, body) {
+    const { key, secret } = credentials();
+    const headers = { "x-api-key": key || "", "x-secret-key": secret || "" };
+    const init = { method, headers, cache: "no-store", credentials: "omit" };
+    if (body !== undefined) {
+      headers["content-type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (e) {
+      throw new ApiError(0, "the node did not answer (is it running?)");
+    }
+    if (response.status === 204) return null;
+    const text = await response.text();
+    let payload = null;
+    try {
+      payload = text ? JSON.parse(text) : null;
+    } catch (e) {
+      payload = null;
+    }
+    if (!response.ok) {
+      const message = payload && typeof payload.data === "string"
+        ? payload.data : `HTTP ${response.status}`;
+      throw new ApiError(response.status, message);
+    }
+    if (payload && typeof payload === "object" && "success" in payload && "data" in payload) {
+      return payload.data;
+    }
+    return payload;
+  }
+
+  /** An element with text and classes; children appended as they are. */
+  function el(tag, options, ...children) {
+    const node = document.createElement(tag);
+    const o = options || {};
+    if (o.text !== undefined && o.text !== null) node.textContent = String(o.text);
+    if (o.className) node.className = o.className;
+    if (o.title) node.title = o.title;
+    if (o.data) for (const [k, v] of Object.entries(o.data)) node.dataset[k] = String(v);
+    for (const child of children) if (child) node.append(child);
+    return node;
+  }
+
+  function button(label, className, action) {
+    const b = el("button", { text: label, className });
+    b.type = "button";
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      try {
+        await action();
+      } catch (e) {
+        handle(e);
+      } finally {
+        b.disabled = false;
+      }
+    });
+    return b;
+  }
+
+  function fill(tbody, rows) {
+    tbody.replaceChildren(...rows);
+  }
+
+  function relative(iso) {
+    if (!iso) return "";
+    const seconds = Math.round((Date.parse(iso) - Date.now()) / 1000);
+    const size = Math.abs(seconds);
+    const amount = size < 90 ? `${size} s` : size < 5400 ? `${Math.round(size / 60)} min`
+      : size < 172800 ? `${Math.round(size / 3600)} h` : `${Math.round(size / 86400)} d`;
+    return seconds >= 0 ? `in ${amount}` : `${amount} ago`;
+  }
+
+  function timeCell(iso, empty) {
+    if (!iso) return el("td", { text: empty || "—", className: "muted" });
+    return el("td", {},
+      el("time", { text: iso, className: "mono" }),
+      el("span", { text: ` (${relative(iso)})`, className: "muted" }));
+  }
+
+  function notice(message, isError) {
+    const n = $("notice");
+    n.textContent = message;
+    n.className = isError ? "error" : "";
+    n.hidden = !message;
+  }
+
+  function handle(error) {
+    if (error instanceof ApiError && error.status === 401) {
+      logout("The node refused this API key and secret: " + error.message);
+      return;
+    }
+    notice(error.message || String(error), true);
+  }
+
+  // -- sections -------------------------------------------------------------------------
+
+  async function loadProjects() {
+    const data = await api("GET", "/api/v1/projects?limit=1000");
+    state.projects = new Map(data.projects.map((p) => [p.id, p]));
+    fill($("projects").tBodies[0], data.projects.map((p) => el("tr", { data: { projectId: p.id } },
+      el("td", { text: p.id }), el("td", { text: p.name }),
+      el("td", { text: p.description || "", className: "wrap" }),
+      el("td", { text: p.dateCreated, className: "mono" }))));
+    $("projects-count").textContent = countText(data, data.projects.length, "project");
+    const filter = $("project-filter");
+    const chosen = filter.value;
+    filter.replaceChildren(el("option", { text: "all projects" }),
+      ...data.projects.map((p) => el("option", { text: `${p.id}: ${p.name}` })));
+    filter.options[0].value = "";
+    data.projects.forEach((p, i) => { filter.options[i + 1].value = String(p.id); });
+    filter.value = state.projects.has(Number(chosen)) ? chosen : "";
+  }
+
+  function countText(page, shown, noun) {
+    const plural = page.total === 1 ? noun : noun + "s";
+    return shown < page.total ? `${shown} of ${page.total} ${plural} shown`
+      : `${page.total} ${plural}`;
+  }
+
+  async function loadJobs() {
+    const project = $("project-filter").value;
+    const data = await api("GET", "/api/v1/jobs?limit=500" +
+      (project ? `&projectId=${encodeURIComponent(project)}` : ""));
+    fill($("jobs").tBodies[0], data.jobs.map(jobRow));
+    $("jobs-count").textContent = countText(data, data.jobs.length, "job");
+  }
+
+  function jobRow(job) {
+    const project = state.projects.get(job.projectId);
+    const row = el("tr", { data: { jobId: job.id }, className: job.id === state.selectedJob ? "selected" : "" },
+      el("td", { text: job.id, className: "job-id" }),
+      el("td", { text: project ? project.name : job.projectId, className: "job-project" }),
+      el("td", { className: "job-spec" }, el("code", { text: job.spec })),
+      el("td", { text: job.timezone, className: "job-timezone" }),
+      Object.assign(timeCell(job.nextRunAt, job.paused ? "— (paused)" : "— (none)"),
+        { className: "job-next-run" }),
+      el("td", { text: job.paused ? "paused" : "active",
+                 className: "job-state state-" + (job.paused ? "paused" : "active") }),
+      el("td", { text: job.callbackUrl, className: "wrap job-callback" }),
+      el("td", { className: "job-actions" },
+        job.paused
+          ? button("Resume", "resume", () => jobAction(job.id, "resume"))
+          : button("Pause", "pause", () => jobAction(job.id, "pause")),
+        button("Run now", "run", () => runNow(job.id)),
+        button("Executions", "show-executions", () => showExecutions(job.id))));
+    return row;
+  }
+
+  async function jobAction(jobId, action) {
+    const job = await api("POST", `/api/v1/jobs/${jobId}/${action}`);
+    notice(`Job ${jobId} ${job.paused ? "paused" : "resumed"}.`);
+    await loadJobs();
+  }
+
+  async function runNow(jobId) {
+    const run = await api("POST", `/api/v1/jobs/${jobId}/run`);
+    notice(`Job ${jobId}: occurrence ${run.executionId} sent now.`);
+    await showExecutions(jobId);
+  }
+
+  async function showExecutions(jobId) {
+    state.selectedJob = jobId;
+    for (const row of $("jobs").tBodies[0].rows) {
+      row.classList.toggle("selected", row.dataset.jobId === String(jobId));
+    }
+    await loadExecutions();
+  }
+
+  async function loadExecutions() {
+    const jobId = state.selectedJob;
+    if (jobId === null) return;
+    $("executions-section").hidden = false;
+    $("executions-title").textContent = `Executions of job ${jobId}`;
+    let data;
+    try {
+      data = await api("GET", `/api/v1/jobs/${jobId}/executions?limit=50`);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) {
+        fill($("executions").tBodies[0], []);
+        $("executions-count").textContent = "no executions recorded yet";
+        return;
+      }
+      throw e;
+    }
+    fill($("executions").tBodies[0], data.executions.map((x) => el("tr", { data: { executionId: x.executionId } },
+      el("td", { text: x.executionId, className: "mono" }),
+      el("td", { text: x.scheduledTime, className: "mono" }),
+      el("td", { text: x.state, className: "state-" + x.state }),
+      el("td", { text: x.attempts }),
+      el("td", { text: x.lastStatus === null ? "" : x.lastStatus }),
+      el("td", { text: x.lastError || "", className: "wrap error" }),
+      el("td", { text: x.durationMs === null ? "" : `${x.durationMs} ms` }),
+      timeCell(x.nextRetryAt, " "),
+      el("td", {}, x.state === "dead"
+        ? button("Retry", "retry", () => retryExecution(x.executionId)) : null))));
+    $("executions-count").textContent = countText(data, data.executions.length, "execution");
+  }
+
+  async function retryExecution(executionId) {
+    await api("POST", `/api/v1/executions/${encodeURIComponent(executionId)}/retry`);
+    notice(`Execution ${executionId} sent again.`);
+    await Promise.all([loadExecutions(), loadHealth()]);
+  }
+
+  async function loadHealth() {
+    let health;
+    try {
+      health = await api("GET", "/api/monitoring/scheduler/health");
+    } catch (e) {
+      if (e instanceof ApiError && (e.status === 403 || e.status === 503)) {
+        $("health").hidden = true;
+        $("health-error").hidden = false;
+        $("health-error").textContent = e.message;
+        return;
+      }
+      throw e;
+    }
+    $("health-error").hidden = true;
+    $("health").hidden = false;
+    let running = health.enabled ? "running" : "halted";
+    if (health.role) running += ` (${health.role}${health.executing ? ", executing" : ""})`;
+    $("health-enabled").textContent = running;
+    $("queue-depth").textContent = health.queue.depth;
+    $("queue-retry").textContent = health.queue.retryWaiting;
+    $("queue-due").textContent = health.queue.dueWithinSeconds;
+    $("skipped-total").textContent = health.skipped ? health.skipped.total : 0;
+    $("dead-count").textContent = health.deadLetter.count;
+    fill($("dead-letters").tBodies[0], health.deadLetter.tasks.map((t) => el("tr", { data: { executionId: t.executionId } },
+      el("td", { text: t.executionId, className: "mono" }),
+      el("td", { text: t.jobId }),
+      el("td", { text: t.instance, className: "wrap" }),
+      el("td", { text: t.failures }),
+      el("td", { text: t.lastError || "", className: "wrap error" }),
+      el("td", {}, button("Retry", "retry", () => retryExecution(t.executionId))))));
+    fill($("breakers").tBodies[0], health.instances.map((i) => {
+      const held = i.breaker.state !== "closed";
+      // a host's open breaker holds the endpoint: resetting the host is what frees it
+      const target = i.breaker.scope === "host" ? i.host : i.instance;
+      const lastError = i.pollStatus.lastError;
+      return el("tr", { data: { instance: i.instance } },
+        el("td", { text: i.instance, className: "wrap mono" }),
+        el("td", { text: i.breaker.state, className: "breaker-" + i.breaker.state }),
+        el("td", { text: i.breaker.scope }),
+        el("td", { text: i.breaker.failureCount }),
+        timeCell(i.breaker.retryAt, " "),
+        el("td", { text: lastError ? lastError.message : "", className: "wrap error" }),
+        el("td", {}, held ? button("Reset", "reset", () => resetBreaker(target)) : null));
+    }));
+  }
+
+  async function resetBreaker(target) {
+    await api("POST", `/api/monitoring/breakers/${encodeURIComponent(target)}/reset`);
+    notice(`Breaker of ${target} reset.`);
+    await loadHealth();
+  }
+
+  async function retryAllDead() {
+    const result = await api("POST", "/api/monitoring/dlq/retry");
+    const sent = result && Array.isArray(result.retried) ? result.retried.length : 0;
+    const skipped = result && Array.isArray(result.skipped) ? result.skipped.length : 0;
+    notice(`${sent} dead letter(s) sent again` +
+      (skipped ? `; ${skipped} skipped (their job was deleted).` : "."));
+    await loadHealth();
+  }
+
+  async function loadCluster() {
+    const health = await api("GET", "/api/v1/healthcheck");
+    const stats = health.raftStats || {};
+    const peers = Number(stats.num_peers || 0);
+    const leader = health.leaderAddress
+      ? `${health.leaderAddress} (node ${health.leaderId})` : "none right now";
+    $("cluster-summary").textContent = peers > 0
+      ? `This node is ${stats.state || "?"} in a cluster of ${peers + 1} nodes; leader: ${leader}.`
+      : "This node runs alone (no cluster).";
+    $("cluster").hidden = peers === 0;
+    fill($("cluster").tBodies[0], Object.keys(stats).sort().map((name) => el("tr", {},
+      el("td", { text: name, className: "mono" }), el("td", { text: stats[name], className: "mono" }))));
+  }
+
+  async function refresh() {
+    await loadProjects();
+    const results = await Promise.allSettled([loadJobs(), loadExecutions(), loadHealth(), loadCluster()]);
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    $("who").textContent = `key ${credentials().key.slice(0, 8)}… · updated ${new Date().toLocaleTimeString()}`;
+  }
+
+  // -- session --------------------------------------------------------------------------
+
+  function show(loggedIn) {
+    $("login").hidden = loggedIn;
+    $("dashboard").hidden = !loggedIn;
+    $("session").hidden = !loggedIn;
+  }
+
+  function logout(message) {
+    sessionStorage.removeItem(KEY);
+    sessionStorage.removeItem(SECRET);
+    clearInterval(state.timer);
+    state.timer = null;
+    state.selectedJob = null;
+    show(false);
+    $("login-error").textContent = message || "";
+    $("login-error").hidden = !message;
+  }
+
+  async function start() {
+    show(true);
+    notice("");
+    try {
+      await refresh();
+    } catch (e) {
+      handle(e);
+      return;
+    }
+    clearInterval(state.timer);
+    state.timer = setInterval(() => {
+      if (!document.hidden) refresh().catch(handle);
+    }, REFRESH_MS);
+  }
+
+  async function login(event) {
+    event.preventDefault();
+    const key = $("api-key").value.trim();
+    const secret = $("api-secret").value.trim();
+    sessionStorage.setItem(KEY, key);
+    sessionStorage.setItem(SECRET, secret);
+    try {
+      await api("GET", "/api/v1/projects?limit=1");
+    } catch (e) {
+      logout(e instanceof ApiError && e.status === 401
+        ? "The node refused this API key and secret: " + e.message : e.message);
+      return;
+    }
+    $("api-secret").value = "";
+    $("login-error").hidden = true;
+    await start();
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("login-form").addEventListener("submit", login);
+    $("logout").addEventListener("click", () => logout(""));
+    $("refresh").addEventListener("click", () => refresh().then(() => notice("")).catch(handle));
+    $("project-filter").addEventListener("change", () => loadJobs().catch(handle));
+    $("dlq-retry-all").addEventListener("click", () => retryAllDead().catch(handle));
+    if (credentials().key) start();
+    else show(false);
+  });
+})();
