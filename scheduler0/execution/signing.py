@@ -9,18 +9,17 @@ holding either secret keep verifying during the changeover.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets as _secrets
 from typing import Sequence
 
-SIGNATURE_HEADER = "X-Scheduler0-Signature"
+# one implementation of the scheme, standard library only, that receivers import too
+from ..client.signature import SIGNATURE_HEADER, verify_signature
+from ..client.signature import signature_digest as _digest
+
+__all__ = ["SECRET_PREFIX", "SIGNATURE_HEADER", "new_signing_secret", "signature_header",
+           "verify"]
+
 SECRET_PREFIX = "whsec_"
-
-
-def _digest(secret: str, timestamp: int, body: bytes) -> str:
-    signed = str(timestamp).encode("ascii") + b"." + body
-    return hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest()
 
 
 def signature_header(body: bytes, secrets: Sequence[str], timestamp: int) -> str:
@@ -40,25 +39,7 @@ def verify(header: str, body: bytes, secret: str, now: int, tolerance: int = 300
     within C{tolerance} seconds of C{now}. A malformed header is simply false. Every
     candidate is compared in constant time, so timing reveals nothing about the digest.
     """
-    timestamp: int | None = None
-    candidates: list[str] = []
-    for part in header.split(","):
-        key, sep, value = part.strip().partition("=")
-        if not sep:
-            continue
-        if key == "t":
-            if timestamp is not None or not value.isascii() or not value.isdigit():
-                return False
-            timestamp = int(value)
-        elif key == "v1":
-            candidates.append(value)
-    if timestamp is None or not candidates or abs(now - timestamp) > tolerance:
-        return False
-    expected = _digest(secret, timestamp, body).encode("ascii")
-    matched = False
-    for candidate in candidates:
-        matched |= hmac.compare_digest(expected, candidate.encode("utf-8", "replace"))
-    return matched
+    return verify_signature(secret, header, body, tolerance=tolerance, now=now)
 
 
 def new_signing_secret() -> str:
