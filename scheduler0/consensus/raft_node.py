@@ -1,0 +1,176 @@
+"""
+The PySyncObj object of a node: L{ReplicatedLog}, a SyncObj with ONE replicated method, its
+transport (which tells both sides when a peer has another secret), and PySyncObj's own log
+lines brought into the node's log. The private PySyncObj names the node relies on are
+reached here only, by the subclass (tests/test_pysyncobj_private.py watches them).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from cryptography.fernet import InvalidToken
+from pysyncobj import SyncObj, SyncObjConf, replicated
+from pysyncobj.transport import TCPTransport
+from twisted.logger import Logger, LogLevel
+
+log = Logger()
+
+
+class _PySyncObjLogs(logging.Handler):
+    """PySyncObj logs through the standard library; its records go to the node's log, one
+    line each (no traceback: a bind failure, the one it logs with one, is reported by
+    L{RaftCommandLog.privilegedStartService})."""
+
+    _LEVELS = {logging.DEBUG: LogLevel.debug, logging.INFO: LogLevel.info,
+               logging.WARNING: LogLevel.warn, logging.ERROR: LogLevel.error,
+               logging.CRITICAL: LogLevel.critical}
+    _log = Logger(namespace="pysyncobj")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message == "failed to perform initialization":
+            return
+        if record.exc_info and record.exc_info[1] is not None:
+            message = f"{message}: {record.exc_info[1]!r}"
+        self._log.emit(self._LEVELS.get(record.levelno, LogLevel.error), "PySyncObj: {message}",
+                       message=message, pysyncobj_logger=record.name)
+
+
+def _bridge_pysyncobj_logs() -> None:
+    logger = logging.getLogger("pysyncobj")
+    if not any(isinstance(h, _PySyncObjLogs) for h in logger.handlers):
+        logger.addHandler(_PySyncObjLogs())
+        logger.propagate = False
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
+
+
+class _WrongSecretWarning:
+    """
+    Wraps PySyncObj's Fernet: traffic that does not decrypt (a peer with another cluster
+    secret) is logged, then refused as before (PySyncObj itself drops such connections
+    without a word). Only one side of a pair dials the other, and the side that dialled
+    sees the other hang up during the handshake (L{_GuardedTransport}): both are logged, at
+    most once every C{every} seconds.
+    """
+
+    def __init__(self, fernet: Any, clock: Callable[[], float], address: str,
+                 every: float = 10.0) -> None:
+        self._fernet = fernet
+        self._address = address
+        self._clock = clock
+        self._every = every
+        self._last: dict[str, float] = {}
+
+    def _due(self, key: str) -> bool:
+        now = self._clock()
+        if now - self._last.get(key, -self._every) < self._every:
+            return False
+        self._last[key] = now
+        return True
+
+    def _bad(self) -> None:
+        if self._due(""):
+            log.error("refused Raft traffic that does not decrypt: a node with another cluster "
+                      "secret (SecretKey) is trying to talk to this one; every node of a cluster "
+                      "needs the same SecretKey, AuthUsername and AuthPassword",
+                      raft_node=self._address)
+
+    def hung_up(self, peer: str) -> None:
+        if self._due(peer):
+            log.error("Raft peer {peer} does not decrypt this node's traffic: it hung up during "
+                      "the encrypted handshake, so it has another cluster secret (SecretKey); "
+                      "every node of a cluster needs the same SecretKey, AuthUsername and "
+                      "AuthPassword", peer=peer, raft_node=self._address)
+
+    def encrypt_at_time(self, data: bytes, at: int) -> bytes:
+        return self._fernet.encrypt_at_time(data, at)
+
+    def extract_timestamp(self, token: bytes) -> int:
+        try:
+            return self._fernet.extract_timestamp(token)
+        except InvalidToken:
+            self._bad()
+            raise
+
+    def decrypt(self, token: bytes, *args: Any) -> bytes:
+        try:
+            return self._fernet.decrypt(token, *args)
+        except InvalidToken:
+            self._bad()
+            raise
+
+
+class _GuardedTransport(TCPTransport):
+    """PySyncObj's TCP transport, noticing a peer that hangs up during the encrypted
+    handshake of a connection this node opened (it could not decrypt what we sent)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._handshaking: set[Any] = set()
+        super().__init__(*args, **kwargs)
+
+    def _onOutgoingConnected(self, conn: Any) -> None:
+        if self._syncObj.encryptor:
+            self._handshaking.add(conn)
+        super()._onOutgoingConnected(conn)
+
+    def _onOutgoingMessageReceived(self, conn: Any, message: Any) -> None:
+        self._handshaking.discard(conn)
+        super()._onOutgoingMessageReceived(conn, message)
+
+    def _onDisconnected(self, conn: Any) -> None:
+        if conn in self._handshaking:
+            self._handshaking.discard(conn)
+            node = self._connToNode(conn)
+            self._syncObj.encryptor.hung_up(getattr(node, "address", str(node)))
+        super()._onDisconnected(conn)
+
+
+class ReplicatedLog(SyncObj):
+    """
+    The PySyncObj object: ONE replicated method. Method ids are numbered by sorted name, so
+    adding or renaming a C{ver=0} replicated method would renumber this one and break old
+    journals (reference/stack.md §1.2): a new one needs C{ver=1}.
+    """
+
+    def __init__(self, self_address: str, partners: list[str], conf: SyncObjConf,
+                 on_entry: Callable[[str, int], None], clock: Callable[[], float]) -> None:
+        self._on_entry = on_entry
+        self._clock = clock
+        self._self_address = self_address
+        self._wrapped_encryptor: _WrongSecretWarning | None = None
+        super().__init__(self_address, partners, conf=conf, transportClass=_GuardedTransport)
+
+    @property
+    def encryptor(self) -> Any:  # type: ignore[override]
+        """The transport's encryptor: PySyncObj's own, wrapped (the password is always set,
+        and the transport asks for it only after SyncObj made it)."""
+        if self._wrapped_encryptor is None:
+            fernet = self._getEncryptor()
+            if fernet is None:
+                return None
+            self._wrapped_encryptor = _WrongSecretWarning(fernet, self._clock,
+                                                          self._self_address)
+        return self._wrapped_encryptor
+
+    # PySyncObj keeps these private; they are reached here only, on this subclass, and
+    # tests/test_pysyncobj_private.py fails loudly if an upgrade renames them
+    def leader_node(self) -> Any:
+        """The last known leader (a PySyncObj node: its C{address} is its Raft address), or
+        None while there is none."""
+        return self._getLeader()
+
+    def is_leader(self) -> bool:
+        return bool(self._isLeader())
+
+    def last_log_index(self) -> int:
+        """The journal's last index (past the commit index while entries replicate)."""
+        return int(self._SyncObj__getCurrentLogIndex())  # type: ignore[attr-defined]
+
+    @replicated
+    def apply_command(self, command_json: str) -> None:
+        # PySyncObj applies entries in order and counts raftLastApplied up after each, so
+        # the entry being applied is the next one
+        self._on_entry(command_json, self.raftLastApplied + 1)
