@@ -12,6 +12,10 @@ matched by command id, whoever proposed it (read-your-writes on the answering no
 PySyncObj's failure codes and lost callbacks are "unknown, re-check": the same command is
 proposed again until it is applied here or its time (C{RaftApplyTimeout}) runs out;
 commands are idempotent by id, so applying one twice changes nothing.
+
+The PySyncObj object is L{scheduler0.consensus.raft_node}, the settings
+L{scheduler0.consensus.raft_settings}; this module (a little over 400 lines) keeps the log
+and its table of proposals together, since proposing, re-checking and answering all share it.
 """
 
 from __future__ import annotations
