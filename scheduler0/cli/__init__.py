@@ -15,8 +15,8 @@ streams, environment and password prompt.
 
 This module holds the entry point (C{scheduler0.cli:main}, the console script) and the
 top-level parser; each command group lives in its own module (L{config_init},
-L{config_systemd}, L{credential_init}, L{create_credential}, L{start}, L{version}) with what
-it shares in L{common}.
+L{config_systemd}, L{credential_init}, L{create_credential}, L{start}, L{version},
+L{backup}) with what it shares in L{common}.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
-from . import config_init, create_credential, credential_init, start, version
+from . import backup, config_init, create_credential, credential_init, start, version
 from .common import FORMATTER, PROG, CliError, Console, Parser, package_version
 
 __all__ = ["CliError", "Console", "build_parser", "main"]
@@ -40,6 +40,8 @@ Getting started on one machine:
   scheduler0 create credential -c scheduler0.yml
                                       print a new API key and secret from the running node
   scheduler0 config systemd-unit      print a systemd unit that runs the node
+  scheduler0 backup --to FILE         copy the running node's database to FILE
+  scheduler0 restore --from FILE      seed a new node's DataDir from a backup
 
 Files:
   ./scheduler0.yml                    the config file `config init` writes (--config PATH)
@@ -69,7 +71,8 @@ def build_parser(console: Console | None = None) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="<command>", required=True,
                                      parser_class=parser_class)
 
-    for command_group in (config_init, credential_init, create_credential, start, version):
+    for command_group in (config_init, credential_init, create_credential, start, version,
+                          backup):
         command_group.add_parser(commands, parser_class)
     return parser
 
