@@ -15,7 +15,7 @@ import shutil
 import time
 from typing import Any
 
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.trial.unittest import TestCase
 
 from .cluster import SHARED_SECRETS, Cluster
@@ -153,6 +153,42 @@ class BackupRestoreTests(TestCase):
             "POST", "/jobs", {"projectId": project_id, **JOB}, expect=201))
         for node in cluster.nodes:
             await _until_job(self, node.client(credential), created)
+
+    async def test_a_cluster_node_s_backup_seeds_a_new_cluster_whose_log_starts_again(
+            self) -> None:
+        """The backup of a cluster node stores the Raft index it applied; the new cluster's
+        log starts at 1, so a restore that kept it would have every node skip the new
+        cluster's first entries (the write below would never show)."""
+        old = Cluster(self)
+        await old.start()
+        leader_id = int((await old.wait_leader(timeout=30))[0]["leaderId"])
+        follower = next(n for n in old.nodes if n is not old.node(leader_id))
+        credential = await follower.create_credential()
+        project = await follower.client(credential).ok("POST", "/projects", {"name": "p"},
+                                                       expect=201)
+        ids = [_job_id(await follower.client(credential).ok(
+            "POST", "/jobs", {"projectId": project["id"], **JOB}, expect=201))
+            for _ in range(20)]
+        backup = os.path.abspath(self.mktemp() + ".db")
+        status, out, err = await follower.cli("backup", "--to", backup,
+                                              "--config", str(follower.config_path))
+        self.assertTrue(status.clean, (status, out, err))
+        self.assertRegex(out, r"Raft index [1-9]\d*\n$")
+        await gatherResults([ensureDeferred(node.stop()) for node in old.nodes])
+
+        new = Cluster(self)
+        for node in new.nodes:
+            status, out, err = await node.cli("restore", "--from", backup,
+                                              "--config", str(node.config_path))
+            self.assertTrue(status.clean, (status, out, err))
+            self.assertIn("was cleared, so a new cluster's log starts at 1", out)
+        await new.start()
+        await new.wait_leader(timeout=30)
+        created = _job_id(await new.node(1).client(credential).ok(
+            "POST", "/jobs", {"projectId": project["id"], **JOB}, expect=201))
+        for node in new.nodes:
+            await _until_job(self, node.client(credential), created)
+            self.assertEqual(await job_ids(node.client(credential)), {*ids, created})
 
 
 async def _until_job(testcase: TestCase, client: NodeClient, job_id: int,
