@@ -7,6 +7,7 @@ node that is not there. The fake sleep means no test waits.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -28,6 +29,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         self.server.seen.append({"method": self.command, "path": self.path,
                                  "headers": dict(self.headers.items()), "body": body})
+        if not self.server.script:  # nothing scripted: hang up without an answer
+            self.close_connection = True
+            return
         status, headers, data = self.server.script.pop(0)
         payload = json.dumps({"success": status < 400, "data": data}).encode()
         self.send_response(status)
@@ -102,15 +106,39 @@ class HttpTransportTests(SynchronousTestCase):
                          ("Basic dTpw", "cmd"))
 
 
+    def test_a_connection_closed_before_an_answer(self) -> None:
+        with self.assertRaises(Scheduler0Error) as caught:
+            self.client.jobs.run(1)
+        self.assertIsNone(caught.exception.status)
+        self.assertTrue(caught.exception.message.startswith(
+            f"the connection to {self.node.url} broke before an answer: "),
+            caught.exception.message)
+        self.assertEqual(len(self.node.seen), 1)  # not sent again
+
+
 class UnreachableTests(SynchronousTestCase):
+    def test_a_node_that_never_answers_is_a_timeout(self) -> None:
+        with socket.socket() as listening:  # accepts connections (backlog), never answers
+            listening.bind(("127.0.0.1", 0))
+            listening.listen(1)
+            port = listening.getsockname()[1]
+            client = Client(f"http://127.0.0.1:{port}", api_key="k", api_secret="s",
+                            timeout=0.2)
+            with self.assertRaises(Scheduler0Error) as caught:
+                client.health.check()
+        self.assertEqual((caught.exception.status, caught.exception.message),
+                         (None, f"no answer from http://127.0.0.1:{port} within 0.2 s"))
+
     def test_no_node_is_an_error_without_a_status(self) -> None:
         port = free_port()
         client = Client(f"http://127.0.0.1:{port}", api_key="k", api_secret="s", timeout=5)
         with self.assertRaises(Scheduler0Error) as caught:
             client.health.check()
         self.assertIsNone(caught.exception.status)
-        self.assertIn(f"no answer from http://127.0.0.1:{port}/api/v1/healthcheck",
-                      caught.exception.message)
+        self.assertTrue(caught.exception.message.startswith(
+            f"could not reach http://127.0.0.1:{port}: "), caught.exception.message)
+        self.assertTrue(str(caught.exception).startswith(
+            f"GET /api/v1/healthcheck: could not reach http://127.0.0.1:{port}: "))
 
     def test_a_url_that_is_not_http(self) -> None:
         with self.assertRaises(Scheduler0Error) as caught:

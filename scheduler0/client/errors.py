@@ -24,8 +24,9 @@ class Scheduler0Error(Exception):
 
     def __str__(self) -> str:
         where = f"{self.method} {self.path}: " if self.method else ""
-        code = "no answer" if self.status is None else f"HTTP {self.status}"
-        return f"{where}{code}: {self.message}"
+        if self.status is None:
+            return f"{where}{self.message}"
+        return f"{where}HTTP {self.status}: {self.message}"
 
     def __repr__(self) -> str:
         return f"Scheduler0Error({self.status!r}, {self.message!r})"

@@ -65,8 +65,19 @@ class HttpTransport:
                                {k.lower(): v for k, v in response.getheaders()},
                                response.reason)
         except (OSError, http.client.HTTPException) as e:
-            reason = str(e) or type(e).__name__
-            raise Scheduler0Error(None, f"no answer from {url}: {reason}",
-                                  method=method, path=target) from e
+            raise Scheduler0Error(None, _no_answer(url, e, self.timeout), method=method,
+                                  path=target) from e
         finally:
             connection.close()
+
+
+def _no_answer(url: str, error: BaseException, timeout: float) -> str:
+    """Why no answer came, as a sentence naming the node (not the request path)."""
+    parts = urlsplit(url)
+    node = f"{parts.scheme}://{parts.netloc}"
+    reason = str(error) or type(error).__name__
+    if isinstance(error, TimeoutError):
+        return f"no answer from {node} within {timeout:g} s"
+    if isinstance(error, (http.client.HTTPException, ConnectionResetError)):
+        return f"the connection to {node} broke before an answer: {reason}"
+    return f"could not reach {node}: {reason}"
