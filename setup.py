@@ -15,7 +15,8 @@ setup(
     packages=find_packages(include=["scheduler0", "scheduler0.*"]) + ["twisted.plugins"],
     # scheduler0/data: files a pip-installed node needs without the source tree (the
     # systemd unit `scheduler0 config systemd-unit` prints)
-    package_data={"twisted.plugins": ["scheduler0_plugin.py"], "scheduler0": ["data/*"]},
+    package_data={"twisted.plugins": ["scheduler0_plugin.py"],
+                  "scheduler0": ["data/*", "data/ui/*"]},
     install_requires=[
         "twisted[tls]>=24.7.0",
         "klein>=24.8.0",
@@ -34,7 +35,7 @@ setup(
     ],
     extras_require={
         "test": ["hypothesis>=6.100.0", "jq>=1.6", "schemathesis>=4.0.0",
-                 "openapi-spec-validator>=0.7.1"],
+                 "openapi-spec-validator>=0.7.1", "selenium>=4.20.0"],
     },
     entry_points={"console_scripts": ["scheduler0 = scheduler0.cli:main"]},
     classifiers=[

@@ -14,7 +14,10 @@
   const REFRESH_MS = 15000;
 
   const $ = (id) => document.getElementById(id);
-  const state = { projects: new Map(), selectedJob: null, timer: null };
+  const state = { projects: new Map(), selectedJob: null, timer: null, awaiting: null, awaitingUntil: 0, poll: null };
+  // an execution in one of these states changes soon: its job's list is polled meanwhile
+  const UNSETTLED = new Set(["scheduled", "dispatched", "retrying"]);
+  const POLL_MS = 1000;
 
   class ApiError extends Error {
     constructor(status, message) {
@@ -187,10 +190,12 @@
   async function runNow(jobId) {
     const run = await api("POST", `/api/v1/jobs/${jobId}/run`);
     notice(`Job ${jobId}: occurrence ${run.executionId} sent now.`);
+    expect(run.executionId);
     await showExecutions(jobId);
   }
 
   async function showExecutions(jobId) {
+    if (state.selectedJob !== jobId) clearTimeout(state.poll);
     state.selectedJob = jobId;
     for (const row of $("jobs").tBodies[0].rows) {
       row.classList.toggle("selected", row.dataset.jobId === String(jobId));
@@ -210,6 +215,7 @@
       if (e instanceof ApiError && e.status === 404) {
         fill($("executions").tBodies[0], []);
         $("executions-count").textContent = "no executions recorded yet";
+        watch(jobId, []);
         return;
       }
       throw e;
@@ -224,13 +230,38 @@
       el("td", { text: x.durationMs === null ? "" : `${x.durationMs} ms` }),
       timeCell(x.nextRetryAt, " "),
       el("td", {}, x.state === "dead"
-        ? button("Retry", "retry", () => retryExecution(x.executionId)) : null))));
+        ? button("Retry", "retry", () => retryExecution(x.executionId, jobId)) : null))));
     $("executions-count").textContent = countText(data, data.executions.length, "execution");
+    watch(jobId, data.executions);
   }
 
-  async function retryExecution(executionId) {
+  /** Watch for execution executionId of the selected job to settle (for at most a minute). */
+  function expect(executionId) {
+    state.awaiting = executionId;
+    state.awaitingUntil = Date.now() + 60000;
+  }
+
+  /** Polls the job's executions while one is about to change (or a run is not listed yet). */
+  function watch(jobId, executions) {
+    if (state.awaiting !== null && executions.some(
+      (x) => x.executionId === state.awaiting && !UNSETTLED.has(x.state))) {
+      state.awaiting = null;
+      loadHealth().catch(handle);  // its queue and dead letters changed with it
+    } else if (Date.now() > state.awaitingUntil) {
+      state.awaiting = null;
+    }
+    clearTimeout(state.poll);
+    if (state.awaiting !== null || executions.some((x) => UNSETTLED.has(x.state))) {
+      state.poll = setTimeout(() => {
+        if (state.selectedJob === jobId) loadExecutions().catch(handle);
+      }, POLL_MS);
+    }
+  }
+
+  async function retryExecution(executionId, jobId) {
     await api("POST", `/api/v1/executions/${encodeURIComponent(executionId)}/retry`);
     notice(`Execution ${executionId} sent again.`);
+    if (jobId === state.selectedJob) expect(executionId);
     await Promise.all([loadExecutions(), loadHealth()]);
   }
 
@@ -263,7 +294,7 @@
       el("td", { text: t.instance, className: "wrap" }),
       el("td", { text: t.failures }),
       el("td", { text: t.lastError || "", className: "wrap error" }),
-      el("td", {}, button("Retry", "retry", () => retryExecution(t.executionId))))));
+      el("td", {}, button("Retry", "retry", () => retryExecution(t.executionId, t.jobId))))));
     fill($("breakers").tBodies[0], health.instances.map((i) => {
       const held = i.breaker.state !== "closed";
       // a host's open breaker holds the endpoint: resetting the host is what frees it
@@ -329,8 +360,10 @@
     sessionStorage.removeItem(KEY);
     sessionStorage.removeItem(SECRET);
     clearInterval(state.timer);
+    clearTimeout(state.poll);
     state.timer = null;
     state.selectedJob = null;
+    state.awaiting = null;
     show(false);
     $("login-error").textContent = message || "";
     $("login-error").hidden = !message;
