@@ -96,3 +96,32 @@ class ContractTests(SynchronousTestCase):
         self.assertEqual(response.code, 200)
         self.assertEqual(response.headers.getRawHeaders("content-type"), ["application/json"])
         self.assertEqual(json.loads(body), self.document)
+
+
+class FoundByTheFuzzRunTests(SynchronousTestCase):
+    """What schemathesis found against a real node (L{tests.integration.test_openapi_fuzz}),
+    fixed in the server; each is a request a client could really send."""
+
+    def setUp(self) -> None:
+        self.h = ApiHarness(self)
+        self.project_id = self.h.project()["id"]
+
+    def job(self, **fields: object) -> dict:
+        return {"projectId": self.project_id, "spec": "*/5 * * * *",
+                "callbackUrl": "http://127.0.0.1:9/callback", **fields}
+
+    def test_a_wrong_type_is_not_the_default(self) -> None:
+        """C{misfirePolicy: {}} made a job with the default policy, C{timezone: 0} one in
+        UTC: a mistake the client never heard of. Only null or "" ask for the default."""
+        for name, value in (("misfirePolicy", {}), ("misfirePolicy", False),
+                            ("timezone", 0), ("timezone", []), ("timezone", False),
+                            ("executionType", []), ("executionType", 0)):
+            code, envelope = self.h.request("POST", "/jobs", self.job(**{name: value}))
+            self.assertEqual(code, 400, (name, value, envelope))
+            self.assertTrue(envelope["data"].startswith(f"{name}: "), envelope)
+        for name in ("misfirePolicy", "timezone", "executionType"):
+            for value in (None, ""):
+                created = self.h.ok("POST", "/jobs", self.job(**{name: value}), expect=201)
+                self.assertEqual(created[name], {"misfirePolicy": "fire_once",
+                                                 "timezone": "UTC",
+                                                 "executionType": "http"}[name])

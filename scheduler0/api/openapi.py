@@ -176,7 +176,8 @@ def _schemas() -> dict[str, Any]:
 def _job_input() -> dict[str, Any]:
     """A job's writable fields (camelCase; the snake_case spellings are accepted too)."""
     return {
-        "projectId": _ID,
+        "projectId": {"anyOf": [_ID, {"type": "string", "pattern": "^[0-9]{1,19}$"}],
+                      "description": "a project id (a string of digits is accepted too)"},
         "spec": {"type": "string", "minLength": 1, "maxLength": V.MAX_SPEC_CHARS,
                  "description": 'cron (5 or 6 fields), a descriptor, "@every 90s" or '
                                 '"@at <RFC 3339>"; one that can never fire is a 400'},
@@ -253,7 +254,10 @@ def _operation(operation_id: str, summary: str, *, scope: str | None, ok: int,
     if params:
         operation["parameters"] = params
     if body is not None:
-        content = _json(_ref(body))
+        schema = _ref(body) if body_required else {
+            "anyOf": [_ref(body), {"type": "null"}],
+            "description": "no body, or null: the defaults"}
+        content = _json(schema)
         if example is not None:
             content["application/json"]["example"] = example
         operation["requestBody"] = {"required": body_required, "content": content}
@@ -284,10 +288,10 @@ _PAGE = [_query("limit", {"type": "integer", "minimum": 1, "maximum": V.MAX_PAGE
 _EXECUTION_FILTERS = [
     _query("projectId", _ID, "only this project's"),
     _query("state", {"enum": list(V.EXECUTION_STATES)}, "only those in this state"),
-    _query("from", {"type": "string", "maxLength": 64, "format": "date-time"},
-           "scheduled at or after (RFC 3339)"),
-    _query("to", {"type": "string", "maxLength": 64, "format": "date-time"},
-           "scheduled at or before (RFC 3339)"),
+    _query("from", {"type": "string", "maxLength": 64},
+           "scheduled at or after (RFC 3339; empty: no bound)"),
+    _query("to", {"type": "string", "maxLength": 64},
+           "scheduled at or before (RFC 3339; empty: no bound)"),
 ]
 _EXECUTION_ID = _path_text("executionId", "an execution id, e.g. 7-20261126T160500Z",
                            128)
@@ -313,6 +317,26 @@ def _job_links() -> dict[str, Any]:
     return {op: _link(op, "jobId") for op in
             ("getJob", "updateJob", "deleteJob", "pauseJob", "resumeJob", "runJob",
              "listJobExecutions")}
+
+
+def _execution_links(pointer: str) -> dict[str, Any]:
+    """From a page of executions to the operations on its first one."""
+    return {op: {"operationId": op,
+                 "parameters": {"executionId": f"$response.body#{pointer}/0/executionId"}}
+            for op in ("getExecution", "deleteExecution", "retryExecution",
+                       "supervisorResolve")}
+
+
+def _target_links() -> dict[str, Any]:
+    """From the scheduler health to the repairs of its first instance."""
+    return {op: {"operationId": op,
+                 "parameters": {"target": "$response.body#/instances/0/instance"}}
+            for op in ("resetBreaker", "retryDeadLettersOf", "deleteDeadLettersOf")}
+
+
+def _credential_links() -> dict[str, Any]:
+    return {op: _link(op, "credentialId") for op in
+            ("getCredential", "updateCredential", "deleteCredential")}
 
 
 def _paths() -> dict[str, dict[str, Any]]:
@@ -398,13 +422,15 @@ def _paths() -> dict[str, dict[str, Any]]:
             "get": _operation("listJobExecutions", "A job's execution records, newest first "
                               "(a deleted job's too).", scope="read", ok=200,
                               data=J("ExecutionPage"), errors=(400, 404),
-                              params=_EXECUTION_FILTERS + _PAGE),
+                              params=_EXECUTION_FILTERS + _PAGE,
+                              links=_execution_links("/data/executions")),
         },
         "/api/v1/executions": {
             "get": _operation("listExecutions", "Execution records, newest first.",
                               scope="read", ok=200, data=J("ExecutionPage"), errors=(400,),
                               params=[_query("jobId", _ID, "only this job's")]
-                              + _EXECUTION_FILTERS + _PAGE),
+                              + _EXECUTION_FILTERS + _PAGE,
+                              links=_execution_links("/data/executions")),
         },
         "/api/v1/executions/{executionId}": {
             "parameters": [_EXECUTION_ID],
@@ -424,7 +450,7 @@ def _paths() -> dict[str, dict[str, Any]]:
             "post": _operation("createCredential", "A new credential: the only answer with "
                                "its apiSecret.", scope="admin", ok=201, data=J("Credential"),
                                errors=WRITE_ERRORS, body="CredentialInput",
-                               body_required=False),
+                               body_required=False, links=_credential_links()),
             "get": _operation("listCredentials", "Every credential (never a secret).",
                               scope="admin", ok=200, data=J("CredentialPage"),
                               errors=(400,), params=_PAGE),
@@ -451,7 +477,7 @@ def _paths() -> dict[str, dict[str, Any]]:
             "get": _operation("schedulerHealth", "The scheduler's health in the seed's "
                               "shape (not enveloped, so its jq queries work).", scope="read",
                               ok=200, data=None, raw=_json(J("SchedulerHealth")),
-                              errors=(503,)),
+                              errors=(503,), links=_target_links()),
         },
         "/api/monitoring/breakers/{target}/reset": {
             "parameters": [_TARGET],

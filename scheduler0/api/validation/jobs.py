@@ -60,6 +60,13 @@ def _check_url(url: str) -> str | None:
     return None
 
 
+def _or_default(value: Any, default: str) -> Any:
+    """C{default} for an absent (null) or empty field; anything else as it was sent, to
+    be checked: C{{}}, C{[]}, C{0} and C{false} are mistakes, not a request for the
+    default."""
+    return default if value is None or value == "" else value
+
+
 def _time_field(fields: Mapping[str, Any], name: str, where: str) -> datetime | None:
     """C{name} as a datetime (None when absent or empty), refused with the parse error."""
     value = fields.get(name)
@@ -126,12 +133,12 @@ def validate_job(raw: Any, *, now: datetime, default_grace: int, index: int | No
             raise BadRequest(f"{where}data: at most {MAX_DATA_BYTES} bytes in UTF-8 "
                              f"(got {size})")
 
-    execution_type = fields.get("executionType") or "http"
+    execution_type = _or_default(fields.get("executionType"), "http")
     if execution_type not in EXECUTION_TYPES:
         raise BadRequest(f"{where}executionType: {_echo(execution_type)} is not supported; "
                          f"use one of {', '.join(EXECUTION_TYPES)}")
 
-    zone_name = fields.get("timezone") or "UTC"
+    zone_name = _or_default(fields.get("timezone"), "UTC")
     _bounded_text(zone_name, "timezone", MAX_TIMEZONE_CHARS, where)
     if not isinstance(zone_name, str):
         raise BadRequest(f"{where}timezone: must be an IANA zone name such as Europe/London")
@@ -151,7 +158,7 @@ def validate_job(raw: Any, *, now: datetime, default_grace: int, index: int | No
     if not isinstance(paused, bool):
         raise BadRequest(f"{where}paused: must be true or false")
 
-    policy = fields.get("misfirePolicy") or "fire_once"
+    policy = _or_default(fields.get("misfirePolicy"), "fire_once")
     if policy not in MISFIRE_POLICIES:
         raise BadRequest(f"{where}misfirePolicy: {_echo(policy)} is not one of "
                          f"{', '.join(MISFIRE_POLICIES)}")
