@@ -9,6 +9,8 @@ is asserted is what a browser would read, paths exactly as sent.
 
 from __future__ import annotations
 
+import ast
+import fnmatch
 import re
 from pathlib import Path
 
@@ -120,6 +122,21 @@ class StaticFilesTests(SynchronousTestCase):
 
 
 class AssetListTests(SynchronousTestCase):
+    def test_every_file_is_in_the_package_data(self) -> None:
+        """A pip-installed node has the files: setup.py's package_data globs match each."""
+        setup = ast.parse((UI_DIR.parents[2] / "setup.py").read_text(encoding="utf-8"))
+        call = next(node for node in ast.walk(setup) if isinstance(node, ast.Call)
+                    and getattr(node.func, "id", None) == "setup")
+        package_data = ast.literal_eval(next(k.value for k in call.keywords
+                                             if k.arg == "package_data"))
+        for path in UI_DIR.iterdir():
+            name = path.relative_to(UI_DIR.parents[1]).as_posix()
+            # as setuptools globs: a * stays within one directory
+            self.assertTrue(any(len(pattern.split("/")) == len(name.split("/")) and all(
+                fnmatch.fnmatchcase(part, glob)
+                for part, glob in zip(name.split("/"), pattern.split("/")))
+                for pattern in package_data["scheduler0"]), name)
+
     def test_only_plain_files_of_known_kinds_are_listed(self) -> None:
         directory = Path(self.mktemp())
         (directory / "sub").mkdir(parents=True)
