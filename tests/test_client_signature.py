@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
@@ -110,11 +111,9 @@ class NodeSnippetTests(SynchronousTestCase):
 
 STANDALONE = r"""
 import importlib.util, json, sys, threading
-sys.path.insert(0, sys.argv[2])  # -I ignores PYTHONPATH: the copied package only
+if len(sys.argv) > 2:
+    sys.path.insert(0, sys.argv[2])  # -I ignores PYTHONPATH: the copied package only
 from http.server import BaseHTTPRequestHandler, HTTPServer
-
-for name in ("twisted", "klein", "treq", "attrs", "yaml", "croniter", "pysyncobj"):
-    assert importlib.util.find_spec(name) is None, f"{name} is importable here"
 
 from scheduler0.client import Client, Scheduler0Error, verify_signature
 
@@ -139,8 +138,22 @@ header = sys.argv[1]
 verified = verify_signature("whsec_x", header, b"[]", now=1_790_000_000)
 outside = sorted(m.split(".")[0] for m in sys.modules
                  if m != "__main__" and m.split(".")[0] not in sys.stdlib_module_names)
+# the server's dependencies are not there to import (checked last: looking up
+# twisted.internet imports the namespace package twisted/plugins of an installed wheel)
+def importable(name):
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        return False
+
+for name in ("twisted.internet", "klein", "treq", "attrs", "yaml", "croniter", "pysyncobj"):
+    assert not importable(name), f"{name} is importable here"
 print(json.dumps({"answer": answer, "verified": verified, "outside": sorted(set(outside))}))
 """
+
+
+EXPECTED = {"answer": [404, "job 5 does not exist"], "verified": True,
+            "outside": ["scheduler0"]}
 
 
 class StandaloneTests(SynchronousTestCase):
@@ -164,6 +177,24 @@ class StandaloneTests(SynchronousTestCase):
                                os.path.abspath(root)],
                               cwd=root, capture_output=True, text=True, timeout=60)
         self.assertEqual(done.returncode, 0, done.stderr)
-        self.assertEqual(json.loads(done.stdout), {
-            "answer": [404, "job 5 does not exist"], "verified": True,
-            "outside": ["scheduler0"]})
+        self.assertEqual(json.loads(done.stdout), EXPECTED)
+
+    def test_the_wheel_installed_alone_with_no_deps(self) -> None:
+        """C{pip install --no-deps} of the wheel into a fresh virtualenv: the same script
+        runs with only that package installed."""
+        from .test_cli_packaging import build_wheel, clean_env
+        workdir = Path(os.path.abspath(self.mktemp()))
+        workdir.mkdir()
+        wheel = build_wheel(workdir)
+        venv = workdir / "venv"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)],
+                       check=True, capture_output=True, timeout=120, env=clean_env())
+        python = str(venv / "bin" / "python")
+        subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "--quiet",
+                        "--no-deps", "--no-index", "--disable-pip-version-check", str(wheel)],
+                       check=True, capture_output=True, timeout=300, env=clean_env())
+        header = signature_header(b"[]", ["whsec_x"], 1_790_000_000)
+        done = subprocess.run([python, "-I", "-c", STANDALONE, header], cwd=workdir,
+                              capture_output=True, text=True, timeout=60, env=clean_env())
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(json.loads(done.stdout), EXPECTED)
