@@ -89,6 +89,19 @@ class RequestTests(SynchronousTestCase):
         self.assertEqual(json.loads(transport.requests[0]["body"]),
                          {"scopes": ["read"], "projectIds": [3]})
 
+    def test_from_env_reads_what_create_credential_format_env_sets(self) -> None:
+        transport = ScriptedTransport(envelope(200, {}), envelope(200, {}))
+        env = {"SCHEDULER0_URL": "http://other:9092", "SCHEDULER0_API_KEY": "ek",
+               "SCHEDULER0_API_SECRET": "es"}
+        Client.from_env(env, transport=transport).health.check()
+        Client.from_env({}, transport=transport).health.check()
+        keyed, default = transport.requests
+        self.assertEqual((keyed["url"], keyed["headers"]["x-api-key"],
+                          keyed["headers"]["x-secret-key"]),
+                         ("http://other:9092/api/v1/healthcheck", "ek", "es"))
+        self.assertEqual(default["url"], "http://127.0.0.1:9091/api/v1/healthcheck")
+        self.assertNotIn("x-api-key", default["headers"])
+
     def test_credential_update_sends_null_project_ids_only_when_asked(self) -> None:
         transport = ScriptedTransport(envelope(200, {}), envelope(200, {}))
         client, _ = make(transport)
