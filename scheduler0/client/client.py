@@ -9,7 +9,6 @@ from typing import Callable, Mapping
 
 from .auth import ApiKeyAuth, Auth, PeerAuth
 from .batching import BatchLimits
-from .errors import Scheduler0Error
 from .resources import CredentialsApi, ExecutionsApi, HealthApi, JobsApi, ProjectsApi
 from .retry import RetryPolicy
 from .session import Session
@@ -74,4 +73,4 @@ class Client:
         return f"Client({self.session.base_url!r}, auth={self.session.auth!r})"
 
 
-__all__ = ["Client", "Scheduler0Error"]
+__all__ = ["Client", "DEFAULT_URL"]
