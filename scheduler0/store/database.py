@@ -21,7 +21,7 @@ from .schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, Migration, expected_tabl
 
 DATABASE_FILENAME = "scheduler0.db"
 
-RESTORE_HINT = "restore it from a backup (README, 'Operating a node')"
+RESTORE_HINT = "restore it from a backup (scheduler0 restore; README, 'Backup and restore')"
 
 # sqlite primary result codes that say the storage failed rather than the command: the same
 # command can succeed later, so it must not be recorded as rejected.
