@@ -20,7 +20,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from scheduler0.execution.signing import verify
 from scheduler0.secrets_at_rest import (
     HKDF_INFO, KEY_MISMATCH, SEALED_PREFIX, SEALED_UNBOUND_PREFIX, SigningKeyError,
-    SigningSecretBox, restrict_data_dir, seal_stored_secrets)
+    SigningSecretBox, restrict_data_dir)
+from scheduler0.store.sealing import seal_stored_secrets
 from scheduler0.state import commands as C
 from scheduler0.state.commands import Command
 from scheduler0.state.machine import apply_batch

@@ -25,7 +25,8 @@ from typing import Callable
 
 import attrs
 
-from ..secrets_at_rest import SigningKeyError, SigningSecretBox, seal_stored_secrets
+from ..secrets_at_rest import SigningKeyError, SigningSecretBox
+from .sealing import seal_stored_secrets
 from .database import DatabaseError, database_path, ensure_schema, schema_version, verify_schema
 from .integrity import SQLITE_HEADER
 from .lock import DataDirLock

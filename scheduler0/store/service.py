@@ -11,7 +11,8 @@ import sqlite3
 from twisted.application.service import Service
 from twisted.logger import Logger
 
-from ..secrets_at_rest import SigningSecretBox, seal_stored_secrets
+from ..secrets_at_rest import SigningSecretBox
+from .sealing import seal_stored_secrets
 from .database import connect, database_path, require_sqlite
 from .integrity import open_database
 from .reads import OperationsReader, ScheduleReader, StateReader
