@@ -21,8 +21,8 @@ the executor signs with the plaintext in memory only.
 
 A database written before secrets were sealed is sealed in place at start
 (L{scheduler0.store.sealing.seal_stored_secrets}), which also proves that C{SecretKey}
-opens what is stored: a node
-given another C{SecretKey} stops with one line instead of sending callbacks it cannot sign.
+opens what is stored: a node given another C{SecretKey} stops with one line instead of
+sending callbacks it cannot sign.
 """
 
 from __future__ import annotations
