@@ -2,8 +2,8 @@
 End to end, the dashboard at C{/ui/} (issue 15 item 3) in headless Chromium (Debian's
 C{chromium} and C{chromium-driver}, driven by Selenium) against a real C{twistd scheduler0}
 node: log in with an API key and secret, see a job created through the API listed with its
-next run, run it now and see its execution's attempt and error, pause it from the page and
-see the API report it paused. The page must run under its Content-Security-Policy without a
+next run, run it now and see its execution's attempt and error, retry that dead letter from
+the health section, pause the job from the page and see the API report it paused. The page must run under its Content-Security-Policy without a
 single console error, and a screenshot is saved under C{_trial_temp} (C{dashboard.png} in
 the test's directory) as an artifact.
 
@@ -97,19 +97,23 @@ class Browser:
                 for name in ("id", "spec", "timezone", "next-run", "state")}
 
     def click(self, job_id: int, button: str) -> None:
-        self.css(f'#jobs tr[data-job-id="{job_id}"] button.{button}').click()
+        self.click_css(f'#jobs tr[data-job-id="{job_id}"] button.{button}')
 
-    def execution_rows(self, error_part: str) -> list[list[str]]:
-        """The executions table's rows once one of them shows an error with C{error_part}."""
+    def click_css(self, selector: str) -> None:
+        self.css(selector).click()
+
+    def execution_rows(self, shows: Callable[[list[str]], bool],
+                       what: str) -> list[list[str]]:
+        """The executions table's rows (their cells' texts) once one of them C{shows}."""
         def rows(_: Any) -> list[list[str]] | None:
             from selenium.webdriver.common.by import By
 
             found = [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
                      for row in self.driver.find_elements(By.CSS_SELECTOR,
                                                           "#executions tbody tr")]
-            return found if any(error_part in " ".join(r) for r in found) else None
+            return found if any(shows(row) for row in found) else None
 
-        return self.wait(rows, f"an execution whose error mentions {error_part!r}")
+        return self.wait(rows, what)
 
     def text(self, selector: str, condition: Callable[[str], bool], what: str) -> str:
         return self.wait(lambda d: (lambda t: t if condition(t) else None)(
@@ -132,7 +136,7 @@ class DashboardTests(TestCase):
     async def call(self, function: Callable[..., Any], *args: Any) -> Any:
         return await deferToThread(function, *args)
 
-    async def test_log_in_see_run_and_pause_a_job(self) -> None:
+    async def test_log_in_run_retry_and_pause_a_job(self) -> None:
         chromium, driver = browser_programs(self)
         # no retry: a failed run is dead at once, so the page shows it with its Retry button
         node = await Daemon(self, config={"JobExecutionRetryMax": 0}).start()
@@ -163,14 +167,26 @@ class DashboardTests(TestCase):
 
         # run now: the execution shows with its attempt and the callback's error
         await self.call(browser.click, job["id"], "run")
-        rows = await self.call(browser.execution_rows, "connection refused")
-        refused = next(r for r in rows if "connection refused" in " ".join(r))
-        self.assertTrue(refused[0].startswith(f"{job['id']}-"), refused)
+        rows = await self.call(browser.execution_rows, lambda r: "connection refused" in r[5],
+                               "an execution whose error says the connection was refused")
+        (refused,) = rows
+        (record,) = (await client.ok("GET", f"/jobs/{job['id']}/executions"))["executions"]
+        run_id = record["executionId"]
+        self.assertEqual(refused[0].replace("\n", ""), run_id, refused)
         self.assertEqual((refused[2], refused[3], refused[-1]), ("dead", "1", "Retry"), refused)
         # and the health section, reloaded once it settled, lists it as a dead letter
         await self.call(browser.text, "#dead-count", lambda t: t == "1", "one dead letter")
-        await self.call(browser.text, "#dead-letters tbody", lambda t: refused[0] in t,
+        await self.call(browser.text, "#dead-letters tbody", lambda t: run_id in t,
                         "the dead letter's execution id")
+
+        # retry the dead letter from the health section: sent again, it fails again
+        await self.call(browser.click_css,
+                        f'#dead-letters tr[data-execution-id="{run_id}"] button.retry')
+        await self.call(browser.text, "#notice", lambda t: "sent again" in t, "the retry")
+        await self.call(browser.execution_rows, lambda r: (r[2], r[3]) == ("dead", "2"),
+                        "the execution dead again after a second attempt")
+        record = await client.ok("GET", f"/executions/{run_id}")
+        self.assertEqual((record["state"], record["attempts"]), ("dead", 2))
 
         # pause from the page: the API reports it paused, with no next run
         await self.call(browser.click, job["id"], "pause")
@@ -178,7 +194,7 @@ class DashboardTests(TestCase):
         self.assertNotIn(job["nextRunAt"], paused_row["next-run"])
         stored = await client.ok("GET", f"/jobs/{job['id']}")
         self.assertEqual((stored["paused"], stored["nextRunAt"]), (True, None))
-        await self.call(browser.job_row, job["id"], "paused")  # the button says Resume now
+        # and its row offers Resume instead of Pause
         await self.call(browser.css, f'#jobs tr[data-job-id="{job["id"]}"] button.resume')
 
         screenshot = os.path.join(workdir, "dashboard.png")
