@@ -10,7 +10,8 @@ process, and stops them at the end. Two measurements (C{--measure}, both by defa
 
 * C{create}: one project, then N jobs (C{@every 1m}, the seed's payload) in POSTs of
   C{--batch} (1,000), batch i sent to node i mod 3 (round robin over ALL nodes, so two thirds
-  are proposed by followers), C{--concurrency} batches in flight. Reported: jobs/s over the
+  are proposed by followers; C{--send-to followers} or C{leader} to compare),
+  C{--concurrency} batches in flight. Reported: jobs/s over the
   wall time (first batch sent to last answer read; target >= 20,000 jobs/s), batch latency
   per answering role (leader or follower), the worst C{GET /api/v1/healthcheck} latency of a
   probe polling the leader every 20 ms during the load, each node's CPU during the load, and
@@ -25,8 +26,9 @@ process, and stops them at the end. Two measurements (C{--measure}, both by defa
   halfway through the callbacks it sends (the jobs fire with the phases they were created
   at, so each minute's slots come in a burst as long as the creation took), or
   C{--kill-offset} seconds into the minute. Reported: how long until the two others agree
-  on a new leader, and until a write answers 201 again. Because several nodes may send the same slot,
-  every slot (job, scheduledTime) received more than once is counted per minute, and so is
+  on a new leader, and until a write answers 201 again, and what leader (and term) each
+  node names, each time that changes. Because several nodes may send the same slot, every
+  slot (job, scheduledTime) received more than once is counted per minute, and so is
   whether its copies share the C{executionId} (a re-send of the same occurrence) or not.
 
 Usage, from the repository root:
@@ -394,18 +396,20 @@ def measure_create(args: argparse.Namespace, run: int) -> dict[str, Any]:
             sampler = Sampler(args.py_spy, cluster, directory)
         leader_probe = LeaderProbe(leader.url)
         cpu0, own0 = cpu_of(cluster), os.times()
-        load = post_batches(cluster.nodes, headers, bodies, args.concurrency)
+        targets = [node for node in cluster.nodes
+                   if args.send_to == "all" or (node is leader) == (args.send_to == "leader")]
+        load = post_batches(targets, headers, bodies, args.concurrency)
         cpu1, own1 = cpu_of(cluster), os.times()
         stacks = sampler.stop() if sampler is not None else None
         health = leader_probe.during(load["started"], load["wall"])
         listed = wait_listed(cluster, headers, project_id, len(load["created"]))
-        leader_position = cluster.nodes.index(leader)
         by_role: dict[str, list[float]] = {"leader": [], "follower": []}
         for _, position, status, latency in load["batches"]:
-            by_role["leader" if position == leader_position else "follower"].append(latency)
+            by_role["leader" if targets[position] is leader else "follower"].append(latency)
         created = len(load["created"])
         result = {
-            "run": run, "leader": cluster.name(leader), "created": created,
+            "run": run, "leader": cluster.name(leader), "sentTo": args.send_to,
+            "created": created,
             "failedBatches": len(load["failures"]), "failures": load["failures"][:10],
             "wallSeconds": round(load["wall"], 3),
             "jobsPerSecond": round(created / load["wall"], 1),
@@ -478,6 +482,39 @@ class LeaderKiller(threading.Thread):
         log(f"after the kill: {self.result}")
 
 
+class LeaderWatch(threading.Thread):
+    """Every half second, which leader (and term) each live node names; kept when the views
+    change, so an election nobody caused (a node starved of CPU misses heartbeats) shows."""
+
+    def __init__(self, cluster: Cluster, origin: float) -> None:
+        super().__init__(daemon=True)
+        self.cluster, self.origin = cluster, origin
+        self.changes: list[dict[str, Any]] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        last = None
+        while not self.stopping.is_set():
+            views = {}
+            for n, node in self.cluster.ids.items():
+                if node.proc.poll() is not None:
+                    views[n] = "dead"
+                    continue
+                answer = self.cluster.health(node)
+                views[n] = ("no answer" if answer is None else
+                            f"leader {answer.get('leaderId') or '-'} term "
+                            f"{answer.get('raftStats', {}).get('term')}")
+            if views != last:
+                self.changes.append({"at_s": round(time.time() - self.origin, 1), **views})
+                last = views
+            self.stopping.wait(0.5)
+
+    def stop(self) -> list[dict[str, Any]]:
+        self.stopping.set()
+        self.join(10)
+        return self.changes
+
+
 def slot_copies(dump: dict[str, Any], bases: dict[Any, float], t0: float,
                 minutes: int) -> list[dict[str, Any]]:
     """Per window: slots (job, scheduledTime) received more than once, the extra copies, how
@@ -545,9 +582,7 @@ def measure_seed(args: argparse.Namespace) -> dict[str, Any]:
         receiver = seed.Receiver()
         project_id = create_project(leader, headers)
         time.sleep(1.0)
-        watched_node = next((node for node in cluster.nodes if node is not leader), leader) \
-            if args.kill_leader_at_minute else leader
-        rss_idle = seed.rss_bytes(watched_node.pid)
+        rss_idle = {n: seed.rss_bytes(node.pid) for n, node in cluster.ids.items()}
         bodies = list(seed.job_batches(project_id, args.jobs, args.batch,
                                        receiver.callback_url))
         load = post_batches(cluster.nodes, headers, bodies, args.concurrency)
@@ -558,7 +593,9 @@ def measure_seed(args: argparse.Namespace) -> dict[str, Any]:
                  for job_id, created in load["created"]}
         log(f"created {len(bases):,} jobs in {load['wall']:.2f} s over {len(cluster.nodes)} "
             f"nodes (leader {cluster.name(leader)}); measuring {args.minutes} minutes")
-        rss_after_create = seed.rss_bytes(watched_node.pid)
+        rss_after_create = {n: seed.rss_bytes(node.pid) for n, node in cluster.ids.items()}
+        watch = LeaderWatch(cluster, t0)
+        watch.start()
         killer = None
         if args.kill_leader_at_minute:
             if args.kill_offset is None:
@@ -571,7 +608,7 @@ def measure_seed(args: argparse.Namespace) -> dict[str, Any]:
             killer.start()
         cpu0 = cpu_of(cluster)
         rcpu0 = seed.cpu_seconds(receiver.pid())
-        watched = seed.wait_and_watch(receiver, t0, args.minutes, len(bases), watched_node.pid,
+        watched = seed.wait_and_watch(receiver, t0, args.minutes, len(bases), leader.pid,
                                       args.grace)
         settle(receiver, args.grace)
         span = time.time() - t0
@@ -579,7 +616,11 @@ def measure_seed(args: argparse.Namespace) -> dict[str, Any]:
         rcpu1 = seed.cpu_seconds(receiver.pid())
         if killer is not None:
             killer.join(60)
-        rss_end = seed.rss_bytes(watched_node.pid)
+        leader_changes = watch.stop()
+        # RSS per job of the node that leads at the end (it executes), else of any live one
+        watched_node = cluster.agreed_leader() or cluster.alive()[0]
+        watched_name = cluster.name(watched_node)
+        rss_end, idle = seed.rss_bytes(watched_node.pid), rss_idle[watched_name]
         dump = receiver.dump()
         result = seed.analyze(dump, bases, t0, args.minutes)
         result.pop("post_lateness_first_200", None)
@@ -596,15 +637,15 @@ def measure_seed(args: argparse.Namespace) -> dict[str, Any]:
             "t0": seed.rfc3339(t0), "load_start": load_start, "load_end": seed.loadavg(),
             "leader_at_start": cluster.name(leader),
             "kill": killer.result if killer is not None else None,
-            "rss_of": f"node {cluster.name(watched_node)} pid {watched_node.pid}",
-            "rss": {"idle": rss_idle, "after_create": rss_after_create, "end": rss_end,
-                    "peak_sampled": watched["rss_peak_sampled"],
-                    "hwm": seed.hwm_bytes(watched_node.pid),
-                    "per_job_bytes": (round((rss_end - rss_idle) / len(bases))
-                                      if rss_end and rss_idle and bases else None)},
+            "leader_changes": leader_changes,
+            "rss_of": f"node {watched_name} pid {watched_node.pid} (the leader at the end)",
+            "rss": {"idle": idle, "after_create": rss_after_create[watched_name],
+                    "end": rss_end, "hwm": seed.hwm_bytes(watched_node.pid),
+                    "per_job_bytes": (round((rss_end - idle) / len(bases))
+                                      if rss_end and idle and bases else None),
+                    "idle_per_node": rss_idle, "after_create_per_node": rss_after_create},
             "cpu_percent_per_node": cpu_percent(cpu0, cpu1, span),
-            "cpu_percent_during_windows": cpu_percent(cpu0, cpu1, span).get(
-                cluster.name(watched_node)),
+            "cpu_percent_during_windows": cpu_percent(cpu0, cpu1, span).get(watched_name),
             "receiver_cpu_percent": (round(100 * (rcpu1 - rcpu0) / span, 1)
                                      if rcpu0 is not None and rcpu1 is not None else None),
             "flush_wait_s": watched["flush_wait_s"],
@@ -646,6 +687,9 @@ def seed_text(result: dict[str, Any]) -> str:
             f"{w['extra_copies_new_execution_id']:,}); lateness p50 {w['lateness_s']['p50']}, "
             f"p99 {w['lateness_s']['p99']}, max {w['lateness_s']['max']}")
     lines.append(f"leader at start: node {result['leader_at_start']}; kill: {result['kill']}")
+    lines.append("what each node named as leader, when it changed (seconds from the first "
+                 "window):")
+    lines.extend(f"  {change}" for change in result["leader_changes"])
     lines.append(f"CPU per node during the windows (% of one core): "
                  f"{result['cpu_percent_per_node']}")
     lines.append(f"node log problem lines: {result['node_log_problem_lines']}")
@@ -684,6 +728,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=4, help="batches in flight")
     parser.add_argument("--runs", type=int, default=3, help="creation runs (a fresh cluster each)")
+    parser.add_argument("--send-to", choices=("all", "followers", "leader"), default="all",
+                        help="creation: which nodes the batches go to, round robin (default all)")
     parser.add_argument("--minutes", type=int, default=3)
     parser.add_argument("--kill-leader-at-minute", type=int, default=2,
                         help="SIGKILL the leader during this minute (1 = first window; 0 = never)")
