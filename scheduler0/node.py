@@ -221,7 +221,8 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
             before_start=lambda: supervisor.adopt(schedule_reader().supervisor()),
             after_stop=lambda: scheduler.reload(),
             losing=lambda: executor.stand_down()), "execution")
-        role = ClusterRole(gate, commands.leader, str(config.node_id))
+        role = ClusterRole(gate, commands.leader, str(config.node_id),
+                           {str(r.node_id): r.address for r in config.replicas})
         # Raft's own state changes make it look at once (it also polls)
         commands.add_state_observer(gate.poll)
         scheduling["owns"] = lambda job_id: gate.executing  # a follower plans nothing
@@ -289,7 +290,7 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
                       lambda execution_id: reader().execution(execution_id),
                       hanging_after=config.job_execution_timeout
                       * (config.job_execution_retry_max + 1),
-                      node_id=config.node_id)
+                      node_id=config.node_id, role=role)
     operations = Operations(
         health=HealthReport(clock, scheduler, executor, operations_reader,
                             enabled=lambda: not supervisor.halted and (

@@ -24,7 +24,7 @@ from scheduler0.schedule.service import SchedulerService
 from scheduler0.state.commands import issue
 from scheduler0.state.payloads import SetSupervisor
 
-from .ops import Ops
+from .ops import AUTH, Ops
 from .records import job_of
 from .scheduler_harness import T0, Harness, iso, job
 
@@ -353,3 +353,42 @@ class SingleNodeTests(SynchronousTestCase):
         self.assertTrue(all(h.node.service.getServiceNamed(name).running for name in parts))
         self.assertNotIn("role", h.node.operations.health.snapshot())
         self.assertIsNone(h.node.supervisor.role)
+
+
+class _Standing:
+    """A gate that says whether the node executes."""
+
+    def __init__(self, executing: bool) -> None:
+        self.executing = executing
+        self.role = "leader" if executing else "follower"
+
+
+class FollowerRefusesWhatOnlyTheLeaderDoesTests(SynchronousTestCase):
+    """A run, a dead-letter retry, a hanging rerun or a breaker reset sent to a follower is
+    answered 503 naming the leader's API, not "job deleted" or "retry shortly"."""
+
+    def node(self, executing: bool) -> Ops:
+        h = Ops(self)
+        role = ClusterRole(_Standing(executing), lambda: ("127.0.0.1:7072", "2"), "1",
+                           {"2": "http://127.0.0.1:9092"})  # type: ignore[arg-type]
+        h.node.supervisor.role = role
+        h.node.repairs._role = role
+        return h
+
+    def test_a_follower_names_the_leader_for_each_of_them(self) -> None:
+        h = self.node(executing=False)
+        job = h.job(h.project(), AUTH + "/hook")
+        for method, path in (("POST", f"/api/v1/jobs/{job['id']}/run"),
+                             ("POST", "/api/monitoring/dlq/retry"),
+                             ("POST", f"/api/monitoring/breakers/{AUTH}/reset")):
+            message = h.fails(method, path, 503)
+            self.assertIn("node 2 (API http://127.0.0.1:9092", message, path)
+            self.assertIn("send the request there", message, path)
+
+    def test_the_executing_node_acts_as_before(self) -> None:
+        h = self.node(executing=True)
+        job = h.job(h.project(), AUTH + "/hook")
+        run = h.ok("POST", f"/api/v1/jobs/{job['id']}/run", expect=202)
+        self.assertEqual(run["jobId"], job["id"])
+        self.assertEqual(h.ok("POST", "/api/monitoring/dlq/retry",
+                              expect=202), {"retried": [], "skipped": []})

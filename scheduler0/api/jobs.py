@@ -99,6 +99,10 @@ class JobRoutes(ApiBase):
     @requires("execute")
     def run_job(self, request: Any, job_id: int) -> bytes:
         self._job(request, job_id)
+        role = self.operations.supervisor.role if self.operations is not None else None
+        if role is not None and not role.executing:
+            raise Unavailable(f"running a job now happens on the node that executes the "
+                              f"jobs, and {role.standby_reason()}: send the request there")
         occurrence = self.scheduler.run_now(job_id) if self.scheduler is not None else None
         if occurrence is None:
             raise Unavailable(f"job {job_id} is not scheduled on this node; retry shortly")

@@ -200,13 +200,16 @@ class ClusterRole:
     the scheduler health): whether it executes, and if not, who does.
 
     @param leader: the command log's C{leader()}: C{(address, node id)} or None.
+    @param api_addresses: each node's API address by node id (from C{Replicas}), so a
+        follower can say where to send what only the leader does.
     """
 
     def __init__(self, gate: LeadershipGate, leader: Callable[[], tuple[str, str] | None],
-                 node_id: str) -> None:
+                 node_id: str, api_addresses: dict[str, str] | None = None) -> None:
         self._gate = gate
         self._leader = leader
         self._node_id = node_id
+        self._api_addresses = dict(api_addresses or {})
 
     @property
     def executing(self) -> bool:
@@ -227,8 +230,23 @@ class ClusterRole:
         if node_id == self._node_id:
             return ("this node was just elected Raft leader and is applying the replicated "
                     "log; it executes the jobs once it has caught up")
+        api = self._api_addresses.get(node_id)
+        where = f"API {api}, Raft {address}" if api else address
         return (f"this node is a Raft follower: only the leader, node {node_id or '?'} "
-                f"({address}), executes the jobs")
+                f"({where}), executes the jobs")
+
+    def refuse_if_standing_by(self, what: str) -> None:
+        """
+        Raise L{NotExecuting} when this node does not execute: C{what} (a run, a retry, a
+        breaker reset) only means something on the node that delivers.
+        """
+        if not self.executing:
+            raise NotExecuting(f"{what} happens on the node that executes the jobs, and "
+                               f"{self.standby_reason()}: send the request there")
+
+
+class NotExecuting(Exception):
+    """A request only the executing node can act on reached another node (answered 503)."""
 
 
 __all__ = ["FOLLOWER", "LEADER", "POLL_INTERVAL", "ClusterRole", "LeaderCheck",

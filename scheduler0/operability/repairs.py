@@ -44,7 +44,7 @@ class Repairs:
     def __init__(self, clock: Any, scheduler: Any, executor: Any, recorder: ExecutionRecorder,
                  commands: Any, reads: Callable[[], Any],
                  executions: Callable[[str], Execution | None],
-                 hanging_after: float, node_id: int = 1) -> None:
+                 hanging_after: float, node_id: int = 1, role: Any = None) -> None:
         self._clock = clock
         self._scheduler = scheduler
         self._executor = executor
@@ -54,6 +54,8 @@ class Repairs:
         self._execution = executions
         self.hanging_after = hanging_after
         self._node_id = node_id
+        #: in a cluster, whether this node executes (L{ClusterRole}); None on a single node
+        self._role = role
 
     # -- instances: endpoints and hosts -----------------------------------------------
 
@@ -113,6 +115,7 @@ class Repairs:
         """Close a breaker: an endpoint's, or a host's and all of its endpoints'. Closing
         it lets the executor deliver what it held. The answer's C{breaker} is the state
         that now decides the instance (a host breaker still open holds an endpoint)."""
+        self._executing("resetting a breaker")
         kind, key = self.resolve_instance(instance)
         breakers = self._executor.breakers
         if kind == "host":
@@ -143,6 +146,7 @@ class Repairs:
     def retry_dead(self, instance: str | None = None) -> dict:
         """Send every dead letter (of one endpoint or host) again; those of a job deleted
         since are listed as C{skipped} and stay dead."""
+        self._executing("retrying dead letters")
         return self._replay(self._dead_letters(instance), "dead letters")
 
     def retry_execution(self, execution_id: str) -> dict:
@@ -150,6 +154,7 @@ class Repairs:
         if record.state != "dead":
             raise RepairError(409, f"execution {execution_id} is {record.state}, not dead; "
                                    "only dead-lettered executions are retried by hand")
+        self._executing("retrying a dead letter")
         self._require_job(record)
         return self._replay([record], "dead letter")
 
@@ -222,6 +227,7 @@ class Repairs:
         released = ([DeliveryFinished(id=delivery_id, executions=[execution_id])]
                     if delivery_id else [])
         if action == RERUN:
+            self._executing("running a hanging execution again")
             self._require_job(record)
             # held ('scheduled') until the new delivery starts: durable all the way
             row = attrs.evolve(row, state="scheduled", last_error=None, last_attempt_at=None)
@@ -229,6 +235,12 @@ class Repairs:
             return d.addCallback(lambda _: self._replay([record], "hanging execution"))
         d = self._recorder.record([row], finished=released)
         return d.addCallback(lambda _: {"completed": [execution_id]})
+
+    def _executing(self, what: str) -> None:
+        """Refuse (503, naming the leader) what only the executing node can do: this one
+        has no plans, breakers or deliveries to act on."""
+        if self._role is not None:
+            self._role.refuse_if_standing_by(what)
 
     def _require(self, execution_id: str) -> Execution:
         record = self._execution(execution_id)
