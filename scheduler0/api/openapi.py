@@ -277,8 +277,9 @@ def _path_text(name: str, description: str, max_length: int | None = None) -> di
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """An optional query argument; sent empty (C{?limit=}) it counts as absent."""
     return {"name": name, "in": "query", "required": False, "schema": schema,
-            "description": description}
+            "allowEmptyValue": True, "description": f"{description}; empty: as if absent"}
 
 
 _PAGE = [_query("limit", {"type": "integer", "minimum": 1, "maximum": V.MAX_PAGE,
@@ -289,9 +290,9 @@ _EXECUTION_FILTERS = [
     _query("projectId", _ID, "only this project's"),
     _query("state", {"enum": list(V.EXECUTION_STATES)}, "only those in this state"),
     _query("from", {"type": "string", "maxLength": 64},
-           "scheduled at or after (RFC 3339; empty: no bound)"),
+           "scheduled at or after (RFC 3339)"),
     _query("to", {"type": "string", "maxLength": 64},
-           "scheduled at or before (RFC 3339; empty: no bound)"),
+           "scheduled at or before (RFC 3339)"),
 ]
 _EXECUTION_ID = _path_text("executionId", "an execution id, e.g. 7-20261126T160500Z",
                            128)
@@ -535,9 +536,19 @@ def _paths() -> dict[str, dict[str, Any]]:
     }
 
 
+#: Statuses whose answer says when to try again.
+RETRY_AFTER = (429, 503)
+
+
 def _responses() -> dict[str, Any]:
-    return {f"E{status}": {"description": meaning, "content": _json(_ref("Error"))}
-            for status, meaning in ERROR_MEANING.items()}
+    responses: dict[str, Any] = {}
+    for status, meaning in ERROR_MEANING.items():
+        responses[f"E{status}"] = {"description": meaning, "content": _json(_ref("Error"))}
+        if status in RETRY_AFTER:
+            responses[f"E{status}"]["headers"] = {"Retry-After": {
+                "description": "seconds to wait before retrying",
+                "schema": {"type": "integer", "minimum": 0}}}
+    return responses
 
 
 def build_document(version: str = "0.1.0") -> dict[str, Any]:

@@ -9,7 +9,9 @@ the contract does not list for the operation; it prints how many cases it genera
 
 The node is seeded first so the links lead somewhere: a project, and a job whose callbacks
 are refused (400, permanent), run once, so there is a dead letter to retry or delete and a
-callback endpoint the monitoring operations know.
+callback endpoint the monitoring operations know. Half the time a path's C{target} or
+C{executionId} is one of those (schemathesis's parameter dictionaries), so the repairs are
+reached with real data, not only with ids that do not exist.
 
 Two of schemathesis's checks are left out, because what they flag is not a fault of the
 node or of the contract:
@@ -28,6 +30,7 @@ fixed, so CI is repeatable; set C{OPENAPI_FUZZ_SEED} to explore with another see
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -44,6 +47,16 @@ MAX_EXAMPLES = 25
 SEED = int(os.environ.get("OPENAPI_FUZZ_SEED", "15001"))
 SCHEMATHESIS = os.path.join(os.path.dirname(sys.executable), "schemathesis")
 EXCLUDED_CHECKS = ("positive_data_acceptance", "allow_header_conformance")
+#: the seeded callback targets and dead execution, given as path values half the time
+SEEDED = """
+[dictionaries.targets]
+values = {targets}
+[dictionaries.executions]
+values = {executions}
+[parameters]
+"path.target" = {{ dictionary = "targets", probability = 0.5 }}
+"path.executionId" = {{ dictionary = "executions", probability = 0.5 }}
+"""
 #: schemathesis's closing counts, e.g. "3044 generated, 3044 passed, 186 skipped"
 CASES = re.compile(r"(\d+) generated, (.*)")
 
@@ -51,8 +64,9 @@ CASES = re.compile(r"(\d+) generated, (.*)")
 class OpenApiFuzzTests(TestCase):
     timeout = 600
 
-    async def seed(self, node: Daemon) -> None:
-        """A project, and a dead letter: one run of a job whose receiver answers 400."""
+    async def seed(self, node: Daemon) -> tuple[str, str]:
+        """A project, and a dead letter: one run of a job whose receiver answers 400.
+        Returns the receiver's URL and the dead execution's id."""
         client = node.client(peer=True)
         receiver = Receiver(self)
         receiver.answer(400)
@@ -65,23 +79,28 @@ class OpenApiFuzzTests(TestCase):
         while time.monotonic() < deadline:
             execution = await client.ok("GET", f"/executions/{run_now['executionId']}")
             if execution["state"] == "dead":
-                return
+                return receiver.url, execution["executionId"]
             await sleep(0.1)
         self.fail(f"the seeded execution never became dead: {execution}")
 
     async def test_schemathesis_finds_nothing(self) -> None:
         node = Daemon(self)
         await node.start()
-        await self.seed(node)
+        url, execution_id = await self.seed(node)
+        workdir = os.path.abspath(self.mktemp())
+        os.makedirs(workdir)
+        config = os.path.join(workdir, "schemathesis.toml")
+        host = url.split("/")[2]
+        with open(config, "w", encoding="utf-8") as f:
+            f.write(SEEDED.format(targets=json.dumps([url, host, "http://" + host]),
+                                  executions=json.dumps([execution_id])))
         secrets = node.secrets()
-        argv = [SCHEMATHESIS, "run", node.base_url + OPENAPI_PATH, "--url", node.base_url,
+        argv = [SCHEMATHESIS, "--config-file", config, "run", node.base_url + OPENAPI_PATH, "--url", node.base_url,
                 "--auth", f"{secrets['AuthUsername']}:{secrets['AuthPassword']}",
                 "--header", "X-Peer: cmd",
                 "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED),
                 "--exclude-checks", ",".join(EXCLUDED_CHECKS),
                 "--generation-database", "none", "--no-color", "--workers", "1"]
-        workdir = os.path.abspath(self.mktemp())
-        os.makedirs(workdir)
         status, out, err = await run(self, argv, cwd=workdir, env=node.env(), timeout=480)
         with open(os.path.join(workdir, "schemathesis.log"), "w", encoding="utf-8") as f:
             f.write(out + err)  # the whole report, kept with the test's files
