@@ -51,7 +51,8 @@ _PREFIXES = (("api", "v1"), ("api", "monitoring"), ("api", "supervisor"))
 #: and becomes {id}, so no label ever repeats a host, a callback path or a name
 ROUTE_WORDS = frozenset({
     "breakers", "credentials", "dlq", "executions", "halt", "hanging", "health",
-    "healthcheck", "jobs", "pause", "projects", "reset", "resolve", "restart", "resume",
+    "healthcheck", "jobs", "openapi.json", "pause", "projects", "reset", "resolve",
+    "restart", "resume",
     "retry", "rotate", "run", "scheduler", "signing-secret", "state",
 })
 
