@@ -146,14 +146,7 @@ def _schemas() -> dict[str, Any]:
         "Healthcheck": _object({"leaderAddress": text, "leaderId": text,
                                 "raftStats": {"type": "object",
                                               "additionalProperties": {"type": "string"}}}),
-        "SchedulerHealth": _object({
-            "updatedAt": _TIME, "enabled": {"type": "boolean"},
-            "queue": {"type": "object"}, "deadLetter": {"type": "object"},
-            "skipped": {"type": "object"}, "breakers": {"type": "array"},
-            "staleness": {"type": "array"}, "instances": {"type": "array"},
-            "role": {"enum": ["leader", "follower"]}, "executing": {"type": "boolean"},
-        }, required=("updatedAt", "enabled", "queue", "deadLetter", "skipped", "breakers",
-                     "staleness", "instances"), closed=False),
+        **_health_schemas(),
         "BreakerReset": _object({"instance": text,
                                  "breaker": {"enum": ["closed", "half_open", "open"]}}),
         "Retried": _object({"retried": {"type": "array", "items": text},
@@ -170,6 +163,57 @@ def _schemas() -> dict[str, Any]:
         "Resolve": _object({"action": {"enum": ["complete", "rerun"]}}),
         "Resolved": {"oneOf": [_object({"completed": {"type": "array", "items": text}}),
                                _ref("Retried")]},
+    }
+
+
+def _health_schemas() -> dict[str, Any]:
+    """The scheduler health (L{scheduler0.operability.health}), in the seed's shape."""
+    text, nullable_text = {"type": "string"}, {"type": ["string", "null"]}
+    count = {"type": "integer", "minimum": 0}
+    breaker_state = {"enum": ["closed", "half_open", "open", "unknown"]}
+    kind = {"const": "http"}
+    return {
+        "SchedulerHealth": _object({
+            "updatedAt": _TIME, "enabled": {"type": "boolean"},
+            "queue": _object({"depth": count, "retryWaiting": count, "dueWithinSeconds": count,
+                              "perType": {"type": "object", "additionalProperties": count}}),
+            "deadLetter": _object({"count": count, "tasks": {"type": "array", "items": _object({
+                "instance": nullable_text, "type": kind, "nextRun": _NULLABLE_TIME,
+                "lastError": nullable_text, "failures": count, "executionId": text,
+                "jobId": _ID})}}),
+            "skipped": _object({"total": count,
+                                "byReason": {"type": "object", "additionalProperties": count},
+                                "lastAt": _NULLABLE_TIME}),
+            "breakers": {"type": "array", "items": _object({
+                "instance": text, "type": kind, "state": breaker_state, "failures": count,
+                "retryAt": _NULLABLE_TIME})},
+            "staleness": {"type": "array", "items": _object({
+                "instance": text, "type": kind, "score": {"type": "number", "minimum": 0},
+                "lastSuccess": _NULLABLE_TIME, "lastError": _NULLABLE_TIME})},
+            "instances": {"type": "array", "items": _ref("HealthInstance")},
+            "role": {"enum": ["leader", "follower"]}, "executing": {"type": "boolean"},
+        }, required=("updatedAt", "enabled", "queue", "deadLetter", "skipped", "breakers",
+                     "staleness", "instances")),
+        "HealthInstance": _object({
+            "key": text, "type": kind, "displayName": text, "instance": text,
+            "connection": text, "host": text,
+            "pollStatus": _object({
+                "lastSuccess": _NULLABLE_TIME,
+                "lastError": {"oneOf": [{"type": "null"}, _object({
+                    "at": _TIME, "message": nullable_text,
+                    "category": {"enum": ["transient", "permanent", None]}})]},
+                "consecutiveFailures": count, "firstFailureAt": _NULLABLE_TIME}),
+            "breaker": _object({"state": breaker_state, "since": _NULLABLE_TIME,
+                                "lastTransition": _NULLABLE_TIME, "retryAt": _NULLABLE_TIME,
+                                "failureCount": count,
+                                "scope": {"enum": ["endpoint", "host"]}}),
+            "deadLetter": _object({
+                "present": {"type": "boolean"},
+                "reason": {"enum": ["permanent_failure", "max_retry_attempts"]},
+                "firstAttempt": _NULLABLE_TIME, "lastAttempt": _NULLABLE_TIME,
+                "retryCount": count, "count": count, "nextRetry": {"type": "null"}},
+                required=("present",)),
+        }),
     }
 
 
