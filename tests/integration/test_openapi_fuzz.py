@@ -24,8 +24,12 @@ node or of the contract:
     templates overlap: C{/api/monitoring/dlq/retry} is also C{/api/monitoring/dlq/{target}}
     with target C{retry}, so the node rightly answers C{Allow: DELETE, POST} there.
 
-The run is bounded (C{MAX_EXAMPLES} per operation and phase; about a minute) and its seed
-fixed, so CI is repeatable; set C{OPENAPI_FUZZ_SEED} to explore with another seed.
+It runs twice: as the operator (peer Basic auth, every scope, every phase), then as a
+tenant (an API key without admin, limited to the seeded project, with the key headers) so
+the refusals (403 for node-wide calls, 404 for other projects) meet the contract too.
+Both are bounded (C{MAX_EXAMPLES}, C{TENANT_MAX_EXAMPLES} per operation and phase; under a
+minute together) and their seed fixed, so CI is repeatable; set C{OPENAPI_FUZZ_SEED} to
+explore with another seed.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from .daemon import Daemon, run, sleep
 from .receiver import Receiver
 
 MAX_EXAMPLES = 25
+TENANT_MAX_EXAMPLES = 10
 SEED = int(os.environ.get("OPENAPI_FUZZ_SEED", "15001"))
 SCHEMATHESIS = os.path.join(os.path.dirname(sys.executable), "schemathesis")
 EXCLUDED_CHECKS = ("positive_data_acceptance", "allow_header_conformance")
@@ -64,9 +69,9 @@ CASES = re.compile(r"(\d+) generated, (.*)")
 class OpenApiFuzzTests(TestCase):
     timeout = 600
 
-    async def seed(self, node: Daemon) -> tuple[str, str]:
+    async def seed(self, node: Daemon) -> tuple[int, str, str]:
         """A project, and a dead letter: one run of a job whose receiver answers 400.
-        Returns the receiver's URL and the dead execution's id."""
+        Returns the project's id, the receiver's URL and the dead execution's id."""
         client = node.client(peer=True)
         receiver = Receiver(self)
         receiver.answer(400)
@@ -79,14 +84,41 @@ class OpenApiFuzzTests(TestCase):
         while time.monotonic() < deadline:
             execution = await client.ok("GET", f"/executions/{run_now['executionId']}")
             if execution["state"] == "dead":
-                return receiver.url, execution["executionId"]
+                return project["id"], receiver.url, execution["executionId"]
             await sleep(0.1)
         self.fail(f"the seeded execution never became dead: {execution}")
+
+    async def schemathesis(self, node: Daemon, config: str, name: str, auth: list[str],
+                           phases: tuple[str, ...], max_examples: int) -> int:
+        """One schemathesis run against C{node} with C{auth}; fails the test on anything it
+        finds. Returns how many cases it generated (also printed)."""
+        argv = [SCHEMATHESIS, "--config-file", config, "run", node.base_url + OPENAPI_PATH,
+                "--url", node.base_url, *auth, "--phases", ",".join(phases),
+                "--max-examples", str(max_examples), "--seed", str(SEED),
+                "--exclude-checks", ",".join(EXCLUDED_CHECKS),
+                "--generation-database", "none", "--no-color", "--workers", "1"]
+        workdir = os.path.dirname(config)
+        status, out, err = await run(self, argv, cwd=workdir, env=node.env(), timeout=480)
+        with open(os.path.join(workdir, f"schemathesis-{name}.log"), "w",
+                  encoding="utf-8") as f:
+            f.write(out + err)  # the whole report, kept with the test's files
+        cases = CASES.findall(out)
+        print(f"\nschemathesis as {name} (seed {SEED}, at most {max_examples} examples per "
+              f"operation and phase): "
+              f"{cases[-1][0] + ' generated, ' + cases[-1][1] if cases else 'no count'}")
+        self.assertTrue(status.clean, f"schemathesis as {name} found problems ({status}):\n"
+                                      f"{out[-20000:]}\n{err[-3000:]}")
+        self.assertTrue(cases, f"no case count in schemathesis's output:\n{out[-3000:]}")
+        generated, rest = cases[-1]
+        self.assertNotIn("fail", rest, out[-3000:])
+        for phase in phases:
+            self.assertRegex(out, rf"✅ {phase.title()}\b", out[-3000:])
+        return int(generated)
 
     async def test_schemathesis_finds_nothing(self) -> None:
         node = Daemon(self)
         await node.start()
-        url, execution_id = await self.seed(node)
+        project_id, url, execution_id = await self.seed(node)
         workdir = os.path.abspath(self.mktemp())
         os.makedirs(workdir)
         config = os.path.join(workdir, "schemathesis.toml")
@@ -95,25 +127,22 @@ class OpenApiFuzzTests(TestCase):
             f.write(SEEDED.format(targets=json.dumps([url, host, "http://" + host]),
                                   executions=json.dumps([execution_id])))
         secrets = node.secrets()
-        argv = [SCHEMATHESIS, "--config-file", config, "run", node.base_url + OPENAPI_PATH, "--url", node.base_url,
-                "--auth", f"{secrets['AuthUsername']}:{secrets['AuthPassword']}",
-                "--header", "X-Peer: cmd",
-                "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED),
-                "--exclude-checks", ",".join(EXCLUDED_CHECKS),
-                "--generation-database", "none", "--no-color", "--workers", "1"]
-        status, out, err = await run(self, argv, cwd=workdir, env=node.env(), timeout=480)
-        with open(os.path.join(workdir, "schemathesis.log"), "w", encoding="utf-8") as f:
-            f.write(out + err)  # the whole report, kept with the test's files
-        cases = CASES.findall(out)
-        print(f"\nschemathesis (seed {SEED}, max {MAX_EXAMPLES} examples): "
-              f"{cases[-1][0] + ' generated, ' + cases[-1][1] if cases else 'no count'}")
-        self.assertTrue(status.clean, f"schemathesis found problems ({status}):\n"
-                                      f"{out[-20000:]}\n{err[-3000:]}")
-        self.assertTrue(cases, f"no case count in schemathesis's output:\n{out[-3000:]}")
-        generated, rest = cases[-1]
-        self.assertGreater(int(generated), 1000, out[-3000:])
-        self.assertNotIn("fail", rest, out[-3000:])
-        for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
-            self.assertRegex(out, rf"✅ {phase}\b", out[-3000:])
+        # the operator (peer Basic auth with X-Peer, every scope): every phase
+        operator = await self.schemathesis(
+            node, config, "operator",
+            ["--auth", f"{secrets['AuthUsername']}:{secrets['AuthPassword']}",
+             "--header", "X-Peer: cmd"],
+            ("examples", "coverage", "fuzzing", "stateful"), MAX_EXAMPLES)
+        self.assertGreater(operator, 1000)
+        # a tenant: an API key without admin, limited to the seeded project (403 for the
+        # node-wide calls, 404 for other projects'), with the key headers
+        tenant = await node.client(peer=True).ok(
+            "POST", "/credentials", {"scopes": ["read", "write", "execute"],
+                                     "projectIds": [project_id]}, expect=201)
+        await self.schemathesis(
+            node, config, "tenant",
+            ["--header", f"x-api-key: {tenant['apiKey']}",
+             "--header", f"x-secret-key: {tenant['apiSecret']}"],
+            ("examples", "fuzzing", "stateful"), TENANT_MAX_EXAMPLES)
         self.assertNotIn("Traceback", node.log_text())
         self.assertEqual((await node.stop()).code, 0)
