@@ -45,9 +45,14 @@ BODY_ERRORS = (400, 413)
 #: A write (applied through the command log) adds these.
 WRITE_ERRORS = (503, 507)
 
-_TIME = {"type": "string", "description": "RFC 3339 time in UTC, e.g. 2026-11-26T16:05:00.000Z"}
-_NULLABLE_TIME = {"type": ["string", "null"], "description": _TIME["description"]}
+_TIME = {"type": "string", "format": "date-time", "description": "RFC 3339 time in UTC, e.g. 2026-11-26T16:05:00.000Z"}
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time",
+                  "description": _TIME["description"]}
 _ID = {"type": "integer", "minimum": 1, "maximum": V.MAX_ID}
+#: a time a client sends: RFC 3339 with an offset, within years 1-9999 in UTC; null or ""
+#: for none
+_INPUT_TIME = {"anyOf": [{"type": "string", "format": "date-time", "maxLength": 64},
+                         {"enum": [None, ""]}]}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -232,8 +237,8 @@ def _job_input() -> dict[str, Any]:
         "executionType": {"enum": list(V.EXECUTION_TYPES) + [None, ""]},
         "timezone": {"type": ["string", "null"], "maxLength": V.MAX_TIMEZONE_CHARS,
                      "description": "IANA zone name, default UTC"},
-        "startDate": {"type": ["string", "null"], "maxLength": 64},
-        "endDate": {"type": ["string", "null"], "maxLength": 64},
+        "startDate": _INPUT_TIME,
+        "endDate": _INPUT_TIME,
         "paused": {"type": ["boolean", "null"]},
         "misfirePolicy": {"enum": list(V.MISFIRE_POLICIES) + [None, ""]},
         "misfireGraceSeconds": {"type": ["integer", "null"], "minimum": 0,
@@ -333,9 +338,9 @@ _PAGE = [_query("limit", {"type": "integer", "minimum": 1, "maximum": V.MAX_PAGE
 _EXECUTION_FILTERS = [
     _query("projectId", _ID, "only this project's"),
     _query("state", {"enum": list(V.EXECUTION_STATES)}, "only those in this state"),
-    _query("from", {"type": "string", "maxLength": 64},
+    _query("from", {"type": "string", "format": "date-time", "maxLength": 64},
            "scheduled at or after (RFC 3339)"),
-    _query("to", {"type": "string", "maxLength": 64},
+    _query("to", {"type": "string", "format": "date-time", "maxLength": 64},
            "scheduled at or before (RFC 3339)"),
 ]
 _EXECUTION_ID = _path_text("executionId", "an execution id, e.g. 7-20261126T160500Z",
