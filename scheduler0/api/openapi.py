@@ -12,6 +12,7 @@ C{tests/integration/test_openapi_fuzz.py} runs schemathesis with it against a re
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from . import validation as V
@@ -45,7 +46,8 @@ BODY_ERRORS = (400, 413)
 #: A write (applied through the command log) adds these.
 WRITE_ERRORS = (503, 507)
 
-_TIME = {"type": "string", "format": "date-time", "description": "RFC 3339 time in UTC, e.g. 2026-11-26T16:05:00.000Z"}
+_TIME = {"type": "string", "format": "date-time",
+         "description": "RFC 3339 time in UTC, e.g. 2026-11-26T16:05:00.000Z"}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time",
                   "description": _TIME["description"]}
 _ID = {"type": "integer", "minimum": 1, "maximum": V.MAX_ID}
@@ -600,7 +602,7 @@ def _responses() -> dict[str, Any]:
     return responses
 
 
-def build_document(version: str = "0.1.0") -> dict[str, Any]:
+def build_document(api_version: str = "0.1.0") -> dict[str, Any]:
     """The OpenAPI 3.1 document of every route the node serves."""
     schemas = _schemas()
     schemas["JobsInput"] = {"oneOf": [_ref("JobInput"), {
@@ -610,7 +612,7 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "Scheduler0",
-            "version": version,
+            "version": api_version,
             "description": "A distributed cron-job server. Every answer is the envelope "
                            '{"success": bool, "data": ...}; on error data is a message that '
                            "says what to fix. Field names are camelCase (the snake_case "
@@ -638,7 +640,15 @@ def build_document(version: str = "0.1.0") -> dict[str, Any]:
     }
 
 
+def installed_version() -> str:
+    """The installed package's version (the fallback: running from a source tree)."""
+    try:
+        return version("scheduler0")
+    except PackageNotFoundError:
+        return "0.1.0"
+
+
 @lru_cache(maxsize=1)
 def document_bytes() -> bytes:
     """The document as served: built once, it never changes while the node runs."""
-    return encode_json(build_document()).encode()
+    return encode_json(build_document(installed_version())).encode()
