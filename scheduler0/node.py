@@ -57,6 +57,10 @@ from .timestamps import format_time, from_seconds
 
 log = Logger()
 
+#: jobs a cluster node plans per reactor turn when it becomes leader (about 0.1 s of work
+#: here: Raft must tick well within its 0.4 s election timeout)
+PLAN_BUDGET = 2000
+
 
 class SequentialMultiService(MultiService):
     """A MultiService whose children stop in reverse order, each after the previous one."""
@@ -226,6 +230,8 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
         # Raft's own state changes make it look at once (it also polls)
         commands.add_state_observer(gate.poll)
         scheduling["owns"] = lambda job_id: gate.executing  # a follower plans nothing
+        # a new leader plans the store a slice per turn, so Raft keeps ticking meanwhile
+        scheduling["plan_budget"] = PLAN_BUDGET
 
         def execution(service: Any, name: str) -> Any:
             service.setName(name)
@@ -264,7 +270,8 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
     execution(scheduler, "scheduler")
     recovery = execution(RecoveryService(
         clock, lambda: schedule_reader().unfinished_executions(), lambda: scheduler.plans,
-        executor, outbox=lambda: schedule_reader().deliveries()), "recovery")
+        executor, outbox=lambda: schedule_reader().deliveries(),
+        planned=scheduler.when_planned), "recovery")
     execution(RetentionService(clock, commands, config.execution_retention_days,
                                config.execution_retention_per_job,
                                last_job_id=lambda: reader().sequence("jobs")), "retention")

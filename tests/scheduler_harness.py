@@ -66,7 +66,8 @@ class Harness:
     """A scheduler over a dict of job records, on a Clock, recording dispatched rounds."""
 
     def __init__(self, records: list[dict] = (), last: dict[int, float] | None = None,
-                 now: float = T0, fire_times: FireTimeCache | None = None) -> None:
+                 now: float = T0, fire_times: FireTimeCache | None = None,
+                 plan_budget: int | None = None) -> None:
         self.clock = Clock()
         self.clock.advance(now)
         self.store: dict[int, dict] = {r["id"]: dict(r) for r in records}
@@ -78,6 +79,7 @@ class Harness:
             job_records=lambda ids: [job_of(self.store[i]) for i in ids if i in self.store],
             dispatch=self.rounds.append,
             fire_times=fire_times,
+            plan_budget=plan_budget,
         )
 
     def start(self) -> "Harness":

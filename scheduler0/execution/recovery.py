@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from twisted.application.service import Service
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.logger import Logger
 
 from ..domain import DeliveryRecord, Execution
@@ -55,19 +56,40 @@ def occurrences_to_resume(records: list[Execution], plans: dict[int, Any],
 
 
 class RecoveryService(Service):
-    """Runs once at start, after the scheduler has planned every job."""
+    """
+    Runs once at each start, after the scheduler has planned every job.
+
+    @param planned: a Deferred firing once the scheduler has planned every job (a cluster
+        node that became leader plans a budget per reactor turn): the plans are what
+        re-sent occurrences are rebuilt from.
+    """
 
     def __init__(self, clock: Any, unfinished: Callable[[], list[Execution]],
                  plans: Callable[[], dict[int, Any]], executor: Any,
-                 outbox: Callable[[], list[DeliveryRecord]] = list) -> None:
+                 outbox: Callable[[], list[DeliveryRecord]] = list,
+                 planned: Callable[[], Deferred] = lambda: succeed(None)) -> None:
         self._clock = clock
         self._unfinished = unfinished
         self._plans = plans
         self._executor = executor
         self._outbox = outbox
+        self._planned = planned
+        self._waiting: Deferred | None = None
 
     def startService(self) -> None:
         Service.startService(self)
+        waiting = self._waiting = self._planned()
+        waiting.addCallback(lambda _: self._recover() if self.running else None)
+        waiting.addErrback(lambda failure: failure.trap(CancelledError))
+
+    def stopService(self) -> None:
+        Service.stopService(self)
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None and not waiting.called:
+            waiting.cancel()
+
+    def _recover(self) -> None:
+        self._waiting = None
         plans = self._plans()
         outbox = self._outbox()
         # an occurrence the outbox lists was sent after whatever its stored record says

@@ -28,13 +28,15 @@ and logged at most once per L{scheduler0.schedule.skips.SKIP_LOG_INTERVAL}.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections import deque
-import itertools
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
+import attrs
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from ..domain import Job
@@ -71,6 +73,18 @@ def _dt(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+@attrs.define
+class _Loading:
+    """A pass over the store planning every job, a budget per reactor turn."""
+
+    rows: Iterator[Job]
+    last: dict[int, str]  # each job's last scheduled time
+    #: jobs a write changed or deleted since the pass began: their stored row is stale
+    touched: set[int] = attrs.Factory(set)
+    due: int = 0  # missed occurrences dispatched so far
+    call: Any = None  # the next turn's DelayedCall
+
+
 class SchedulerService(Service):
     """
     @param clock: C{IReactorTime}.
@@ -78,13 +92,18 @@ class SchedulerService(Service):
         (C{(records, {job id: RFC 3339 time})}); and C{job_records(ids)} for new jobs.
     @param dispatch: receives each round of due occurrences (the executor).
     @param owns: whether this node executes a job (all jobs on a single node).
+    @param plan_budget: jobs planned per reactor turn when planning the whole store (None:
+        all in one go, as a node starting alone may). A cluster node that becomes leader
+        must keep ticking Raft: planning 50,000 jobs in one turn took 3 s here, past the
+        election timeout, and leadership flapped.
     """
 
     def __init__(self, clock: Any, load: Callable[[], tuple[Iterable[Job], dict[int, str]]],
                  job_records: Callable[[list[int]], list[Job]],
                  dispatch: Callable[[list[Occurrence]], None],
                  fire_times: FireTimeCache | None = None,
-                 owns: Callable[[int], bool] = lambda job_id: True) -> None:
+                 owns: Callable[[int], bool] = lambda job_id: True,
+                 plan_budget: int | None = None) -> None:
         self._clock = clock
         self._load = load
         self._job_records = job_records
@@ -100,6 +119,10 @@ class SchedulerService(Service):
         self.halted = False
         self._creating: deque[Job] = deque()
         self._planning: Any = None
+        self._plan_budget = plan_budget
+        #: the pass over the store under way: its rows, last scheduled times, next turn
+        self._loading: _Loading | None = None
+        self._planned_waiters: list[Deferred] = []
         self._skips = SkippedOccurrences(clock, running=lambda: bool(self.running))
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -120,20 +143,43 @@ class SchedulerService(Service):
         if self._planning is not None and self._planning.active():
             self._planning.cancel()
         self._planning = None
+        self._stop_loading()
         self._creating.clear()
         self.plans.clear()
         self._heap.clear()
         if self.running:
             self._plan_all()
 
+    def when_planned(self) -> Deferred:
+        """Fires once every job of the store is planned (at once if that is so now): what
+        recovery waits for before it looks up the plans of what it re-sends."""
+        if self._loading is None:
+            return succeed(None)
+        d: Deferred = Deferred()
+        self._planned_waiters.append(d)
+        return d
+
     def _plan_all(self) -> None:
-        """Plan every job the store has (that this node owns), catching up on downtime."""
+        """Plan every job the store has (that this node owns), catching up on downtime:
+        L{plan_budget} jobs per reactor turn, or all at once."""
         records, last = self._load()
+        self._loading = _Loading(iter(records), last)
+        self._plan_loaded()
+
+    def _plan_loaded(self) -> None:
+        loading = self._loading
+        if loading is None:
+            return
+        loading.call = None
         now = self._clock.seconds()
         due: list[Occurrence] = []
-        for job in records:
-            if not self._owns(job.id):
-                continue
+        budget = self._plan_budget
+        taken = 0
+        for job in (itertools.islice(loading.rows, budget) if budget else loading.rows):
+            taken += 1
+            if not self._owns(job.id) or job.id in loading.touched:
+                continue  # a write applied since the pass began planned it from newer data
+            last = loading.last
             try:
                 plan = self._new_plan(job)
                 stamp = last.get(job.id)
@@ -149,11 +195,25 @@ class SchedulerService(Service):
                                       tolerance=0, reason="downtime"))
             except Exception:
                 self._unplannable(job.id)
-        log.info("scheduler planned {jobs} jobs; {due} missed occurrences to catch up",
-                 jobs=len(self.plans), due=len(due))
+        loading.due += len(due)
         if due:
             self._dispatch(due)
         self._arm()
+        if budget and taken == budget:  # maybe more: the next turn goes on
+            loading.call = self._clock.callLater(0, self._plan_loaded)
+            return
+        self._loading = None
+        log.info("scheduler planned {jobs} jobs; {due} missed occurrences to catch up",
+                 jobs=len(self.plans), due=loading.due)
+        waiters, self._planned_waiters = self._planned_waiters, []
+        for d in waiters:
+            if not d.called:  # a waiter cancelled meanwhile (recovery stopped)
+                d.callback(None)
+
+    def _stop_loading(self) -> None:
+        loading, self._loading = self._loading, None
+        if loading is not None and loading.call is not None and loading.call.active():
+            loading.call.cancel()
 
     def stopService(self) -> None:
         Service.stopService(self)
@@ -162,6 +222,7 @@ class SchedulerService(Service):
         if self._planning is not None and self._planning.active():
             self._planning.cancel()
         self._planning = None
+        self._stop_loading()
         self._skips.flush()
 
     def halt(self) -> None:
@@ -230,6 +291,9 @@ class SchedulerService(Service):
         """Follow job writes as they are applied, so a change takes effect at once."""
         if not result.get("ok"):
             return
+        if self._loading is not None and command.kind in (C.JOB_UPDATE, C.JOB_DELETE):
+            # the pass over the store under way read this job before the write
+            self._loading.touched.add(command.payload.id)
         if command.kind == C.JOB_CREATE:
             stamp = command.issued_at
             self._creating.extend(
