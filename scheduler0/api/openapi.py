@@ -82,6 +82,12 @@ def _schemas() -> dict[str, Any]:
     """Every shape of L{scheduler0.api.shapes}, and the request bodies."""
     text = {"type": "string"}
     nullable_text = {"type": ["string", "null"]}
+    credential = {
+        "id": _ID, "apiKey": text,
+        "scopes": {"type": "array", "items": {"enum": list(V.SCOPES)}},
+        "projectIds": {"type": ["array", "null"], "items": _ID},
+        "archived": {"type": "boolean"}, "dateCreated": _TIME, "dateModified": _TIME,
+    }
     return {
         "Error": _object({"success": {"const": False},
                           "data": {"type": "string", "description": "what to fix"}}),
@@ -138,14 +144,9 @@ def _schemas() -> dict[str, Any]:
                           "required": ["total", "offset", "limit", "executions"],
                           "properties": {**_page("executions", "Execution")["properties"],
                                          "totalCapped": {"const": True}}},
-        "Credential": _object({
-            "id": _ID, "apiKey": text,
-            "scopes": {"type": "array", "items": {"enum": list(V.SCOPES)}},
-            "projectIds": {"type": ["array", "null"], "items": _ID},
-            "archived": {"type": "boolean"}, "dateCreated": _TIME, "dateModified": _TIME,
-            "apiSecret": {"type": "string", "description": "only in the answer that made it"},
-        }, required=("id", "apiKey", "scopes", "projectIds", "archived", "dateCreated",
-                     "dateModified")),
+        "Credential": _object(credential),
+        "NewCredential": _object({**credential, "apiSecret": {
+            "type": "string", "description": "shown in this answer only; stored hashed"}}),
         "CredentialPage": _page("credentials", "Credential"),
         "CredentialInput": _object(_credential_input(), required=()),
         "CredentialChanges": _object({**_credential_input(), "archived": {"type": "boolean"}},
@@ -500,7 +501,7 @@ def _paths() -> dict[str, dict[str, Any]]:
         },
         "/api/v1/credentials": {
             "post": _operation("createCredential", "A new credential: the only answer with "
-                               "its apiSecret.", scope="admin", ok=201, data=J("Credential"),
+                               "its apiSecret.", scope="admin", ok=201, data=J("NewCredential"),
                                errors=WRITE_ERRORS, body="CredentialInput",
                                body_required=False, links=_credential_links()),
             "get": _operation("listCredentials", "Every credential (never a secret).",
