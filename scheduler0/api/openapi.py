@@ -440,7 +440,9 @@ def _paths() -> dict[str, dict[str, Any]]:
                                links=_job_links(), example=_JOB_EXAMPLE),
             "get": _operation("listJobs", "The jobs this credential sees.", scope="read",
                               ok=200, data=J("JobPage"), errors=(400,),
-                              params=[_query("projectId", _ID, "only this project's")]
+                              params=[_query("projectId", _ID, "only this project's"),
+                                      _query("project_id", _ID, "the seed's client's "
+                                             "spelling of projectId") | {"deprecated": True}]
                               + _PAGE),
         },
         "/api/v1/jobs/{jobId}": {
