@@ -13,7 +13,7 @@ are skipped when popped and the heap is rebuilt when they pile up.
 
 The plan of a job is L{scheduler0.schedule.plan.JobPlan} and the skip accounting is
 L{scheduler0.schedule.skips}; the heap, its timer and the misfire rules stay together in this
-module (about 450 lines) because they share the heap's invariants: a fire is pushed
+module (about 520 lines) because they share the heap's invariants: a fire is pushed
 exactly when a plan's C{next_fire} is set.
 
 Missed occurrences (node down, scheduler halted, reactor stalled more than
@@ -138,12 +138,7 @@ class SchedulerService(Service):
         start; what was missed since each job's last recorded occurrence follows its
         misfire policy.
         """
-        self._cancel_timer()
-        self._backlog = None
-        if self._planning is not None and self._planning.active():
-            self._planning.cancel()
-        self._planning = None
-        self._stop_loading()
+        self._stop_turns()
         self._creating.clear()
         self.plans.clear()
         self._heap.clear()
@@ -217,13 +212,18 @@ class SchedulerService(Service):
 
     def stopService(self) -> None:
         Service.stopService(self)
+        self._stop_turns()
+        self._skips.flush()
+
+    def _stop_turns(self) -> None:
+        """Nothing more on later reactor turns: the due timer, planning new jobs, the pass
+        over the store."""
         self._cancel_timer()
         self._backlog = None
         if self._planning is not None and self._planning.active():
             self._planning.cancel()
         self._planning = None
         self._stop_loading()
-        self._skips.flush()
 
     def halt(self) -> None:
         """Stop starting occurrences until L{resume}; plans are kept."""
