@@ -7,6 +7,11 @@ limits come from L{scheduler0.api.validation} instead of being copied. C{GET
 /api/v1/openapi.json} serves it (L{scheduler0.api.contract}); C{tests/test_openapi.py}
 checks it against Klein's URL map (every route in it, nothing else) and validates it, and
 C{tests/integration/test_openapi_fuzz.py} runs schemathesis with it against a real node.
+
+It is one module of about 650 lines on purpose: it is one document, read top to bottom
+(shared components, then every route's operation in the README's order), and the
+operations refer to the components by name; split by resource, each piece would import
+them all back.
 """
 
 from __future__ import annotations
