@@ -16,7 +16,7 @@ from typing import Any
 
 from twisted.logger import LogLevel, capturedLogs
 
-from scheduler0.consensus.interface import NotAccepting
+from scheduler0.consensus.interface import NotAccepting, StorageFull
 from scheduler0.domain import Execution
 from scheduler0.execution.breaker import Breakers, BreakerState
 from scheduler0.execution.executor import Executor, ExecutorSettings
@@ -27,7 +27,7 @@ from .fakes import FakeHTTP, FlakyCommandLog
 from .executor_fixtures import ExecutorCase
 
 
-class DiskFull(NotAccepting):
+class DiskFull(StorageFull):
     """What the command log fails a write with when sqlite says the disk is full."""
 
 
@@ -244,3 +244,19 @@ class RecorderTests(ExecutorCase):
         self.assertLessEqual(recorder.kept, 10)
         self.assertGreaterEqual(recorder.dropped, 10)
         self.assertEqual(len(self.flushLoggedErrors(DiskFull)), 1)
+
+    def test_a_refusal_by_the_log_is_one_warning_line_not_a_traceback(self) -> None:
+        """No Raft leader for a moment (an election) refuses writes: an expected moment,
+        logged as one line naming why; the records are kept and written afterwards."""
+        recorder = ExecutionRecorder(self.clock, self.commands)
+        self.commands.failing = NotAccepting("the cluster has no Raft leader right now")
+        with capturedLogs() as logged:
+            ignore_failure(recorder.record([self.row("retrying", 1)], keep_trying=True))
+        self.assertEqual(self.flushLoggedErrors(NotAccepting), [])
+        (line,) = [e for e in logged if "records was refused" in e.get("log_format", "")]
+        self.assertEqual(line["log_level"], LogLevel.warn)
+        self.assertIn("no Raft leader", line["error"])
+        self.commands.failing = None
+        self.clock.advance(1)
+        self.assertEqual(self.record(self.o)["state"], "retrying")
+

@@ -30,7 +30,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..consensus.interface import ICommandLog
+from ..consensus.interface import ICommandLog, NotAccepting, StorageFailed, StorageFull
 from ..domain import DeliveryFinished, DeliveryRecord, Execution
 from ..state.commands import issue
 from ..state.payloads import RecordExecutions
@@ -239,7 +239,15 @@ class ExecutionRecorder:
         if not self.streak.failed():
             return
         if self.streak.failures == 1:
-            log.failure("recording {count} execution records failed", failure, count=count)
+            if failure.check(NotAccepting) and not failure.check(StorageFull, StorageFailed):
+                # the log does not take writes now (no Raft leader during an election, a
+                # stopping node): an expected moment, not a fault; a line, no traceback
+                log.warn("recording {count} execution records was refused ({error}); they "
+                         "are kept and written again once the log takes writes",
+                         count=count, error=describe_failure(failure))
+            else:
+                log.failure("recording {count} execution records failed", failure,
+                            count=count)
         else:
             log.error("recording execution records still fails ({error}): {failures} failed "
                       "writes in {seconds:.0f} s, {unlogged} not logged since the last report",
