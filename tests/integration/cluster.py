@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from twisted.internet.defer import ensureDeferred, gatherResults
 
-from .daemon import Daemon, basic_headers, free_port, sleep
+from .daemon import Daemon, basic_headers, free_ports, sleep
 
 SHARED_SECRETS = {"SecretKey": "a cluster's shared secret key",
                   "AuthUsername": "cluster", "AuthPassword": "a cluster's shared password"}
@@ -29,7 +29,8 @@ class Cluster:
                  secrets: Mapping[int, Mapping[str, str]] | None = None,
                  config: Mapping[str, Any] | None = None) -> None:
         self.testcase = testcase
-        ports = [(free_port(), free_port()) for _ in range(size)]
+        chosen = free_ports(2 * size)  # all different: a node's API and Raft ports
+        ports = list(zip(chosen[::2], chosen[1::2]))
         self.replicas = [{"Address": f"http://127.0.0.1:{port}",
                           "RaftAddress": f"127.0.0.1:{raft}", "NodeId": n}
                          for n, (port, raft) in enumerate(ports, start=1)]
