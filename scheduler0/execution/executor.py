@@ -157,8 +157,7 @@ class Executor(Service):
         """While stopping, what waits in C{lane}: held (recorded for the restart), or, when
         standing down as leader, forgotten (the new leader has it: L{stand_down})."""
         if self._standing_down:
-            lane.queues.clear()
-            lane.parked.clear()
+            lane.drop_waiting()
         else:
             self._lanes.hold(lane)
 

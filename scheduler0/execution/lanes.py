@@ -86,6 +86,14 @@ class HostLane:
             del self.queues[endpoint]
         return delivery
 
+    def drop_waiting(self) -> int:
+        """Forget every delivery waiting here (queued or parked), recording nothing; the
+        occurrences they carried."""
+        dropped = self.queued()
+        self.queues.clear()
+        self.parked.clear()
+        return dropped
+
     def knows(self, endpoint: str) -> bool:
         """Whether C{endpoint} has deliveries here (waiting or in flight)."""
         return endpoint in self.queues or endpoint in self.parked or endpoint in self.flying
@@ -170,12 +178,7 @@ class Lanes:
     def drop_waiting(self) -> int:
         """Forget every delivery waiting (queued or parked), recording nothing; the
         occurrences they carried."""
-        dropped = 0
-        for lane in self.targets.values():
-            dropped += lane.queued()
-            lane.queues.clear()
-            lane.parked.clear()
-        return dropped
+        return sum(lane.drop_waiting() for lane in self.targets.values())
 
     def knows(self, endpoint: str) -> bool:
         """Whether C{endpoint} has deliveries waiting or in flight."""
