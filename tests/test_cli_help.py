@@ -98,7 +98,9 @@ class HelpAndVersionTests(SynchronousTestCase):
         commands = leaf_parsers(cli.build_parser())
         self.assertEqual(set(commands), {
             ("config", "init"), ("config", "systemd-unit"), ("credential", "init"),
-            ("create", "credential"), ("start",), ("version",), ("backup",), ("restore",)})
+            ("create", "credential"), ("start",), ("version",), ("backup",), ("restore",),
+            ("cluster", "status"), ("cluster", "add"), ("cluster", "remove"),
+            ("cluster", "promote"), ("cluster", "demote"), ("cluster", "transfer")})
         for command, parser in commands.items():
             options = {flag for action in parser._actions for flag in action.option_strings}
             self.assertEqual(common - options, set(), command)

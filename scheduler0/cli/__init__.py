@@ -16,7 +16,7 @@ streams, environment and password prompt.
 This module holds the entry point (C{scheduler0.cli:main}, the console script) and the
 top-level parser; each command group lives in its own module (L{config_init},
 L{config_systemd}, L{credential_init}, L{create_credential}, L{start}, L{version},
-L{backup}) with what it shares in L{common}.
+L{backup}, L{cluster}) with what it shares in L{common}.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
-from . import backup, config_init, create_credential, credential_init, start, version
+from . import (backup, cluster, config_init, create_credential, credential_init, start,
+               version)
 from .common import FORMATTER, PROG, CliError, Console, Parser, package_version
 
 __all__ = ["CliError", "Console", "build_parser", "main"]
@@ -42,6 +43,8 @@ Getting started on one machine:
   scheduler0 config systemd-unit      print a systemd unit that runs the node
   scheduler0 backup --to FILE         copy the running node's database to FILE
   scheduler0 restore --from FILE      seed a new node's DataDir from a backup
+  scheduler0 cluster status           a cluster's nodes, leader and lag (also add, remove,
+                                      promote, demote, transfer)
 
 Files:
   ./scheduler0.yml                    the config file `config init` writes (--config PATH)
@@ -72,7 +75,7 @@ def build_parser(console: Console | None = None) -> argparse.ArgumentParser:
                                      parser_class=parser_class)
 
     for command_group in (config_init, credential_init, create_credential, start, version,
-                          backup):
+                          backup, cluster):
         command_group.add_parser(commands, parser_class)
     return parser
 

@@ -20,6 +20,10 @@ from .common import (CONFIG_OPTIONS, FORMATTER, KEY_BY_NAME, PROG, CliError, Con
                      add_config_options, attribute, load)
 
 UNIT_RESOURCE = "data/scheduler0.service"
+#: The template unit for cluster nodes (`--template`): one instance per node.
+TEMPLATE_RESOURCE = "data/scheduler0@.service"
+#: The template's node options, systemd specifiers kept: the instance name picks both.
+TEMPLATE_OPTIONS = ("--config", "/etc/scheduler0/%i.yml", "--data-dir", "/var/lib/scheduler0/%i")
 #: The config file the unit starts the node with when the command is given no --config.
 UNIT_CONFIG = "/etc/scheduler0/scheduler0.yml"
 # The options whose paths are made absolute: the unit runs in its own WorkingDirectory.
@@ -27,9 +31,10 @@ _PATH_OPTIONS = ("data-dir",)
 _PLAIN_WORD = re.compile(r"[\w@%+=:,./$-]+")
 
 
-def unit_template() -> str:
-    """The unit as shipped in the package."""
-    return resources.files("scheduler0").joinpath(UNIT_RESOURCE).read_text(encoding="utf-8")
+def unit_template(resource: str = UNIT_RESOURCE) -> str:
+    """The unit (or, with L{TEMPLATE_RESOURCE}, the template unit) as shipped in the
+    package."""
+    return resources.files("scheduler0").joinpath(resource).read_text(encoding="utf-8")
 
 
 def twistd_program() -> str:
@@ -81,14 +86,24 @@ def node_argv(args: argparse.Namespace) -> list[str]:
 
 
 def render_unit(args: argparse.Namespace) -> str:
-    """The packaged unit with its ExecStart line for this installation and these options."""
-    template = unit_template()
-    argv = [twistd_program(), "--nodaemon", "--pidfile=", "scheduler0", *node_argv(args)]
-    line = "ExecStart=" + " ".join(systemd_word(word) for word in argv)
+    """The packaged unit with its ExecStart line for this installation and these options
+    (the template unit's C{%i} options kept as they are, for systemd to expand)."""
+    template = unit_template(TEMPLATE_RESOURCE if args.template else UNIT_RESOURCE)
+    argv = [twistd_program(), "--nodaemon", "--pidfile=", "scheduler0"]
+    options = node_argv(args)
+    words = [systemd_word(word) for word in argv]
+    if args.template:
+        words += TEMPLATE_OPTIONS
+        options = options[2:]  # the instance's config file instead of --config
+    line = "ExecStart=" + " ".join(words + [systemd_word(word) for word in options])
     return template.replace(f"ExecStart={_exec_start(template)}", line, 1)
 
 
 def cmd_config_systemd_unit(args: argparse.Namespace, console: Console) -> int:
+    if args.template and (args.config is not None or args.data_dir is not None):
+        raise CliError(f"--template: the instance name picks the config file "
+                       f"({TEMPLATE_OPTIONS[1]}) and DataDir ({TEMPLATE_OPTIONS[3]}); leave "
+                       f"out --config and --data-dir (or edit the printed unit)", 2)
     load(args, console)  # the options are checked as for every command (exit 2)
     console.stdout.write(render_unit(args))
     console.stdout.flush()
@@ -109,7 +124,17 @@ ExecStart starts the node with --config {UNIT_CONFIG},
 or with the file given with --config (made absolute), followed by the other options given.
 They are checked first as the daemon checks them (a --config file given is read): a bad
 value stops the command with one line and exit status 2. A secret given with --set is
-refused: a unit file is readable by every user.""",
-        epilog=f"Example: {PROG} config systemd-unit > /etc/systemd/system/scheduler0.service")
+refused: a unit file is readable by every user.
+
+With --template it prints the template unit for cluster nodes, scheduler0@.service: the
+instance name picks the config file ({TEMPLATE_OPTIONS[1]}) and DataDir
+({TEMPLATE_OPTIONS[3]}), so `systemctl start scheduler0@node1` runs the node of
+/etc/scheduler0/node1.yml; --config and --data-dir are refused with it.""",
+        epilog=f"Example: {PROG} config systemd-unit > /etc/systemd/system/scheduler0.service\n"
+               f"         {PROG} config systemd-unit --template > "
+               f"/etc/systemd/system/scheduler0@.service")
+    unit.add_argument("--template", action="store_true",
+                      help="print the template unit scheduler0@.service (one instance per "
+                           "cluster node)")
     add_config_options(unit, f"the config file the node starts with (default {UNIT_CONFIG})")
     unit.set_defaults(handler=cmd_config_systemd_unit)

@@ -9,6 +9,7 @@ from typing import Callable, Mapping
 
 from .auth import ApiKeyAuth, Auth, PeerAuth
 from .batching import BatchLimits
+from .cluster import ClusterApi
 from .resources import CredentialsApi, ExecutionsApi, HealthApi, JobsApi, ProjectsApi
 from .retry import RetryPolicy
 from .session import Session
@@ -52,6 +53,7 @@ class Client:
         self.executions = ExecutionsApi(self.session)
         self.credentials = CredentialsApi(self.session)
         self.health = HealthApi(self.session)
+        self.cluster = ClusterApi(self.session)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: object) -> "Client":
