@@ -37,8 +37,11 @@ class FakeCluster:
         self.client_addresses = client_addresses
         self.leader = 1
         self.conflict: str | None = None
+        # the shape of scheduler0.consensus.membership's answer on a follower
         self.follower_message: Callable[[FakeCluster], str] = (
-            lambda c: f"this node is not the leader; the leader is {c.raft(c.leader)}")
+            lambda c: f"add-node is leader-only and this node (2) is not the leader: send it "
+                      f"to the leader, node {c.leader} at {c.url(c.leader)} (Raft "
+                      f"{c.raft(c.leader)})")
         self.requests: list[tuple[int, str, str, dict[str, str], dict[str, str]]] = []
         self.members: dict[int, dict[str, Any]] = {}
         self.stats: dict[int, dict[str, str]] = {}
@@ -212,6 +215,11 @@ class ClusterStatusTests(SynchronousTestCase):
         self.assertEqual(result.status, 0, result)
         node = json.loads(result.out)["nodes"][2]
         self.assertEqual((node["lag"], node["lastContact"]), (None, None))
+        # what list-nodes says of it (the leader's count, from its match index) stands in
+        self.cluster.members[3]["lag"] = 7
+        node = json.loads(self.status("--format", "json").out)["nodes"][2]
+        self.assertEqual((node["lag"], node["lastContact"]), (7, None))
+        del self.cluster.members[3]["lag"]
         self.assertIn(f"could not reach {self.cluster.url(3)}", node["error"])
         table = self.status()
         self.assertEqual(table.status, 0, table)
@@ -281,6 +289,15 @@ class ClusterChangeTests(SynchronousTestCase):
         sent = [r[4] for r in c.requests if r[1] == "POST"][1]
         self.assertEqual((sent["authorization"], sent["x-peer"]), (AUTHORIZATION, "cmd"))
         self.assertIn(4, c.members)
+
+    def test_a_403_naming_the_leaders_raft_address_is_mapped_to_its_api(self) -> None:
+        c = self.cluster
+        c.follower_message = lambda c: (f"not the leader: node 1 at its API address is not "
+                                        f"known here (Raft {c.raft(1)})")
+        result = self.cli("promote", "--node-id", "3")
+        self.assertEqual((result.status, result.out), (0, "node promoted to voter\n"), result)
+        self.assertIn(f"sending to the leader at {c.url(1)}", result.err)
+        self.assertEqual([p[0] for p in c.posts()], [2, 1])
 
     def test_leader_from_the_healthcheck_when_the_403_names_no_address(self) -> None:
         c = self.cluster
@@ -360,6 +377,9 @@ class LeaderNamedTests(SynchronousTestCase):
                  "10.0.0.1:7070"),
                 ("leader-only call; send it to http://10.0.0.1:9090/", "http://10.0.0.1:9090"),
                 ("not the leader; leader at [::1]:7071", "[::1]:7071"),
+                ("add-node is leader-only and this node (2) is not the leader: send it to the "
+                 "leader, node 1 at http://10.0.0.1:9090 (Raft 10.0.0.1:7070)",
+                 "http://10.0.0.1:9090"),
                 ("not the leader; no leader right now", None),
                 ("10.0.0.2:9090 is not the leader", None)):
             self.assertEqual(leader_named(message, own), expected, message)

@@ -260,14 +260,16 @@ def cluster_status(operator: Operator) -> list[NodeStatus]:
     rows = []
     for node, address, answer, stat in zip(nodes, client_url, answers, stats):
         applied = _stat_int(stat, "applied_index")
+        lag = max(commit - applied, 0) if commit is not None and applied is not None else None
+        if lag is None and isinstance(node.get("lag"), int):
+            lag = node["lag"]  # the leader's own count (its match index), for a silent node
         rows.append(NodeStatus(
             id=node.get("id", "?"), raftAddress=str(node.get("address", "")),
             clientAddress=address, isLeader=bool(node.get("isLeader")),
             suffrage=str(node.get("suffrage", "")),
             state=str(stat["state"]) if "state" in stat else None,
             lastContact=str(stat["last_contact"]) if "last_contact" in stat else None,
-            lag=(max(commit - applied, 0) if commit is not None and applied is not None
-                 else None),
+            lag=lag,
             error=answer if isinstance(answer, str) else None))
     return rows
 
