@@ -89,3 +89,20 @@ class TemplateUnitTests(SynchronousTestCase):
                                       capture_output=True, text=True, timeout=60)
             self.assertEqual((verified.returncode, verified.stdout, verified.stderr),
                              (0, "", ""), name)
+
+
+class ClusterConfigsTests(SynchronousTestCase):
+    def test_the_three_configs_load_and_list_the_same_cluster(self) -> None:
+        """etc/cluster/node1-3.yml (README "Running a cluster") start as they are, with the
+        shared secrets from the environment, each listing the same three nodes."""
+        from scheduler0.config import load_config
+        environ = {"SCHEDULER0_SECRET_KEY": "k" * 32, "SCHEDULER0_AUTH_USERNAME": "scheduler0",
+                   "SCHEDULER0_AUTH_PASSWORD": "p" * 24}
+        configs = [load_config(str(Path(REPO_ROOT, "etc", "cluster", f"node{n}.yml")), environ)
+                   for n in (1, 2, 3)]
+        self.assertEqual([c.node_id for c in configs], [1, 2, 3])
+        self.assertEqual(len({c.replicas for c in configs}), 1)
+        for config in configs:
+            own = [r for r in config.replicas if r.node_id == config.node_id]
+            self.assertEqual([(r.address, r.raft_address) for r in own],
+                             [(config.http_base_url(), config.raft_address)])
