@@ -34,6 +34,7 @@ from .consensus.applier import CommandApplier, ThreadWriter, Writer
 from .consensus.leadership import ClusterRole, LeaderCheck, LeadershipGate
 from .consensus.local import LocalCommandLog
 from .consensus.raft import raft_command_log
+from .consensus.membership_wiring import cluster_membership
 from .execution.breaker import Breakers
 from .execution.callback_client import CallbackClient
 from .execution.connections import AnswerCheckingEndpointFactory, CallbackHTTP
@@ -324,6 +325,7 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
         operations=operations,
     )
     api.fire_times = fire_times
+    api.cluster = cluster_membership(config, node_secrets, commands, clock, reactor, store.path)
     # requests are rendered a bounded slice per reactor turn, so the scheduler's timers and
     # the writer's results are never stuck behind a saturated API
     site = make_site(AdmissionResource(api.resource(), clock),

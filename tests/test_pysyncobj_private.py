@@ -28,3 +28,15 @@ class PySyncObjPrivateNamesTests(SynchronousTestCase):
     def test_the_current_log_index_is_the_last_journal_entry(self) -> None:
         source = inspect.getsource(getattr(SyncObj, "_SyncObj__getCurrentLogIndex"))
         self.assertIn("__raftLog[-1][1]", source, REREAD.format(name="__getCurrentLogIndex"))
+
+
+    def test_the_membership_and_response_times_it_reaches(self) -> None:
+        method = getattr(SyncObj, "_SyncObj__updateClusterConfiguration", None)
+        self.assertTrue(callable(method), REREAD.format(name="__updateClusterConfiguration"))
+        self.assertEqual(list(inspect.signature(method).parameters), ["self", "newNodes"],
+                         REREAD.format(name="__updateClusterConfiguration"))
+        source = inspect.getsource(SyncObj.__init__)
+        self.assertIn("self.__lastResponseTime = {}", source,
+                      REREAD.format(name="__lastResponseTime"))
+        self.assertIn("self.__lastResponseTime[node] = monotonicTime()",
+                      inspect.getsource(SyncObj), REREAD.format(name="__lastResponseTime"))

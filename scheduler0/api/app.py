@@ -17,6 +17,7 @@ from ..consensus.interface import ICommandLog
 from ..schedule.spec import FireTimeCache
 from ..store.reads import StateReader
 from .auth import Authenticator
+from .cluster import ClusterRoutes
 from .contract import ContractRoutes
 from .credentials import CredentialRoutes
 from .error_map import ErrorHandlers
@@ -36,7 +37,7 @@ __all__ = ["Api", "ApiSettings", "Operations", "EdgeResource"]
 
 class Api(MonitoringRoutes, ProjectRoutes, JobRoutes, ExecutionRoutes, CredentialRoutes,
           UiRoutes,
-          SupervisorRoutes, ContractRoutes, ErrorHandlers):
+          SupervisorRoutes, ClusterRoutes, ContractRoutes, ErrorHandlers):
     """
     @param reader: returns the current L{StateReader}.
     @param commands: where writes go (L{ICommandLog}).

@@ -586,6 +586,7 @@ def _paths() -> dict[str, dict[str, Any]]:
                                "send it again.", scope="admin", ok=200, data=J("Resolved"),
                                errors=(404, 409) + WRITE_ERRORS, body="Resolve"),
         },
+        **_cluster_paths(),
         "/metrics": {
             "get": _operation("metrics", "Prometheus text; HTTP Basic with the node's "
                               "credentials under MetricsAuth: basic.", scope=None, ok=200,
@@ -593,6 +594,106 @@ def _paths() -> dict[str, dict[str, Any]]:
                               errors=(401, 404)) | {"security": [{}, {"metricsBasic": []}]},
         },
     }
+
+
+def _cluster_paths() -> dict[str, dict[str, Any]]:
+    """The seed's cluster-management API (L{scheduler0.api.cluster}): peer Basic auth with
+    X-Peer only, API keys are refused whatever their scopes."""
+    nullable_int = {"type": ["integer", "null"]}
+    nullable_text = {"type": ["string", "null"]}
+    node_id = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+    node = _object({
+        "id": node_id, "address": {"type": "string", "description": "Raft address"},
+        "isLeader": {"type": "boolean"}, "suffrage": {"enum": ["Voter", "Nonvoter"]},
+        "clientAddress": {"type": "string", "description": "API address"},
+        "self": {"type": "boolean", "description": "the node that answered"},
+        "connected": {"type": ["boolean", "null"]},
+        "lastContact": {**nullable_text, "description": "e.g. 12ms; known on the leader "
+                                                        "for voters, and for the answering "
+                                                        "node"},
+        "matchIndex": nullable_int,
+        "lag": {**nullable_int, "description": "entries behind the leader's log (known on "
+                                               "the leader, for voters)"}})
+    time = _NULLABLE_TIME
+    dumps = {
+        "schedule-queue": _object({
+            "nodeId": {"type": "integer"}, "total": {"type": "integer", "minimum": 0},
+            "truncated": {"type": "boolean"},
+            "items": {"type": "array", "items": _object({
+                "jobId": _ID, "projectId": _ID, "nextFire": time, "target": nullable_text,
+                "paused": {"type": "boolean"}})}}),
+        "job-executions-cache": _object({
+            "nodeId": {"type": "integer"}, "total": {"type": "integer", "minimum": 0},
+            "truncated": {"type": "boolean"},
+            "jobs": {"type": "object", "additionalProperties": _object(
+                {"lastScheduled": time, "nextFire": time})}}),
+        "job-queues": {"type": "array", "items": _object({
+            "nodeId": nullable_int, "lowerBound": nullable_int, "upperBound": nullable_int,
+            "jobs": {"type": "integer", "minimum": 0}, "version": {"type": "integer"}})},
+        "job-queue-versions": {"type": "array", "items": _object({
+            "version": {"type": "integer"}, "numberOfActiveNodes": {"type": "integer"},
+            "executingNodeId": nullable_int})},
+    }
+
+    def peer_only(operation: dict[str, Any]) -> dict[str, Any]:
+        return operation | {"security": [{"peerBasic": [], "peer": []}], "x-scope": "peer",
+                            "description": "Peer Basic auth with X-Peer only (API keys: "
+                                           "403)."}
+
+    def required(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+        return {"name": name, "in": "query", "required": True, "schema": schema,
+                "description": description}
+
+    def change(operation_id: str, summary: str, status: str,
+               params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        return {"post": peer_only(_operation(
+            operation_id, summary, scope="admin", ok=200,
+            data=_object({"status": {"const": status}}), params=params,
+            errors=(400, 403, 404, 409, 503)))}
+
+    node_param = [required("nodeId", node_id, "the node's NodeId")]
+    paths: dict[str, dict[str, Any]] = {
+        "/api/v1/cluster/list-nodes": {"get": peer_only(_operation(
+            "clusterListNodes", "Every member of the cluster, as the replicated list holds "
+            "them.", scope="admin", ok=200, data={"type": "array", "items": node},
+            errors=(503,)))},
+        "/api/v1/cluster/add-node": change(
+            "clusterAddNode", "Add a voter (leader-only; answers once it caught up).",
+            "node added", [
+                required("nodeId", node_id, "the new node's NodeId"),
+                required("nodeAddress", {"type": "string", "minLength": 1},
+                         "its Raft address, host:port"),
+                required("clientAddress", {"type": "string", "minLength": 1},
+                         "its API address, host:port or http(s)://host:port")]),
+        "/api/v1/cluster/remove-node": change(
+            "clusterRemoveNode", "Remove a member (leader-only).", "node removed", node_param),
+        "/api/v1/cluster/add-self": change(
+            "clusterAddSelf", "Ask the cluster's leader to add this node.", "added"),
+        "/api/v1/cluster/remove-self": change(
+            "clusterRemoveSelf", "Leave the cluster (not on the leader).", "removed"),
+        "/api/v1/cluster/promote-node": change(
+            "clusterPromoteNode", "Make a non-voter a voter (leader-only).",
+            "node promoted to voter", node_param),
+        "/api/v1/cluster/demote-node": change(
+            "clusterDemoteNode", "Make a voter a non-voter (leader-only).",
+            "node demoted to non-voter", node_param),
+        "/api/v1/cluster/transfer-leadership": change(
+            "clusterTransferLeadership", "Hand the leadership to another voter "
+            "(leader-only).", "leadership transferred"),
+        "/api/v1/cluster/force-rebuild": change(
+            "clusterForceRebuild", "After a loss of quorum, on the named survivor: a "
+            "one-node cluster with its data.", "rebuild initiated",
+            [required("seedNodeId", node_id, "this node's NodeId")]),
+        "/api/v1/cluster/reset-raft": change(
+            "clusterResetRaft", "Answer, delete this node's Raft state and exit (status 3).",
+            "raft reset"),
+    }
+    for name, schema in dumps.items():
+        words = "".join(part.title() for part in name.split("-"))
+        paths[f"/api/v1/cluster/dump/{name}"] = {"get": peer_only(_operation(
+            f"clusterDump{words}", f"Debug dump: {name} of the answering node.",
+            scope="admin", ok=200, data=schema, errors=(503,)))}
+    return paths
 
 
 #: Statuses whose answer says when to try again.

@@ -37,6 +37,7 @@ from zope.interface import implementer
 from ..state.commands import Command
 from .applier import CommandApplier, InlineWriter, ThreadWriter
 from .interface import ICommandLog, NotAccepting, Observer
+from .membership import MembershipRefused, read_members
 from .raft_node import ReplicatedLog, _bridge_pysyncobj_logs
 from .raft_settings import RaftSettings, raft_password  # noqa: F401 (importable here)
 from .raft_snapshot import SqliteSnapshots, restore_from, stored_index
@@ -109,6 +110,10 @@ class RaftCommandLog(Service):
         self._handed = 0
         self._last_contact: float | None = None
         self._last_state: int | None = None
+        # this node's Raft address while it votes, None while it is a non-voter
+        self._self_address: str | None = settings.self_address
+        # Raft address -> NodeId: Replicas, then the replicated member list
+        self._node_ids: dict[str, str] = dict(settings.node_ids)
         self._snapshots = SqliteSnapshots(
             path, idle=self._applier_idle, local_index=lambda: self._handed,
             install=self._install)
@@ -142,14 +147,18 @@ class RaftCommandLog(Service):
         if self._node is not None:
             return
         self._skip_through = self._handed = stored_index(self._path)
+        self._self_address, partners = self._startup_membership()
+        self._node = self._make_node(self._self_address, partners)
+
+    def _conf(self) -> SyncObjConf:
         s = self._settings
-        conf = SyncObjConf(
+        return SyncObjConf(
             autoTick=False, appendEntriesUseBatch=False, maxBindRetries=s.bind_retries,
             bindRetryTime=0.2,
             password=s.password, bindAddress=s.bind_address,
             journalFile=self.journal_path,
             fullDumpFile=os.path.join(s.data_dir, "raft.snapshot"),
-            serializer=self._snapshots.serialize, deserializer=self._snapshots.deserialize,
+            serializer=self._serialize, deserializer=self._snapshots.deserialize,
             serializeChecker=self._snapshots.check,
             logCompactionMinEntries=max(s.snapshot_threshold, 2),
             logCompactionMinTime=s.snapshot_interval,
@@ -159,15 +168,47 @@ class RaftCommandLog(Service):
             connectionRetryTime=1.0,
             commandsQueueSize=s.max_in_flight * 2,
             onStateChanged=self._state_changed,
+            # the cluster-management API adds and removes voters (consensus/membership.py)
+            dynamicMembershipChange=True,
         )
+
+    def _make_node(self, self_address: str | None, partners: list[str]) -> ReplicatedLog:
+        """The PySyncObj object: a voter at C{self_address}, or a non-voter (None) that
+        replicates from C{partners} without a port of its own."""
+        s = self._settings
         try:
-            self._node = ReplicatedLog(s.self_address, list(s.partners), conf,
-                                       self._on_entry, self._reactor.seconds)
+            return ReplicatedLog(self_address, list(partners), self._conf(),
+                                 self._on_entry, self._reactor.seconds)
         except SyncObjException as e:
             raise SystemExit(
                 f"scheduler0: cannot listen for Raft on {s.bind_address or s.self_address} "
                 f"({e}): another process has the port, or the address is not this machine's "
                 f"(RaftAddress, NodeAdvAddress)") from None
+
+    def _startup_membership(self) -> tuple[str | None, list[str]]:
+        """
+        This node's Raft address (None: a non-voter) and the voters it talks to: the
+        replicated member list once one is stored (so members added at run time are
+        known after a restart, and a demoted node comes back as a non-voter), else
+        C{Replicas}.
+        """
+        s = self._settings
+        members = read_members(self._path)
+        if not members:
+            return s.self_address, list(s.partners)
+        self._node_ids.update({m.raft_address: str(m.node_id) for m in members})
+        voters = [m.raft_address for m in members if m.voter]
+        own = next((m for m in members if str(m.node_id) == s.node_id), None)
+        if own is not None and not own.voter:
+            return None, voters
+        return s.self_address, [a for a in voters if a != s.self_address]
+
+    def _serialize(self, file_name: str, data: Any) -> None:
+        """PySyncObj's snapshot data, with a non-voter's own (None) left out of the cluster
+        it records: loading it after a promotion would fail on it."""
+        if data and isinstance(data[-1], (set, frozenset)):
+            data = (*data[:-1], {node for node in data[-1] if node is not None})
+        self._snapshots.serialize(file_name, data)
 
     @property
     def journal_path(self) -> str:
@@ -407,7 +448,114 @@ class RaftCommandLog(Service):
         if leader is None:
             return None
         address = getattr(leader, "address", None) or str(leader)
-        return (address, self._settings.node_ids.get(address, ""))
+        return (address, self._node_ids.get(address, ""))
+
+    # -- membership (the cluster-management API, consensus/membership.py) ---------------
+
+    @property
+    def voter(self) -> bool:
+        """Whether this node votes (a non-voter replicates and never leads)."""
+        return self._self_address is not None
+
+    @property
+    def raft_files(self) -> list[str]:
+        """This node's Raft state on disk: the journal, its meta, the snapshot (reset-raft
+        deletes them; the database stays)."""
+        base = os.path.join(self._settings.data_dir, "raft")
+        return [f"{base}.journal", f"{base}.journal.meta", f"{base}.snapshot",
+                f"{base}.snapshot.tmp", f"{base}.snapshot.1.tmp"]
+
+    def learn_node_ids(self, ids: dict[str, str]) -> None:
+        """Raft address -> NodeId of members added at run time, so C{leader()} names them."""
+        self._node_ids.update(ids)
+
+    def restart_as(self, voter: bool, partners: list[str]) -> None:
+        """
+        Rebuild the PySyncObj object as a voter or a non-voter (this node was promoted or
+        demoted): PySyncObj cannot switch a live object. The journal is kept; entries
+        replayed from it that are already handed to the applier are skipped.
+        """
+        if self._node is None or voter == self.voter:
+            return
+        self._node.destroy()
+        self._skip_through = max(self._skip_through, self._handed)
+        self._self_address = self._settings.self_address if voter else None
+        self._node = self._make_node(self._self_address, partners)
+        log.info("Raft node restarted as a {role} with voters {partners}",
+                 role="voter" if voter else "non-voter", partners=", ".join(partners))
+
+    def _running_node(self) -> ReplicatedLog:
+        if self._node is None:
+            raise NotAccepting("the node is not running Raft (starting or stopping)")
+        return self._node
+
+    def change_membership(self, action: str, address: str) -> Deferred:
+        """
+        Add (C{"add"}) or remove (C{"rem"}) the voter at C{address} through the Raft log:
+        fires once the change is committed, or fails with L{MembershipRefused} (PySyncObj
+        refuses a change while another is not committed yet).
+        """
+        node = self._running_node()
+        d: Deferred = Deferred()
+
+        def done(result: Any, error: int) -> None:
+            if not d.called:
+                if error == FAIL_REASON.SUCCESS:
+                    d.callback(None)
+                else:
+                    d.errback(MembershipRefused(error))
+
+        if action == "add":
+            node.addNodeToCluster(address, callback=done)
+        else:
+            node.removeNodeFromCluster(address, callback=done)
+        return d
+
+    def transfer_leadership(self) -> Deferred:
+        """Ask the most caught-up connected voter to start an election at once (Raft's
+        TimeoutNow); fires when it was asked, not when it won."""
+        node = self._running_node()
+        d: Deferred = Deferred()
+
+        def done(result: Any, error: int) -> None:
+            if not d.called:
+                if error == FAIL_REASON.SUCCESS:
+                    d.callback(None)
+                else:
+                    d.errback(MembershipRefused(error))
+
+        node.transferLeadership(None, callback=done)
+        return d
+
+    def rebuild_alone(self) -> None:
+        """Forget every other voter (force-rebuild): this node elects itself."""
+        self._running_node().rebuild_alone()
+
+    def compact(self) -> None:
+        """Take a snapshot soon (it records the current membership for the next start)."""
+        self._running_node().forceLogCompaction()
+
+    def peers(self) -> dict[str, dict[str, Any]]:
+        """
+        What this node knows of each other voter, by Raft address: C{connected}; and on
+        the leader C{matchIndex} (the last entry it holds) and C{lastResponse} (seconds
+        since it last answered).
+        """
+        node = self._node
+        if node is None:
+            return {}
+        status = node.getStatus()
+        leading = status["state"] == 2
+        ages = node.response_ages() if leading else {}
+        found: dict[str, dict[str, Any]] = {}
+        for key, value in status.items():
+            if key.startswith("partner_node_status_server_"):
+                address = key[len("partner_node_status_server_"):]
+                found[address] = {
+                    "connected": value == 2,
+                    "matchIndex": status.get(f"match_idx_server_{address}") if leading else None,
+                    "lastResponse": ages.get(address)}
+        return found
 
 
 def _last_log_index(node: ReplicatedLog, status: dict) -> int:

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from cryptography.fernet import InvalidToken
 from pysyncobj import SyncObj, SyncObjConf, replicated
+from pysyncobj.monotonic import monotonic as pysyncobj_monotonic
 from pysyncobj.transport import TCPTransport
 from twisted.logger import Logger, LogLevel
 
@@ -135,7 +136,7 @@ class ReplicatedLog(SyncObj):
     journals (reference/stack.md §1.2): a new one needs C{ver=1}.
     """
 
-    def __init__(self, self_address: str, partners: list[str], conf: SyncObjConf,
+    def __init__(self, self_address: str | None, partners: list[str], conf: SyncObjConf,
                  on_entry: Callable[[str, int], None], clock: Callable[[], float]) -> None:
         self._on_entry = on_entry
         self._clock = clock
@@ -168,6 +169,23 @@ class ReplicatedLog(SyncObj):
     def last_log_index(self) -> int:
         """The journal's last index (past the commit index while entries replicate)."""
         return int(self._SyncObj__getCurrentLogIndex())  # type: ignore[attr-defined]
+
+    def rebuild_alone(self) -> None:
+        """
+        Forget every other voter: this node becomes a one-node cluster and elects itself at
+        its next election timeout, keeping its log (force-rebuild after a loss of quorum).
+        PySyncObj has no public way to change the membership without a quorum to commit
+        the change; its own snapshot loading uses this private method the same way.
+        """
+        self._SyncObj__updateClusterConfiguration([])  # type: ignore[attr-defined]
+
+    def response_ages(self) -> dict[str, float]:
+        """On the leader: seconds since each voter last answered it, by Raft address
+        (PySyncObj keeps the times private; it uses them for its leader fallback)."""
+        now = pysyncobj_monotonic()
+        times = self._SyncObj__lastResponseTime  # type: ignore[attr-defined]
+        return {getattr(node, "address", str(node)): max(now - at, 0.0)
+                for node, at in dict(times).items()}
 
     @replicated
     def apply_command(self, command_json: str) -> None:

@@ -47,6 +47,8 @@ class RaftSettings:
     max_in_flight: int = 1000
     tick_interval: float = 0.005
     bind_retries: int = 5
+    #: this node's C{NodeId} (its row in the replicated member list)
+    node_id: str = ""
 
     @classmethod
     def from_config(cls, config: Any, secret_key: str) -> "RaftSettings":
@@ -67,4 +69,5 @@ class RaftSettings:
             apply_timeout=config.raft_apply_timeout,
             transport_timeout=config.raft_transport_timeout,
             snapshot_interval=config.raft_snapshot_interval,
-            snapshot_threshold=config.raft_snapshot_threshold)
+            snapshot_threshold=config.raft_snapshot_threshold,
+            node_id=str(config.node_id))

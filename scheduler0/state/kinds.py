@@ -16,3 +16,6 @@ EXECUTION_PRUNE = "execution.prune"
 #: the operator's halt or restart of the scheduler, kept so that a restart of the process
 #: does not undo it
 SUPERVISOR_SET = "supervisor.set"
+#: the cluster's members (node id, Raft and API addresses, suffrage), replicated so every
+#: node lists the same ones (the cluster-management API)
+CLUSTER_MEMBERS = "cluster.members"

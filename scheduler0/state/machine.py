@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from . import kinds as C
 from . import credentials, executions, jobs, projects, supervisor
+from . import cluster
 from ..store.database import storage_failure
 from .commands import Command
 from .executions import EXECUTION_COLUMNS, TERMINAL_STATES
@@ -154,4 +155,5 @@ _APPLIERS: dict[tuple[str, int], Callable[[sqlite3.Connection, Any, str], Result
     (C.CREDENTIAL_UPDATE, CREDENTIAL_PROJECTS_VERSION): credentials.update_credential,
     (C.CREDENTIAL_DELETE, 1): credentials.delete_credential,
     (C.SUPERVISOR_SET, 1): supervisor.set_supervisor,
+    (C.CLUSTER_MEMBERS, 1): cluster.set_members,
 }

@@ -266,10 +266,26 @@ class SetSupervisor(_Payload):
     at: str | None = None
 
 
+@attrs.frozen
+class SetMembers(_Payload):
+    """
+    The cluster's whole member list after a membership change (the proposer computed it):
+    C{members} are C{{node_id, raft_address, client_address, suffrage}} mappings. With
+    C{seed}, it is only stored when no list is (the first leader writes C{Replicas}).
+    """
+
+    KIND = K.CLUSTER_MEMBERS
+    members: tuple[Any, ...] = attrs.field(converter=lambda v: tuple(dict(m) for m in v))
+    seed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"members": [dict(m) for m in self.members], "seed": self.seed}
+
+
 Payload = Union[
     CreateProject, UpdateProject, DeleteProject, RotateProjectSecret, CreateJobs, UpdateJob,
     DeleteJob, CreateCredential, UpdateCredential, DeleteCredential, RecordExecutions,
-    DeleteExecutions, PruneExecutions, SetSupervisor,
+    DeleteExecutions, PruneExecutions, SetSupervisor, SetMembers,
 ]
 
 #: the payload class of each command kind

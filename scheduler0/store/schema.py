@@ -19,7 +19,8 @@ import attrs
 #    until its own expiry), and the supervisor's operator halt (kept across restarts).
 # 3: credentials limited to a list of projects (C{credentials.project_ids}).
 # 4: the index of the last Raft log entry applied (C{raft_applied}).
-SCHEMA_VERSION = 4
+# 5: the cluster's replicated member list (C{cluster_members}).
+SCHEMA_VERSION = 5
 
 #: Most previous signing secrets kept per project (the most recently rotated out): each
 #: rotation keeps the secret it replaces for its grace period, so a receiver that has not
@@ -43,6 +44,17 @@ CREATE TABLE IF NOT EXISTS meta (
 CREATE TABLE IF NOT EXISTS raft_applied (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     applied_index INTEGER NOT NULL
+);
+
+-- The cluster's members as the cluster-management API changed them (a cluster.members
+-- command), so every node lists the same ones; empty on a single node and until the
+-- first leader stores Replicas. suffrage: 'Voter' or 'Nonvoter'.
+CREATE TABLE IF NOT EXISTS cluster_members (
+    node_id INTEGER PRIMARY KEY,
+    raft_address TEXT NOT NULL,
+    client_address TEXT NOT NULL,
+    suffrage TEXT NOT NULL,
+    date_modified TEXT NOT NULL
 );
 
 -- One row per applied command id: applying an id a second time is a no-op that answers
@@ -234,6 +246,12 @@ MIGRATIONS: dict[int, Migration] = {
     3: Migration(
         from_version=3,
         new_tables=("raft_applied",),
+        old_columns={},
+        script="",
+    ),
+    4: Migration(
+        from_version=4,
+        new_tables=("cluster_members",),
         old_columns={},
         script="",
     ),

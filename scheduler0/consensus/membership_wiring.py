@@ -1,0 +1,59 @@
+"""
+How a node builds its L{ClusterMembership}: its own member entry and C{Replicas} from the
+configuration, the command log's observers, stopping the process for reset-raft, and the
+peer call add-self makes.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Callable
+
+import treq
+from twisted.logger import Logger
+
+from .membership import ClusterMembership, Member
+
+log = Logger()
+
+#: Seconds add-self waits for another node's add-node (it answers once the node caught up)
+PEER_CALL_TIMEOUT = 90.0
+
+
+def _stopper(reactor: Any) -> Callable[[Callable[[], None]], None]:
+    """Stop the reactor (the whole service tree drains), then call C{then}."""
+    def stop(then: Callable[[], None]) -> None:
+        reactor.addSystemEventTrigger("after", "shutdown", then)
+        reactor.stop()
+    return stop
+
+
+def _peer_caller(reactor: Any, username: str, password: str) -> Callable[[str], Any]:
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    headers = {"Authorization": f"Basic {token}", "X-Peer": "peer"}
+
+    async def call(url: str) -> tuple[int, str]:
+        d = treq.post(url, headers=headers, reactor=reactor, persistent=False)
+        d.addTimeout(PEER_CALL_TIMEOUT, reactor)
+        response = await d
+        body = await treq.json_content(response)
+        return response.code, str(body.get("data", ""))[:300]
+    return call
+
+
+def cluster_membership(config: Any, node_secrets: Any, commands: Any, clock: Any,
+                       reactor: Any, db_path: str) -> ClusterMembership:
+    """The node's membership operations; on a single node (no Raft) they only list it."""
+    raft = commands if config.replicas and hasattr(commands, "change_membership") else None
+    own = Member(config.node_id, config.advertised_raft_address(), config.http_base_url())
+    replicas = [Member(r.node_id, r.raft_address, r.address) for r in config.replicas]
+    membership = ClusterMembership(
+        commands, raft, clock, db_path, own, replicas,
+        stop_process=_stopper(reactor) if reactor is not None else None,
+        call_peer=_peer_caller(reactor, node_secrets.auth_username,
+                               node_secrets.auth_password) if reactor is not None else None)
+    commands.add_observer(membership.observe)
+    commands.add_replaced_observer(membership.reload)
+    if raft is not None:
+        raft.add_state_observer(membership.seed)
+    return membership

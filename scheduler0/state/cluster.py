@@ -1,0 +1,35 @@
+"""Applier of the cluster membership command: the member list every node lists."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from .payloads import SetMembers
+from .rows import Rejected, Result
+
+SUFFRAGES = ("Voter", "Nonvoter")
+
+
+def set_members(conn: sqlite3.Connection, change: SetMembers, stamp: str) -> Result:
+    """
+    Replace the member list by C{change.members} (the proposer computed the whole list),
+    or, for a C{seed}, store it only when no list is stored yet: every node that becomes
+    leader of a new cluster proposes its C{Replicas}, and only the first one counts.
+    """
+    if change.seed and conn.execute("SELECT 1 FROM cluster_members LIMIT 1").fetchone():
+        return {"seeded": False}
+    rows = []
+    for member in change.members:
+        node_id = member["node_id"]
+        if not isinstance(node_id, int) or isinstance(node_id, bool) or node_id < 1:
+            raise Rejected(400, "node_id: must be a whole number from 1")
+        if member["suffrage"] not in SUFFRAGES:
+            raise Rejected(400, "suffrage: must be Voter or Nonvoter")
+        rows.append((node_id, str(member["raft_address"]), str(member["client_address"]),
+                     member["suffrage"], stamp))
+    if not any(row[3] == "Voter" for row in rows):
+        raise Rejected(409, "a cluster needs at least one voter")
+    conn.execute("DELETE FROM cluster_members")
+    conn.executemany("INSERT INTO cluster_members (node_id, raft_address, client_address, "
+                     "suffrage, date_modified) VALUES (?, ?, ?, ?, ?)", rows)
+    return {"members": len(rows), **({"seeded": True} if change.seed else {})}

