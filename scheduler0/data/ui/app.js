@@ -12,12 +12,24 @@
   const KEY = "scheduler0.apiKey";
   const SECRET = "scheduler0.apiSecret";
   const REFRESH_MS = 15000;
+  // the healthcheck is a cheap probe: in a cluster the section follows elections closely
+  const CLUSTER_MS = 2000;
+  const MEMBERS_PATH = "/api/v1/cluster/list-nodes";
+  // a follower hears from its leader several times a second; past this it is silent
+  const LEADER_SILENT_MS = 3000;
 
   const $ = (id) => document.getElementById(id);
-  const state = { projects: new Map(), selectedJob: null, timer: null, awaiting: null, awaitingUntil: 0, poll: null };
+  const state = { projects: new Map(), selectedJob: null, timer: null, awaiting: null, awaitingUntil: 0, poll: null,
+                  refreshFailed: false, cluster: newClusterState() };
   // an execution in one of these states changes soon: its job's list is polled meanwhile
   const UNSETTLED = new Set(["scheduled", "dispatched", "retrying"]);
   const POLL_MS = 1000;
+
+  /** What the cluster section remembers between checks (reset at each login). */
+  function newClusterState() {
+    return { timer: null, seq: 0, alone: true, leader: null, members: null, membersNote: "",
+             membersAt: 0, membersRefused: null, trouble: "" };
+  }
 
   class ApiError extends Error {
     constructor(status, message) {
@@ -113,6 +125,7 @@
   }
 
   function notice(message, isError) {
+    state.refreshFailed = false;
     const n = $("notice");
     n.textContent = message;
     n.className = isError ? "error" : "";
@@ -124,7 +137,12 @@
       logout("The node refused this API key and secret: " + error.message);
       return;
     }
-    notice(error.message || String(error), true);
+    let message = error.message || String(error);
+    // a write the cluster could not take: say what the cluster section shows
+    if (error instanceof ApiError && error.status === 503 && state.cluster.trouble) {
+      message += ` Cluster: ${state.cluster.trouble}; see the Cluster section.`;
+    }
+    notice(message, true);
   }
 
   // -- sections -------------------------------------------------------------------------
@@ -281,7 +299,12 @@
     $("health-error").hidden = true;
     $("health").hidden = false;
     let running = health.enabled ? "running" : "halted";
-    if (health.role) running += ` (${health.role}${health.executing ? ", executing" : ""})`;
+    if (health.role === "follower" && !health.executing) {
+      // not halted: a follower's queue is empty because the leader executes the jobs
+      running = "standing by (Raft follower: the leader executes the jobs, see Cluster)";
+    } else if (health.role) {
+      running += ` (${health.role}${health.executing ? ", executing" : ""})`;
+    }
     $("health-enabled").textContent = running;
     $("queue-depth").textContent = health.queue.depth;
     $("queue-retry").textContent = health.queue.retryWaiting;
@@ -326,23 +349,185 @@
     await loadHealth();
   }
 
-  async function loadCluster() {
-    const health = await api("GET", "/api/v1/healthcheck");
+  // -- cluster ---------------------------------------------------------------------------
+
+  /** The member list's answer when it cannot be read: why, and that the healthcheck's view
+   * is what the section shows instead. */
+  function membersUnreadable(error) {
+    const fallback = "shown instead: what this node's healthcheck gives";
+    if (error.status === 404 || error.status === 405) {
+      return `This node serves no member list (GET ${MEMBERS_PATH}); ${fallback}.`;
+    }
+    if (error.status === 401 || error.status === 403) {
+      return `The member list (GET ${MEMBERS_PATH}) needs the cluster's peer credentials, ` +
+        `which this API key is not (${error.message}); ${fallback}.`;
+    }
+    return `The member list could not be read just now (${error.message}); ${fallback}.`;
+  }
+
+  /** raftStats.last_contact in milliseconds ("123ms"), or null ("never", "0" on a leader). */
+  function contactMs(stats) {
+    const ms = /^(\d+(?:\.\d+)?)ms$/.exec(String(stats.last_contact ?? ""));
+    return ms ? Number(ms[1]) : null;
+  }
+
+  /** How long ago this node last heard from the leader. */
+  function lastContact(stats) {
+    if (stats.state === "Leader") return "— (this node is the leader)";
+    const n = contactMs(stats);
+    if (n === null) return String(stats.last_contact || "never");
+    return n < 10000 ? `${Math.round(n)} ms ago` : `${Math.round(n / 1000)} s ago`;
+  }
+
+  /**
+   * The leader as this node sees it: C{text} for the section, and C{trouble}, what is wrong
+   * with it ("" when nothing is). A follower that lost every peer keeps naming the last
+   * leader it heard from (it holds no election alone), so a leader not heard from for
+   * LEADER_SILENT_MS is reported as unreachable: writes wait and fail (503) meanwhile.
+   */
+  function describeLeader(health, stats) {
+    const id = health.leaderId ? String(health.leaderId) : "?";
+    if (!health.leaderAddress) {
+      return { text: "none right now: an election is running or too few nodes are reachable; " +
+                 "writes are refused (503) until a leader is elected",
+               trouble: "there is no leader right now (an election is running, or too few " +
+                 "nodes are reachable)" };
+    }
+    const name = `node ${id} (Raft ${health.leaderAddress})`;
+    if (stats.state === "Leader") return { text: name + ": this node", trouble: "" };
+    const silent = contactMs(stats);
+    if (silent !== null && silent > LEADER_SILENT_MS) {
+      const seconds = Math.round(silent / 1000);
+      return { text: `${name}, not heard from for ${seconds} s: down or unreachable from this ` +
+                 "node; writes wait and fail (503) until a majority of nodes is reachable again",
+               trouble: `the leader, node ${id}, has not been heard from for ${seconds} s ` +
+                 "(down, or unreachable from this node)" };
+    }
+    return { text: name, trouble: "" };
+  }
+
+  /** The section from one healthcheck answer. */
+  function renderCluster(health) {
     const stats = health.raftStats || {};
     const peers = Number(stats.num_peers || 0);
-    const leader = health.leaderAddress
-      ? `${health.leaderAddress} (node ${health.leaderId})` : "none right now";
-    $("cluster-summary").textContent = peers > 0
-      ? `This node is ${stats.state || "?"} in a cluster of ${peers + 1} nodes; leader: ${leader}.`
-      : "This node runs alone (no cluster).";
-    $("cluster").hidden = peers === 0;
+    $("cluster-error").hidden = true;
+    state.cluster.alone = peers === 0;
+    if (peers === 0) {
+      state.cluster.trouble = "";
+      $("cluster-summary").textContent = "This node runs alone (no cluster).";
+      $("cluster-view").hidden = true;
+      return;
+    }
+    const raftState = stats.state || "unknown";
+    const described = describeLeader(health, stats);
+    state.cluster.trouble = described.trouble;
+    const leaderId = health.leaderId ? String(health.leaderId) : "";
+    const leads = raftState === "Leader" && leaderId;
+    const leaderName = health.leaderAddress
+      ? `node ${leaderId || "?"} (Raft ${health.leaderAddress})` : "";
+    $("cluster-summary").textContent = `This node is ${raftState} in a cluster of ${peers + 1} ` +
+      "nodes; leader: " + (leaderName || "none right now") +
+      (leaderName && state.cluster.trouble ? ", unreachable" : "") + ".";
+    $("cluster-node").textContent = `${location.host} (${leads ? `node ${leaderId}, ` : ""}${raftState})`;
+    $("cluster-state").textContent = raftState;
+    $("cluster-state").className = "raft-" + raftState.toLowerCase();
+    $("cluster-term").textContent = stats.term ?? "";
+    const leader = $("cluster-leader");
+    leader.dataset.leaderId = leaderId;
+    leader.textContent = described.text;
+    leader.className = described.trouble ? "error" : "";
+    const connected = Number(stats.connected_peers || 0);
+    $("cluster-peers").textContent = `${peers} (${connected} connected)`;
+    $("cluster-peers").className = connected < peers ? "error" : "";
+    $("cluster-commit").textContent = stats.commit_index ?? "";
+    $("cluster-applied").textContent = stats.applied_index ?? "";
+    $("cluster-contact").textContent = lastContact(stats);
+    $("cluster-checked").textContent = new Date().toLocaleTimeString();
     fill($("cluster").tBodies[0], Object.keys(stats).sort().map((name) => el("tr", {},
       el("td", { text: name, className: "mono" }), el("td", { text: stats[name], className: "mono" }))));
+    $("cluster-view").hidden = false;
+  }
+
+  /** The member list as the API gives it (one column per field), or a note saying why not. */
+  async function loadMembers(leaderChanged) {
+    const c = state.cluster;
+    if (c.membersRefused === null && (leaderChanged || Date.now() - c.membersAt >= REFRESH_MS)) {
+      c.membersAt = Date.now();
+      try {
+        const members = await api("GET", MEMBERS_PATH);
+        if (!Array.isArray(members)) throw new ApiError(200, "not a list of nodes");
+        c.members = members;
+        c.membersNote = "";
+      } catch (e) {
+        // refused (an API key may not read it) or absent: asked once per login, not again
+        if (e instanceof ApiError && [401, 403, 404, 405].includes(e.status)) {
+          c.membersRefused = membersUnreadable(e);
+        }
+        c.members = null;
+        c.membersNote = membersUnreadable(e);
+      }
+    }
+    const note = c.membersRefused || c.membersNote;
+    $("cluster-members-note").textContent = note;
+    $("cluster-members-note").hidden = !note;
+    const table = $("cluster-members");
+    table.hidden = c.members === null;
+    if (c.members === null) return;
+    const columns = [];
+    for (const m of c.members) for (const k of Object.keys(m || {})) if (!columns.includes(k)) columns.push(k);
+    table.tHead.rows[0].replaceChildren(...columns.map((k) => el("th", { text: k })));
+    fill(table.tBodies[0], c.members.map((m) => el("tr", { data: { memberId: (m || {}).id ?? "" },
+      className: m && m.isLeader ? "leader" : "" },
+      ...columns.map((k) => el("td", { text: m && m[k] !== undefined && m[k] !== null ? m[k] : "" })))));
+  }
+
+  /**
+   * The cluster section: this node's healthcheck (no credential, never rate limited), and
+   * the member list when this key can read it. A failure shows in the section (the node
+   * may be down while the others are fine); an answer older than one already shown is
+   * dropped.
+   */
+  async function loadCluster() {
+    const c = state.cluster;
+    const seq = ++c.seq;
+    let health;
+    try {
+      health = await api("GET", "/api/v1/healthcheck");
+    } catch (e) {
+      if (seq !== c.seq) return;
+      $("cluster-error").textContent = `This node's healthcheck failed: ${e.message}. ` +
+        "What follows is its last answer.";
+      $("cluster-error").hidden = false;
+      return;
+    }
+    if (seq !== c.seq) return;
+    renderCluster(health);
+    if (c.alone) return;
+    const leader = `${health.leaderId}@${health.leaderAddress}`;
+    const changed = leader !== c.leader;
+    c.leader = leader;
+    await loadMembers(changed);
+  }
+
+  /** Refreshes the cluster section every CLUSTER_MS in a cluster (a leader change shows within
+   * seconds), every REFRESH_MS alone; not while the tab is hidden. */
+  function clusterLoop() {
+    clearTimeout(state.cluster.timer);
+    const next = () => {
+      if (!credentials().key) return;  // logged out meanwhile
+      clearTimeout(state.cluster.timer);
+      state.cluster.timer = setTimeout(clusterLoop, state.cluster.alone ? REFRESH_MS : CLUSTER_MS);
+    };
+    if (document.hidden) {
+      next();
+      return;
+    }
+    loadCluster().catch(handle).finally(next);
   }
 
   async function refresh() {
     await loadProjects();
-    const results = await Promise.allSettled([loadJobs(), loadExecutions(), loadHealth(), loadCluster()]);
+    const results = await Promise.allSettled([loadJobs(), loadExecutions(), loadHealth()]);
     const failed = results.find((r) => r.status === "rejected");
     if (failed) throw failed.reason;
     $("who").textContent = `key ${credentials().key.slice(0, 8)}… · updated ${new Date().toLocaleTimeString()}`;
@@ -361,7 +546,9 @@
     sessionStorage.removeItem(SECRET);
     clearInterval(state.timer);
     clearTimeout(state.poll);
+    clearTimeout(state.cluster.timer);
     state.timer = null;
+    state.cluster = newClusterState();
     state.selectedJob = null;
     state.awaiting = null;
     show(false);
@@ -369,19 +556,28 @@
     $("login-error").hidden = !message;
   }
 
+  /** One periodic refresh. An error it shows is cleared by the next one that succeeds (the
+   * node is back, a leader was elected); an action's message stays until the next action. */
+  function periodicRefresh() {
+    return refresh().then(() => {
+      if (state.refreshFailed) notice("");
+      state.refreshFailed = false;
+    }, (e) => {
+      handle(e);
+      state.refreshFailed = true;  // after handle: notice() forgets whose message it shows
+    });
+  }
+
   async function start() {
     show(true);
     notice("");
-    try {
-      await refresh();
-    } catch (e) {
-      handle(e);
-      return;
-    }
+    clusterLoop();
+    // refreshed from now on even if this first one fails (the node may be restarting)
     clearInterval(state.timer);
     state.timer = setInterval(() => {
-      if (!document.hidden) refresh().catch(handle);
+      if (!document.hidden) periodicRefresh();
     }, REFRESH_MS);
+    await periodicRefresh();
   }
 
   async function login(event) {
@@ -405,7 +601,10 @@
   document.addEventListener("DOMContentLoaded", () => {
     $("login-form").addEventListener("submit", login);
     $("logout").addEventListener("click", () => logout(""));
-    $("refresh").addEventListener("click", () => refresh().then(() => notice("")).catch(handle));
+    $("refresh").addEventListener("click", () => {
+      loadCluster().catch(handle);
+      refresh().then(() => notice("")).catch(handle);
+    });
     $("project-filter").addEventListener("change", () => loadJobs().catch(handle));
     $("dlq-retry-all").addEventListener("click", () => retryAllDead().catch(handle));
     if (credentials().key) start();
