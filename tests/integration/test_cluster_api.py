@@ -197,6 +197,161 @@ class MembershipTests(ClusterApiHelpers, TestCase):
         return view if node_id in view else None
 
 
+class LeadershipTests(ClusterApiHelpers, TestCase):
+    timeout = 240
+
+    async def test_transfer_then_demote_and_promote(self) -> None:
+        self.cluster = cluster = Cluster(self)
+        await cluster.start()
+        leader, (follower, other) = await self.leader()
+        credential = await leader.create_credential()
+
+        # transfer: a different node leads afterwards, every node agrees, writes work
+        data = await self.ok(leader, "POST", "transfer-leadership")
+        self.assertEqual(data, {"status": "leadership transferred"})
+        new_leader, _ = await self.leader()
+        self.assertIsNot(new_leader, leader)
+        code, envelope = await self.call(leader, "POST", "transfer-leadership")
+        self.assertEqual(code, 403)
+        self.assertIn(new_leader.base_url, envelope["data"])
+        code, _ = await follower.client(credential).request(
+            "POST", "/projects", {"name": "after transfer", "description": "d"})
+        self.assertEqual(code, 201)
+
+        # demote a follower: every node lists it as a non-voter, the leader counts two
+        # voters, and it still replicates (a write made elsewhere reaches it)
+        target = next(n for n in cluster.nodes if n is not new_leader)
+        target_id = cluster.nodes.index(target) + 1
+        data = await self.ok(new_leader, "POST", f"demote-node?nodeId={target_id}")
+        self.assertEqual(data, {"status": "node demoted to non-voter"})
+        code, envelope = await self.call(new_leader, "POST", f"demote-node?nodeId={target_id}")
+        self.assertEqual(code, 409, envelope)
+
+        async def nonvoter_everywhere() -> bool:
+            views = [await self.nodes(n) for n in cluster.nodes]
+            return all(v[target_id]["suffrage"] == "Nonvoter" for v in views)
+        await wait_for(self, nonvoter_everywhere, 10, "the demoted node listed as a non-voter")
+        health = await cluster.health(new_leader)
+        self.assertEqual(health["raftStats"]["num_peers"], "1")
+        await wait_for(self, lambda: self._log_has(target, "restarted as a non-voter"), 10,
+                       "the demoted node restarts as a non-voter")
+        created = await new_leader.client(credential).ok(
+            "POST", "/projects", {"name": "seen by the non-voter", "description": "d"},
+            expect=201)
+
+        async def replicated() -> bool:
+            code, _ = await target.client(credential).request(
+                "GET", f"/projects/{created['id']}")
+            return code == 200
+        await wait_for(self, replicated, 10, "the non-voter replicates")
+        # a non-voter never leads: a transfer goes to the other voter
+        self.assertEqual((await cluster.health(target))["raftStats"]["state"], "Follower")
+
+        # promote it back: a voter again everywhere, the leader counts it
+        data = await self.ok(new_leader, "POST", f"promote-node?nodeId={target_id}")
+        self.assertEqual(data, {"status": "node promoted to voter"})
+        code, envelope = await self.call(new_leader, "POST", f"promote-node?nodeId={target_id}")
+        self.assertEqual(code, 409, envelope)
+
+        async def voter_everywhere() -> bool:
+            views = [await self.nodes(n) for n in cluster.nodes]
+            return all(v[target_id]["suffrage"] == "Voter" for v in views)
+        await wait_for(self, voter_everywhere, 10, "the promoted node listed as a voter")
+        self.assertEqual((await cluster.health(new_leader))["raftStats"]["num_peers"], "2")
+        view = await self.nodes(new_leader)
+        self.assertTrue(view[target_id]["connected"], view)
+        # after a restart the node keeps its replicated suffrage
+        await target.stop()
+        await target.start()
+        await self.leader()
+        self.assertEqual((await cluster.health(target))["raftStats"]["num_peers"], "2")
+
+    async def _log_has(self, node: Daemon, text: str) -> bool:
+        return text in node.log_text()
+
+
+class RecoveryTests(ClusterApiHelpers, TestCase):
+    timeout = 240
+
+    async def test_reset_raft_answers_exits_and_the_node_rejoins_clean(self) -> None:
+        self.cluster = cluster = Cluster(self)
+        await cluster.start()
+        leader, (follower, other) = await self.leader()
+        credential = await leader.create_credential()
+        before = await leader.client(credential).ok(
+            "POST", "/projects", {"name": "before reset", "description": "d"}, expect=201)
+        journal = os.path.join(follower.data_dir, "raft.journal")
+        self.assertTrue(os.path.exists(journal))
+
+        data = await self.ok(follower, "POST", "reset-raft")
+        self.assertEqual(data, {"status": "raft reset"})
+        status = await follower.wait_exit(20)
+        self.assertEqual(status.code, 3, status)
+        self.assertFalse(os.path.exists(journal))
+        self.assertFalse(os.path.exists(journal + ".meta"))
+        # what the cluster writes meanwhile reaches it once restarted
+        after = await leader.client(credential).ok(
+            "POST", "/projects", {"name": "after reset", "description": "d"}, expect=201)
+        await follower.start()
+        await self.leader()
+        for project in (before, after):
+            async def there(project: Any = project) -> bool:
+                code, _ = await follower.client(credential).request(
+                    "GET", f"/projects/{project['id']}")
+                return code == 200
+            await wait_for(self, there, 15, f"project {project['id']} on the reset node")
+        self.assertTrue(os.path.exists(journal))
+        view = await self.nodes(leader)
+        follower_id = cluster.nodes.index(follower) + 1
+        await wait_for(self, lambda: self._connected(leader, follower_id), 10,
+                       "the reset node connected to the leader")
+        self.assertEqual(view[follower_id]["suffrage"], "Voter")
+
+    async def test_force_rebuild_after_two_of_three_are_killed(self) -> None:
+        self.cluster = cluster = Cluster(self)
+        await cluster.start()
+        leader, (follower, other) = await self.leader()
+        credential = await leader.create_credential()
+        kept = await leader.client(credential).ok(
+            "POST", "/projects", {"name": "kept", "description": "d"}, expect=201)
+        survivor_id = cluster.nodes.index(follower) + 1
+        await wait_for(self, lambda: self._has_project(follower, credential, kept["id"]), 10,
+                       "the survivor has the write")
+        await leader.kill()
+        await other.kill()
+        # only the survivor itself rebuilds, around itself
+        code, envelope = await self.call(follower, "POST", "force-rebuild?seedNodeId=99")
+        self.assertEqual(code, 400, envelope)
+        data = await self.ok(follower, "POST", f"force-rebuild?seedNodeId={survivor_id}")
+        self.assertEqual(data, {"status": "rebuild initiated"})
+        health = await cluster.health(follower)
+        self.assertEqual((health["leaderId"], health["raftStats"]["state"]),
+                         (str(survivor_id), "Leader"))
+        self.assertEqual(set(await self.nodes(follower)), {survivor_id})
+        # its data is there and it takes writes alone
+        await follower.client(credential).ok("GET", f"/projects/{kept['id']}")
+        await follower.client(credential).ok(
+            "POST", "/projects", {"name": "after rebuild", "description": "d"}, expect=201)
+        # and it stays a one-node cluster after a restart
+        await follower.stop()
+        await follower.start()
+        health = await wait_for(self, lambda: self._leads(follower, survivor_id), 15,
+                                "the rebuilt node leads after a restart")
+        await follower.client(credential).ok(
+            "POST", "/projects", {"name": "after restart", "description": "d"}, expect=201)
+
+    async def _leads(self, node: Daemon, node_id: int) -> Any:
+        health = await self.cluster.health(node)
+        return health if health["leaderId"] == str(node_id) else None
+
+    async def _has_project(self, node: Daemon, credential: Any, project_id: int) -> bool:
+        code, _ = await node.client(credential).request("GET", f"/projects/{project_id}")
+        return code == 200
+
+    async def _connected(self, node: Daemon, node_id: int) -> bool:
+        return bool((await self.nodes(node))[node_id]["connected"])
+
+
 def spare_replica(node: Daemon) -> dict[str, Any]:
     return next(r for r in _config(node)["Replicas"] if r["NodeId"] == _config(node)["NodeId"])
 
@@ -212,4 +367,3 @@ async def _true(value: bool) -> bool:
     return value
 
 
-__all__ = ["MembershipTests", "os"]
