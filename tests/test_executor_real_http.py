@@ -134,7 +134,7 @@ class RealHttpTests(TestCase):
     @defer.inlineCallbacks
     def test_a_2xx_receiver_gets_the_exact_body_and_headers(self) -> Any:
         base, receiver = self.receiver(200)
-        executor = self.executor()
+        executor = self.executor(node_id=7)
         first, second = self.occurrences(base + "/hooks/a", [1, 2])
         submitted = reactor.seconds()
         executor.submit([first, second])
@@ -150,6 +150,8 @@ class RealHttpTests(TestCase):
         self.assertEqual(headers["content-type"], ["application/json"])
         self.assertEqual(headers["x-payload-chunk-id"], ["0"])
         self.assertEqual(headers["user-agent"], ["Scheduler0"])
+        # which node sent it (in a cluster, the job's owner)
+        self.assertEqual(headers["x-scheduler0-node"], ["7"])
         (signature,) = headers["x-scheduler0-signature"]
         self.assertTrue(verify(signature, hit["body"], SECRET_1, int(reactor.seconds())))
         for o in (first, second):

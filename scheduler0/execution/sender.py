@@ -105,6 +105,10 @@ def _deadline_passed(result: Any, timeout: float) -> Any:
     return result
 
 
+#: the header naming the node that sent a callback (its C{NodeId})
+NODE_HEADER = "X-Scheduler0-Node"
+
+
 class CallbackSender:
     """
     Sends one delivery and reads its answer (an L{Answer}, or a failure).
@@ -122,6 +126,7 @@ class CallbackSender:
         self._http = http
         self._secrets_for = secrets_for
         self._settings = settings
+        self._node = str(settings.node_id)
         #: requests sent again at once because their pooled connection had been closed
         self.stale_retries = 0
 
@@ -131,6 +136,8 @@ class CallbackSender:
             "Content-Type": ["application/json"],
             "x-payload-chunk-id": [str(delivery.chunk_id)],
             "User-Agent": ["Scheduler0"],
+            # which node sent it: in a cluster a receiver can tell the owners apart
+            NODE_HEADER: [self._node],
         }
         secrets = self._secrets_for(delivery.project_id)
         if secrets:
