@@ -205,6 +205,18 @@ class MembershipTests(SynchronousTestCase):
         self.assertIn("transfer-leadership", self.refused(self.membership.remove_node(1), 409))
         self.assertIn("transfer-leadership", self.refused(self.membership.demote_node(1), 409))
 
+    def test_a_change_raft_never_confirms_is_503_after_a_while(self) -> None:
+        self.seeded()
+        self.raft.answer = "wait"
+        removing = run(self.membership.remove_node(3))
+        self.clock.advance(9)
+        self.assertNoResult(removing)
+        self.clock.advance(1)
+        failure = self.failureResultOf(removing, ClusterError)
+        self.assertEqual(failure.value.status, 503)
+        self.assertIn("did not confirm", failure.value.message)
+        self.assertEqual([m.node_id for m in read_members(self.commands.path)], [1, 2, 3])
+
     def test_transfer_answers_once_another_node_leads(self) -> None:
         self.seeded()
         transfer = run(self.membership.transfer_leadership())
@@ -307,6 +319,28 @@ class MembershipTests(SynchronousTestCase):
         self.assertEqual((rows[2]["lag"], rows[2]["lastContact"], rows[2]["connected"]),
                          (4, "12ms", True))
         self.assertEqual((rows[3]["lag"], rows[3]["connected"]), (9, False))
+
+    def test_add_self_and_remove_self_ask_the_leader(self) -> None:
+        self.seeded()
+        asked: list[str] = []
+        answers = {"http://10.0.0.1:9090": (200, "ok"), "http://10.0.0.2:9090": (403, "no")}
+
+        async def call_peer(url: str) -> tuple[int, str]:
+            asked.append(url)
+            return answers[url.split("/api/")[0]]
+        self.commands.leading = None  # node 4 is no member: it hears of no leader
+        newcomer = self.make(D, call_peer=call_peer)
+        self.assertEqual(self.successResultOf(run(newcomer.add_self())), "added")
+        self.assertEqual(asked, ["http://10.0.0.1:9090/api/v1/cluster/add-node?nodeId=4&"
+                                 "nodeAddress=10.0.0.4%3A7070&clientAddress="
+                                 "http%3A%2F%2F10.0.0.4%3A9090"])
+        self.commands.leading = (A.raft_address, "1")
+        self.assertIn("already a member", self.refused(newcomer.add_self(), 409))
+        asked.clear()
+        follower = self.make(B, call_peer=call_peer)
+        self.assertEqual(self.successResultOf(run(follower.remove_self())), "removed")
+        self.assertEqual(asked, ["http://10.0.0.1:9090/api/v1/cluster/remove-node?nodeId=2"])
+        self.assertIn("transfer-leadership", self.refused(self.membership.remove_self(), 409))
 
     def test_a_single_node_lists_itself_and_has_no_membership_to_change(self) -> None:
         alone = ClusterMembership(self.commands, None, self.clock, self.commands.path, A, [])

@@ -23,10 +23,11 @@ import os
 import re
 import sqlite3
 from typing import Any, Awaitable, Callable, Iterable
+from urllib.parse import urlencode
 
 import attrs
 from pysyncobj import FAIL_REASON
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, TimeoutError, ensureDeferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
@@ -124,6 +125,8 @@ class Timing:
     #: for heartbeats to carry a commit to a node about to change its role
     settle: float = 0.5
     poll: float = 0.1
+    #: for Raft to commit a membership entry
+    change: float = 10.0
 
 
 class ClusterMembership:
@@ -288,24 +291,45 @@ class ClusterMembership:
         return "node removed"
 
     async def remove_self(self) -> str:
+        """Ask the leader to remove this node (its own change would lose its answer: the
+        node is cut off from the log by the very entry it waits for)."""
         self._clustered("remove-self")
         leader = self._commands.leader()
-        if leader is not None and leader[1] == str(self._own.node_id):
+        own = self._own.node_id
+        if leader is not None and leader[1] == str(own):
             raise ClusterError(409, "this node is the leader: call transfer-leadership first, "
                                     "then remove-self")
+        if leader is None or not leader[1].isdigit() or self._find(int(leader[1])) is None:
+            raise ClusterError(503, "this node knows no leader to remove it right now; retry "
+                                    "in a few seconds")
         with self._one_change("removing this node"):
-            member = self._member(self._own.node_id)
-            await self._store([m for m in self.members() if m.node_id != member.node_id])
-            if member.voter:
-                await self._pysyncobj("rem", member.raft_address, "removing this node")
+            self._member(own)
+            code, message = await self._ask(self._find(int(leader[1])),
+                                            f"remove-node?nodeId={own}")
+            if code != 200:
+                raise ClusterError(code if 400 <= code < 600 else 503,
+                                   f"the leader did not remove this node: {message}")
         return "removed"
+
+    async def _ask(self, member: Member | None, call: str) -> tuple[int, str]:
+        """POST C{call} to C{member}'s cluster API with the peer credentials."""
+        if self._call_peer is None or member is None:
+            raise ClusterError(503, "this node cannot call the other nodes")
+        try:
+            return await self._call_peer(f"{member.client_address}/api/v1/cluster/{call}")
+        except Exception as e:
+            return 0, f"no answer from {member.client_address}: {type(e).__name__}: {e}"
 
     async def add_self(self) -> str:
         """Ask the other nodes to add this one (it is not a member yet, so it cannot write
         through Raft itself): the first that leads does."""
         self._clustered("add-self")
-        if self._members and self._find(self._own.node_id) is not None:
-            raise ClusterError(409, f"this node ({self._own.node_id}) is already a member")
+        leader = self._commands.leader()
+        if leader is not None:
+            # a node that is not a member never hears of a leader: every member drops its
+            # connections
+            raise ClusterError(409, f"this node ({self._own.node_id}) is already a member: "
+                                    f"it follows the leader, node {leader[1] or '?'}")
         if self._call_peer is None:
             raise ClusterError(503, "this node cannot call the other nodes")
         with self._one_change("adding this node"):
@@ -313,13 +337,9 @@ class ClusterMembership:
             for m in self.members():
                 if m.node_id == self._own.node_id:
                     continue
-                url = (f"{m.client_address}/api/v1/cluster/add-node?nodeId={self._own.node_id}"
-                       f"&nodeAddress={self._own.raft_address}"
-                       f"&clientAddress={self._own.client_address}")
-                try:
-                    code, message = await self._call_peer(url)
-                except Exception as e:
-                    code, message = 0, f"{type(e).__name__}: {e}"
+                code, message = await self._ask(m, "add-node?" + urlencode({
+                    "nodeId": self._own.node_id, "nodeAddress": self._own.raft_address,
+                    "clientAddress": self._own.client_address}))
                 if code == 200:
                     return "added"
                 answers.append(f"node {m.node_id} ({m.client_address}): "
@@ -486,8 +506,15 @@ class ClusterMembership:
             raise ClusterError(result.get("status", 500), result.get("error", "refused"))
 
     async def _pysyncobj(self, action: str, address: str, what: str) -> None:
+        change = self._raft.change_membership(action, address)
+        change.addTimeout(self._timing.change, self._clock)
         try:
-            await self._raft.change_membership(action, address)
+            await change
+        except TimeoutError:
+            raise ClusterError(503, f"{what}: Raft did not confirm the change within "
+                                    f"{self._timing.change:g} s (no leader, or it is "
+                                    "overloaded); list-nodes shows whether it was "
+                                    "applied") from None
         except MembershipRefused as e:
             if e.code == FAIL_REASON.REQUEST_DENIED:
                 raise ClusterError(409, f"{what}: Raft refused the change: another "

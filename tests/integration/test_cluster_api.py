@@ -192,6 +192,38 @@ class MembershipTests(ClusterApiHelpers, TestCase):
         self.assertEqual(code, 201)
         await spare.stop()
 
+    async def test_a_node_adds_and_removes_itself(self) -> None:
+        self.cluster = cluster = Cluster(self)
+        await cluster.start()
+        leader, (follower, _) = await self.leader()
+        code, envelope = await self.call(follower, "POST", "add-self")
+        self.assertEqual(code, 409, envelope)  # already a member
+        spare = self.add_spare(4)
+        await spare.start()
+        data = await self.ok(spare, "POST", "add-self")
+        self.assertEqual(data, {"status": "added"})
+        view = await wait_for(self, lambda: self._has(leader, 4), 10, "node 4 listed")
+        self.assertEqual(view[4]["suffrage"], "Voter")
+        self.assertEqual((await cluster.health(leader))["raftStats"]["num_peers"], "3")
+        # node 4 now answers for the cluster: a follower, knowing the leader
+        health = await cluster.health(spare)
+        self.assertEqual(health["leaderAddress"], (await cluster.health(leader))[
+            "leaderAddress"])
+        data = await self.ok(spare, "POST", "remove-self")
+        self.assertEqual(data, {"status": "removed"})
+
+        async def gone() -> bool:
+            return 4 not in await self.nodes(leader)
+        await wait_for(self, gone, 10, "node 4 no longer listed")
+        await wait_for(self, lambda: self._peers(leader, "2"), 10, "the leader counts two peers")
+        code, envelope = await self.call(leader, "POST", "remove-self")
+        self.assertEqual(code, 409, envelope)
+        self.assertIn("transfer-leadership", envelope["data"])
+        await spare.stop()
+
+    async def _peers(self, node: Daemon, count: str) -> bool:
+        return (await self.cluster.health(node))["raftStats"]["num_peers"] == count
+
     async def _has(self, node: Daemon, node_id: int) -> Any:
         view = await self.nodes(node)
         return view if node_id in view else None
@@ -319,6 +351,11 @@ class RecoveryTests(ClusterApiHelpers, TestCase):
                        "the survivor has the write")
         await leader.kill()
         await other.kill()
+
+        async def alone() -> bool:
+            view = await self.nodes(follower)
+            return not any(row["connected"] for row in view.values() if not row["self"])
+        await wait_for(self, alone, 10, "the survivor sees the others disconnected")
         # only the survivor itself rebuilds, around itself
         code, envelope = await self.call(follower, "POST", "force-rebuild?seedNodeId=99")
         self.assertEqual(code, 400, envelope)
