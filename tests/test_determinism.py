@@ -160,6 +160,19 @@ def history() -> list[Step]:
         Step(C.SUPERVISOR_SET, {"halted": True, "reason": "maintenance", "at": stamp(100)}, True),
         Step(C.SUPERVISOR_SET, {"halted": "yes"}, False),
         Step(C.SUPERVISOR_SET, {"halted": False, "reason": None}, True),
+        # the cluster's member list: the first leader's seed, a change, a refused one
+        Step(C.CLUSTER_MEMBERS, {"seed": True, "members": [
+            {"node_id": n, "raft_address": f"10.0.0.{n}:7070",
+             "client_address": f"http://10.0.0.{n}:9090", "suffrage": "Voter"}
+            for n in (1, 2, 3)]}, True),
+        Step(C.CLUSTER_MEMBERS, {"members": [
+            {"node_id": 1, "raft_address": "10.0.0.1:7070",
+             "client_address": "http://10.0.0.1:9090", "suffrage": "Voter"},
+            {"node_id": 2, "raft_address": "10.0.0.2:7070",
+             "client_address": "http://10.0.0.2:9090", "suffrage": "Nonvoter"}]}, True),
+        Step(C.CLUSTER_MEMBERS, {"members": [
+            {"node_id": 1, "raft_address": "10.0.0.1:7070",
+             "client_address": "http://10.0.0.1:9090", "suffrage": "Nonvoter"}]}, False),
         Step("job.frobnicate", {"id": 1}, False),  # unknown kind
     ]
 
@@ -228,7 +241,8 @@ class DeterminismTests(SynchronousTestCase):
         """So that comparing dumps compares something."""
         dump = canonical_dump(self.applied_in_one_batch()[0])
         for table in ("applied_commands", "sequences", "projects", "previous_signing_secrets",
-                      "jobs", "executions", "deliveries", "credentials", "supervisor"):
+                      "jobs", "executions", "deliveries", "credentials", "supervisor",
+                      "cluster_members"):
             self.assertTrue(dump[table], f"{table} is empty")
 
     def test_one_batch_and_one_command_at_a_time_give_the_same_database(self) -> None:
