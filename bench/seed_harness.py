@@ -175,7 +175,9 @@ def run_receiver(port: int) -> None:
 
     Each POST is answered 200 at once; its body is parsed a moment later (after the answer
     has been written). Kept per hit: job id, executionId, scheduledTime (text) and the time
-    the POST was received (when its whole body had arrived)."""
+    the POST was received (when its whole body had arrived); per POST, the node that sent it
+    (its C{X-Scheduler0-Node} header, None without one), so a cluster's share per node shows.
+    C{GET /nodes?after=&before=} counts the hits received in that span per sending node."""
     from twisted.internet import reactor
     from twisted.web import resource, server
 
@@ -184,15 +186,16 @@ def run_receiver(port: int) -> None:
     execs: list[str] = []
     scheds: list[str] = []
     recv_index: list[int] = []  # per hit: index into posts
+    post_nodes: list[str | None] = []  # per POST: its X-Scheduler0-Node header
     per_sched: dict[str, int] = {}
-    pending: list[tuple[float, bytes, bool, bool]] = []
+    pending: list[tuple[float, bytes, bool, bool, str | None]] = []
     errors: list[str] = []
     state = {"scheduled": None}
 
     def drain() -> None:
         state["scheduled"] = None
         while pending:
-            received, body, chunk, signed = pending.pop(0)
+            received, body, chunk, signed, sender = pending.pop(0)
             try:
                 items = json.loads(body)
             except ValueError as e:
@@ -202,6 +205,7 @@ def run_receiver(port: int) -> None:
                 items = [items]
             index = len(posts)
             posts.append((received, len(items), chunk, signed))
+            post_nodes.append(sender)
             for item in items:
                 ids.append(item.get("id"))
                 execs.append(item.get("executionId"))
@@ -229,7 +233,8 @@ def run_receiver(port: int) -> None:
             received = time.time()
             pending.append((received, request.content.read(),
                             request.getHeader("x-payload-chunk-id") is not None,
-                            request.getHeader("x-scheduler0-signature") is not None))
+                            request.getHeader("x-scheduler0-signature") is not None,
+                            request.getHeader("x-scheduler0-node")))
             if state["scheduled"] is None:
                 # 1 ms: the reactor writes the answer before the body is parsed
                 state["scheduled"] = reactor.callLater(0.001, drain)
@@ -249,11 +254,21 @@ def run_receiver(port: int) -> None:
                              if after <= sched_seconds(text) < before)
                 return json.dumps({"posts": len(posts), "hits": len(ids), "within": within,
                                    "errors": len(errors)}).encode()
+            if path == "/nodes":
+                before = float(args.get("before", ["inf"])[0])
+                after = float(args.get("after", ["-inf"])[0])
+                by_node: dict[str, int] = {}
+                for (received, items, _, _), sender in zip(posts, post_nodes):
+                    if after <= received < before:
+                        name = "none" if sender is None else sender
+                        by_node[name] = by_node.get(name, 0) + items
+                return json.dumps(by_node).encode()
             if path == "/dump":
                 target = args["path"][0]
                 with open(target, "w") as f:
                     json.dump({"posts": posts, "ids": ids, "execs": execs, "scheds": scheds,
-                               "recv_index": recv_index, "errors": errors[:20],
+                               "recv_index": recv_index, "post_nodes": post_nodes,
+                               "errors": errors[:20],
                                "error_count": len(errors)}, f)
                 return b'{"ok": true}'
             request.setResponseCode(404)
@@ -290,6 +305,11 @@ class Receiver:
 
     def stats(self, after: float = float("-inf"), before: float = float("inf")) -> dict[str, Any]:
         return self._get(f"/stats?after={after}&before={before}")
+
+    def nodes(self, after: float = float("-inf"),
+              before: float = float("inf")) -> dict[str, int]:
+        """Hits received in [after, before) per sending node (C{X-Scheduler0-Node})."""
+        return self._get(f"/nodes?after={after}&before={before}")
 
     def dump(self) -> dict[str, Any]:
         fd, path = tempfile.mkstemp(prefix="receiver-", suffix=".json")
