@@ -507,7 +507,11 @@ class Killer(threading.Thread):
         followers = [self.cluster.name(node) for node in self.cluster.alive()
                      if node is not leader]
         now = time.time()
-        heard = self.receiver.nodes(now - seed.PERIOD, now) if self.receiver else {}
+        try:
+            heard = self.receiver.nodes(now - seed.PERIOD, now) if self.receiver else {}
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            heard = {}
+            self.result["receiver_error"] = f"{type(e).__name__}: {e}"
         self.result["hits_per_node_in_the_previous_minute"] = heard
         chosen = executing_follower(followers, heard)
         if chosen is None:
