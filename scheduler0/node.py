@@ -42,6 +42,7 @@ from .execution.executor import Executor, ExecutorSettings
 from .execution.network_policy import NetworkPolicy, PolicyEndpointFactory
 from .execution.recorder import ExecutionRecorder
 from .execution.recovery import RecoveryService
+from .execution.requests import RequestObserver
 from .execution.retention import RetentionService
 from .node_secrets import NodeSecrets
 from .secrets_at_rest import SigningSecretBox
@@ -146,6 +147,8 @@ class Node:
     api: Api
     #: what the HTTP listener serves (served only when built with C{listen=True})
     site: Any
+    #: the observer delivering run-now, retries and reruns, resetting breakers
+    requests: Any = None
 
 
 def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *,
@@ -257,6 +260,7 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
     executor.observe_first_attempts = metrics.observe_first_attempts
     execution(executor, "executor")
 
+    owns = scheduling.get("owns", lambda job_id: True)
     scheduler = SchedulerService(
         clock=clock,
         load=lambda: (schedule_reader().all_jobs(), schedule_reader().last_scheduled_times()),
@@ -272,7 +276,13 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
     recovery = execution(RecoveryService(
         clock, lambda: schedule_reader().unfinished_executions(), lambda: scheduler.plans,
         executor, outbox=lambda: schedule_reader().deliveries(),
-        planned=scheduler.when_planned), "recovery")
+        planned=scheduler.when_planned, owns=owns), "recovery")
+    # run-now, dead-letter retries, reruns and breaker resets are commands any node takes:
+    # every node observes them, the job's owner delivers (execution/requests.py)
+    requests = RequestObserver(owns, lambda: scheduler.plans,
+                               lambda job_id: reader().job(job_id), executor, recovery,
+                               breakers)
+    commands.add_observer(requests.observe)
     execution(RetentionService(clock, commands, config.execution_retention_days,
                                config.execution_retention_per_job,
                                last_job_id=lambda: reader().sequence("jobs")), "retention")
@@ -298,7 +308,9 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
                       lambda execution_id: reader().execution(execution_id),
                       hanging_after=config.job_execution_timeout
                       * (config.job_execution_retry_max + 1),
-                      node_id=config.node_id, role=role)
+                      node_id=config.node_id, role=role,
+                      propose=lambda payload: ensureDeferred(api.facade.commit(payload)),
+                      jobs=lambda job_id: reader().job(job_id))
     operations = Operations(
         health=HealthReport(clock, scheduler, executor, operations_reader,
                             enabled=lambda: not supervisor.halted and (
@@ -338,4 +350,4 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
     return Node(service=node, store=store, commands=commands, breakers=breakers,
                 recorder=recorder, executor=executor, scheduler=scheduler, recovery=recovery,
                 supervisor=supervisor, guard=guard, repairs=repairs, operations=operations,
-                metrics=metrics, api=api, site=site)
+                metrics=metrics, api=api, site=site, requests=requests)

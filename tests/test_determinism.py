@@ -144,6 +144,21 @@ def history() -> list[Step]:
         Step(C.EXECUTION_PRUNE, {"before": stamp(0), "keep_per_job": 5,
                                  "commands_before": stamp(-86400)}, True),
         Step(C.EXECUTION_PRUNE, {"keep_per_job": 1}, False),  # malformed: no before
+        # deliveries an operator asked for: records chosen by the proposer, applied alike
+        Step(C.EXECUTION_REQUEST, {"reason": "run", "node_id": 2, "occurrences": [
+            ["1-run", 1, stamp(-30), 0, TARGET], ["99-run", 99, stamp(-30), 0, TARGET]]},
+             True),  # job 99: skipped
+        Step(C.EXECUTION_REQUEST, {"reason": "run", "node_id": 1, "occurrences": [
+            ["1-run", 1, stamp(-30), 0, TARGET]]}, False),  # the id exists: 409
+        Step(C.EXECUTION_REQUEST, {"reason": "retry", "node_id": 1, "occurrences": [
+            ["e0", 1, s1, 1, TARGET]]}, True),  # not dead: skipped
+        Step(C.EXECUTION_REQUEST, {"reason": "rerun", "node_id": 1, "occurrences": [
+            ["e3", 3, s2, 1, TARGET]], "finished": [{"id": "d2", "executions": ["e3"]}]},
+             True),
+        Step(C.EXECUTION_REQUEST, {"reason": "again", "occurrences": []}, False),
+        Step(C.EXECUTION_REQUEST, {"reason": "run"}, False),  # malformed
+        Step(C.BREAKER_RESET, {"scope": "host", "key": TARGET}, True),
+        Step(C.BREAKER_RESET, {"scope": "planet", "key": TARGET}, False),
         # job and project deletes: the outbox entry of job 3 goes, e2 is failed by its delete
         Step(C.JOB_DELETE, {"id": 3}, True),
         Step(C.JOB_DELETE, {"id": 2}, True),

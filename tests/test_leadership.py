@@ -363,9 +363,10 @@ class _Standing:
         self.role = "leader" if executing else "follower"
 
 
-class FollowerRefusesWhatOnlyTheLeaderDoesTests(SynchronousTestCase):
-    """A run, a dead-letter retry, a hanging rerun or a breaker reset sent to a follower is
-    answered 503 naming the leader's API, not "job deleted" or "retry shortly"."""
+class FollowerTakesWhatTheOwnerDoesTests(SynchronousTestCase):
+    """A run, a dead-letter retry or a breaker reset sent to a follower is taken (it is a
+    command the job's owner acts on: tests/test_cluster_commands.py), not refused with a
+    503 naming the leader; the follower itself delivers nothing it does not own."""
 
     def node(self, executing: bool) -> Ops:
         h = Ops(self)
@@ -373,22 +374,26 @@ class FollowerRefusesWhatOnlyTheLeaderDoesTests(SynchronousTestCase):
                            {"2": "http://127.0.0.1:9092"})  # type: ignore[arg-type]
         h.node.supervisor.role = role
         h.node.repairs._role = role
+        h.node.requests.owns = lambda job_id: executing
         return h
 
-    def test_a_follower_names_the_leader_for_each_of_them(self) -> None:
+    def test_a_follower_takes_each_of_them_and_sends_nothing(self) -> None:
         h = self.node(executing=False)
-        job = h.job(h.project(), AUTH + "/hook")
-        for method, path in (("POST", f"/api/v1/jobs/{job['id']}/run"),
-                             ("POST", "/api/monitoring/dlq/retry"),
-                             ("POST", f"/api/monitoring/breakers/{AUTH}/reset")):
-            message = h.fails(method, path, 503)
-            self.assertIn("node 2 (API http://127.0.0.1:9092", message, path)
-            self.assertIn("send the request there", message, path)
+        job = h.job(h.project(), AUTH + "/hook", spec="@every 1h")
+        run = h.ok("POST", f"/api/v1/jobs/{job['id']}/run", expect=202)
+        self.assertEqual(h.execution(run["executionId"])["state"], "scheduled")
+        self.assertEqual(h.ok("POST", "/api/monitoring/dlq/retry", expect=202),
+                         {"retried": [], "skipped": []})
+        self.assertEqual(h.ok("POST", f"/api/monitoring/breakers/{AUTH}/reset"),
+                         {"instance": AUTH, "breaker": "closed"})
+        h.clock.advance(1)
+        self.assertEqual(h.http.posts, [])
 
     def test_the_executing_node_acts_as_before(self) -> None:
         h = self.node(executing=True)
         job = h.job(h.project(), AUTH + "/hook")
         run = h.ok("POST", f"/api/v1/jobs/{job['id']}/run", expect=202)
         self.assertEqual(run["jobId"], job["id"])
+        self.assertEqual(h.sent_ids(AUTH), [run["executionId"]])
         self.assertEqual(h.ok("POST", "/api/monitoring/dlq/retry",
                               expect=202), {"retried": [], "skipped": []})

@@ -18,7 +18,6 @@ from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.routing import RequestRedirect
 
 from ..consensus.interface import NotAccepting, StorageFull
-from ..consensus.leadership import NotExecuting
 from ..operability.repairs import RepairError
 from ..secrets_at_rest import SigningKeyError
 from .envelope import respond, shown_path
@@ -38,7 +37,7 @@ def api_error_for(error: BaseException, *, apply_timeout: float = 0.0) -> ApiErr
     timed out."""
     if isinstance(error, StorageFull):
         return InsufficientStorage(str(error))
-    if isinstance(error, (NotAccepting, NotExecuting)):
+    if isinstance(error, NotAccepting):
         return Unavailable(str(error))
     if isinstance(error, DeferredTimeout):
         return Unavailable(
@@ -60,7 +59,7 @@ def run_repair(action: Callable, *args: Any) -> Any:
     """Run an operability repair; a refusal becomes its status's L{ApiError}."""
     try:
         return action(*args)
-    except (RepairError, NotExecuting) as e:
+    except RepairError as e:
         raise api_error_for(e) from None
 
 

@@ -46,10 +46,11 @@ class ExecutionRoutes(ApiBase):
 
     @app.route("/api/v1/executions/<execution_id>/retry", methods=["POST"])
     @requires("execute")
-    def retry_execution(self, request: Any, execution_id: str) -> bytes:
+    async def retry_execution(self, request: Any, execution_id: str) -> bytes:
+        # any node answers: the retry is a command, delivered by the node owning the job
         self._execution(request, execution_id)
         return respond(request, 202,
-                       run_repair(self._ops().repairs.retry_execution, execution_id))
+                       await run_repair(self._ops().repairs.retry_execution, execution_id))
 
     @app.route("/api/v1/executions/<execution_id>", methods=["DELETE"])
     @requires("write")

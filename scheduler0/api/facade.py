@@ -20,6 +20,7 @@ from twisted.internet.defer import TimeoutError as DeferredTimeout
 from ..consensus.interface import ICommandLog, NotAccepting, StorageFull
 from ..domain import Job, JobFields
 from ..execution.signing import new_signing_secret
+from ..schedule.occurrence import execution_id, target_of
 from ..schedule.spec import FireTimeCache, load_zone, parse_spec
 from ..state import payloads as P
 from ..state.commands import Command, issue
@@ -48,6 +49,8 @@ class CommandFacade:
         self.scheduler = scheduler
         #: shared with the scheduler on a node, so both compute a schedule's fires once
         self.fire_times = FireTimeCache()
+        #: per job, the scheduled time of the latest run-now this node asked for
+        self._last_run: dict[int, float] = {}
 
     def now(self) -> datetime:
         return from_seconds(self.clock.seconds())
@@ -140,6 +143,26 @@ class CommandFacade:
 
     async def delete_job(self, job_id: int) -> None:
         await self.commit(P.DeleteJob(id=job_id))
+
+    async def run_now(self, job: Job) -> tuple[str, float]:
+        """
+        Ask the cluster for one extra occurrence of C{job} now: an C{execution.request}
+        whose execution id and time are chosen here, so every node records the same and
+        the job's owner delivers it (any node may answer). Its id and scheduled time.
+        """
+        scheduled = round(max(self.clock.seconds(), self._last_run.get(job.id, 0.0) + 0.001),
+                          3)
+        if scheduled == int(scheduled):
+            # a whole second could be a slot of the job: keep the execution ids apart
+            scheduled = round(scheduled + 0.001, 3)
+        # two runs asked for within the same millisecond get their own execution ids
+        self._last_run[job.id] = scheduled
+        eid = execution_id(job.id, scheduled)
+        await self.commit(P.RequestDeliveries(
+            reason=P.RUN_NOW, node_id=self.settings.node_id, occurrences=[
+            (eid, job.id, format_time(from_seconds(scheduled)), 0,
+             target_of(job.fields.callback_url))]))
+        return eid, scheduled
 
     def next_runs(self, jobs: list[Job]) -> list[str | None]:
         """Each job's next run (None: paused or finished), all as of one "now"."""

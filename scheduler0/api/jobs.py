@@ -9,7 +9,7 @@ from ..timestamps import format_time, from_seconds
 from . import validation as V
 from .base import ApiBase
 from .envelope import no_content, read_json, respond
-from .errors import BadRequest, Unavailable
+from .errors import BadRequest
 from .routing import app, requires, visible_projects
 from .shapes import job_json
 
@@ -97,15 +97,10 @@ class JobRoutes(ApiBase):
 
     @app.route("/api/v1/jobs/<int:job_id>/run", methods=["POST"])
     @requires("execute")
-    def run_job(self, request: Any, job_id: int) -> bytes:
-        self._job(request, job_id)
-        role = self.operations.supervisor.role if self.operations is not None else None
-        if role is not None and not role.executing:
-            raise Unavailable(f"running a job now happens on the node that executes the "
-                              f"jobs, and {role.standby_reason()}: send the request there")
-        occurrence = self.scheduler.run_now(job_id) if self.scheduler is not None else None
-        if occurrence is None:
-            raise Unavailable(f"job {job_id} is not scheduled on this node; retry shortly")
+    async def run_job(self, request: Any, job_id: int) -> bytes:
+        # any node answers: the run is a command, delivered by the node that owns the job
+        job = self._job(request, job_id)
+        eid, scheduled = await self.facade.run_now(job)
         return respond(request, 202, {
-            "executionId": occurrence.execution_id, "jobId": job_id,
-            "scheduledTime": format_time(from_seconds(occurrence.scheduled))})
+            "executionId": eid, "jobId": job_id,
+            "scheduledTime": format_time(from_seconds(scheduled))})

@@ -31,18 +31,20 @@ class MonitoringRoutes(ApiBase):
 
     @app.route("/api/monitoring/breakers/<path:target>/reset", methods=["POST"])
     @requires("admin", node_wide=True)
-    def reset_breaker(self, request: Any, target: str) -> bytes:
-        return respond(request, 200, run_repair(self._ops().repairs.reset_breaker, target))
+    async def reset_breaker(self, request: Any, target: str) -> bytes:
+        # a command every node observes (each resets its own); answered from this node
+        return respond(request, 200,
+                       await run_repair(self._ops().repairs.reset_breaker, target))
 
     @app.route("/api/monitoring/dlq/retry", methods=["POST"])
     @requires("admin", node_wide=True)
-    def retry_all_dead(self, request: Any) -> bytes:
-        return respond(request, 202, run_repair(self._ops().repairs.retry_dead))
+    async def retry_all_dead(self, request: Any) -> bytes:
+        return respond(request, 202, await run_repair(self._ops().repairs.retry_dead))
 
     @app.route("/api/monitoring/dlq/<path:target>/retry", methods=["POST"])
     @requires("admin", node_wide=True)
-    def retry_dead_of(self, request: Any, target: str) -> bytes:
-        return respond(request, 202, run_repair(self._ops().repairs.retry_dead, target))
+    async def retry_dead_of(self, request: Any, target: str) -> bytes:
+        return respond(request, 202, await run_repair(self._ops().repairs.retry_dead, target))
 
     @app.route("/api/monitoring/dlq/<path:target>", methods=["DELETE"])
     @requires("admin", node_wide=True)

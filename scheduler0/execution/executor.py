@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred, gatherResults, maybeDeferred, succe
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ..domain import DeliveryFinished
 from ..schedule.occurrence import Occurrence
 from .breaker import Breakers, BreakerState
 from .delivery import Delivery, pack

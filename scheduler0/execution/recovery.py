@@ -62,28 +62,43 @@ class RecoveryService(Service):
     @param planned: a Deferred firing once the scheduler has planned every job (a cluster
         node that became leader plans a budget per reactor turn): the plans are what
         re-sent occurrences are rebuilt from.
+    @param owns: whether this node delivers a job's occurrences: the outbox entries and
+        records of jobs another node owns are left to it (not dropped as if the job were
+        gone).
     """
 
     def __init__(self, clock: Any, unfinished: Callable[[], list[Execution]],
                  plans: Callable[[], dict[int, Any]], executor: Any,
                  outbox: Callable[[], list[DeliveryRecord]] = list,
-                 planned: Callable[[], Deferred] = lambda: succeed(None)) -> None:
+                 planned: Callable[[], Deferred] = lambda: succeed(None),
+                 owns: Callable[[int], bool] = lambda job_id: True) -> None:
         self._clock = clock
         self._unfinished = unfinished
         self._plans = plans
         self._executor = executor
         self._outbox = outbox
         self._planned = planned
+        self._owns = owns
         self._waiting: Deferred | None = None
+        #: whether this run has read the store yet: until then requests observed by
+        #: L{scheduler0.execution.requests} are left to it
+        self.recovered = False
+        #: the requested ('scheduled') executions this run resumed, so an observer that
+        #: sees their command only after the store was read does not send them twice
+        self.resumed: set[str] = set()
 
     def startService(self) -> None:
         Service.startService(self)
+        self.recovered = False
+        self.resumed = set()
         waiting = self._waiting = self._planned()
         waiting.addCallback(lambda _: self._recover() if self.running else None)
         waiting.addErrback(lambda failure: failure.trap(CancelledError))
 
     def stopService(self) -> None:
         Service.stopService(self)
+        self.recovered = False
+        self.resumed = set()
         waiting, self._waiting = self._waiting, None
         if waiting is not None and not waiting.called:
             waiting.cancel()
@@ -98,6 +113,8 @@ class RecoveryService(Service):
         for delivery in outbox:
             resend, dropped = [], []
             for o in delivery.occurrences:
+                if not self._owns(o.job_id):
+                    continue  # its owner re-sends it
                 plan = plans.get(o.job_id)
                 if plan is None:
                     dropped.append(o.execution_id)
@@ -105,8 +122,12 @@ class RecoveryService(Service):
                 resend.append(occurrence_again(o.execution_id, o.scheduled_time, plan,
                                                o.attempt + 1))
             resent += len(resend)
-            self._executor.redeliver(resend, replaces=delivery.id, dropped=dropped)
-        unfinished = [r for r in self._unfinished() if r.id not in listed]
+            if resend or dropped:
+                self._executor.redeliver(resend, replaces=delivery.id, dropped=dropped)
+        unfinished = [r for r in self._unfinished()
+                      if r.id not in listed and self._owns(r.job_id)]
+        self.resumed = {r.id for r in unfinished if r.state == "scheduled"}
+        self.recovered = True
         now_list, later = occurrences_to_resume(unfinished, plans, self._clock.seconds())
         if now_list or later or resent:
             log.info("resuming {now} unfinished occurrences now ({resent} of them sent before "

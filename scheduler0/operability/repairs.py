@@ -5,6 +5,12 @@ breaker, and resolve a hanging execution (dispatched, outcome never recorded).
 A replayed or re-run occurrence keeps its execution id, so a receiver that already saw it
 can tell. It is sent even if its job is paused (the operator asked for it); a deleted
 job's is not sent: retrying one execution of it is refused (409) and the record stays.
+
+In a cluster any node takes these repairs: a retry or a rerun is an C{execution.request}
+command and a breaker reset a C{breaker.reset} command, proposed through C{propose} and
+acted on by the node(s) they concern when they observe them
+(L{scheduler0.execution.requests}). What is read to choose them (dead letters, hanging
+executions, jobs) is the replicated store, the same on every node.
 """
 
 from __future__ import annotations
@@ -12,14 +18,15 @@ from __future__ import annotations
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-import attrs
+from twisted.internet.defer import Deferred, succeed
 
 from ..domain import DeliveryFinished, Execution
 from ..execution.recorder import ExecutionRecorder
-from ..execution.recovery import occurrence_from_record
+from ..execution.requests import reset_breakers
 from ..schedule.occurrence import endpoint_of, host_of, target_of
 from ..state.commands import issue
-from ..state.payloads import DeleteExecutions
+from ..state.payloads import (RERUN_HANGING, RETRY_DEAD, DeleteExecutions, Payload,
+                              RequestDeliveries, ResetBreaker)
 from ..timestamps import format_time, from_seconds
 
 COMPLETE = "complete"
@@ -39,12 +46,19 @@ class Repairs:
     """
     @param hanging_after: seconds after which a dispatched execution without an outcome is
         hanging: C{JobExecutionTimeout × (JobExecutionRetryMax + 1)}.
+    @param role: in a cluster (L{ClusterRole}), None on a single node: a cluster node may
+        not know an instance another node delivers to, so it takes any well-formed one.
+    @param propose: submits a payload's command and fires with its result applied on this
+        node (the API's command facade); by default straight to C{commands}.
+    @param jobs: reads a job from the store (None when it does not exist).
     """
 
     def __init__(self, clock: Any, scheduler: Any, executor: Any, recorder: ExecutionRecorder,
                  commands: Any, reads: Callable[[], Any],
                  executions: Callable[[str], Execution | None],
-                 hanging_after: float, node_id: int = 1, role: Any = None) -> None:
+                 hanging_after: float, node_id: int = 1, role: Any = None,
+                 propose: Callable[[Payload], Deferred] | None = None,
+                 jobs: Callable[[int], Any] | None = None) -> None:
         self._clock = clock
         self._scheduler = scheduler
         self._executor = executor
@@ -56,6 +70,8 @@ class Repairs:
         self._node_id = node_id
         #: in a cluster, whether this node executes (L{ClusterRole}); None on a single node
         self._role = role
+        self._propose = propose or self._submit
+        self._jobs = jobs or (lambda job_id: None)
 
     # -- instances: endpoints and hosts -----------------------------------------------
 
@@ -74,7 +90,7 @@ class Repairs:
             parts = urlsplit(instance)
             if parts.path or parts.query:
                 endpoint = endpoint_of(instance)
-                if endpoint in self._known_endpoints():
+                if self._role is not None or endpoint in self._known_endpoints():
                     return "endpoint", endpoint
                 raise RepairError(404, f"no callback endpoint {instance!r} is known; "
                                        "endpoints are listed as instances by GET "
@@ -86,6 +102,8 @@ class Repairs:
         matches = [t for t in known if t.split("://", 1)[-1] == instance]
         if len(matches) == 1:
             return "host", matches[0]
+        if self._role is not None and "://" in instance:
+            return "host", target_of(instance)  # another node may deliver to it
         raise RepairError(404, f"no callback target {instance!r} is known; give an endpoint "
                                "URL as the health API lists it, or a host as "
                                "http://host:port (see GET /api/monitoring/scheduler/health)")
@@ -107,30 +125,32 @@ class Repairs:
 
     def _endpoint_of_job(self, job_id: int) -> str | None:
         plan = self._scheduler.plans.get(job_id)
-        return endpoint_of(plan.callback_url) if plan is not None else None
+        if plan is not None:
+            return endpoint_of(plan.callback_url)
+        job = self._jobs(job_id)  # planned on the node that owns it, stored everywhere
+        return endpoint_of(job.fields.callback_url) if job is not None else None
 
     # -- breakers ---------------------------------------------------------------------
 
-    def reset_breaker(self, instance: str) -> dict:
-        """Close a breaker: an endpoint's, or a host's and all of its endpoints'. Closing
-        it lets the executor deliver what it held. The answer's C{breaker} is the state
-        that now decides the instance (a host breaker still open holds an endpoint)."""
-        self._executing("resetting a breaker")
+    def reset_breaker(self, instance: str) -> Deferred:
+        """Close a breaker: an endpoint's, or a host's and all of its endpoints', on every
+        node (each keeps its own: a C{breaker.reset} command they all observe). Closing it
+        lets the executor deliver what it held. The answer's C{breaker} is the state that
+        now decides the instance on this node (a host breaker still open holds an
+        endpoint)."""
         kind, key = self.resolve_instance(instance)
-        breakers = self._executor.breakers
-        if kind == "host":
-            for breaker in breakers.of_host(key):
-                breaker.reset()
-            host = breakers.find(key)
-            if host is not None:
-                host.reset()
-            return {"instance": key, "breaker": "closed"}
-        own = breakers.find(key)
-        if own is not None:
-            own.reset()
-        host = breakers.find(host_of(key))
-        state = host.state.value if host is not None else "closed"
-        return {"instance": key, "breaker": state}
+
+        def answer(_: Any) -> dict:
+            # this node observed the command before its result came back: read, not reset
+            breakers = self._executor.breakers
+            host = breakers.find(host_of(key))
+            state = "closed" if kind == "host" or host is None else host.state.value
+            return {"instance": key, "breaker": state}
+        return self._propose(ResetBreaker(scope=kind, key=key)).addCallback(answer)
+
+    def reset_here(self, kind: str, key: str) -> str:
+        """Reset this node's breaker only (what observing a C{breaker.reset} does)."""
+        return reset_breakers(self._executor.breakers, kind, key)
 
     # -- dead letters -----------------------------------------------------------------
 
@@ -143,42 +163,48 @@ class Repairs:
             records = [r for r in records if self._endpoint_of_job(r.job_id) == key]
         return records
 
-    def retry_dead(self, instance: str | None = None) -> dict:
+    def retry_dead(self, instance: str | None = None) -> Deferred:
         """Send every dead letter (of one endpoint or host) again; those of a job deleted
         since are listed as C{skipped} and stay dead."""
-        self._executing("retrying dead letters")
-        return self._replay(self._dead_letters(instance), "dead letters")
+        return self._replay(self._dead_letters(instance), RETRY_DEAD)
 
-    def retry_execution(self, execution_id: str) -> dict:
+    def retry_execution(self, execution_id: str) -> Deferred:
         record = self._require(execution_id)
         if record.state != "dead":
             raise RepairError(409, f"execution {execution_id} is {record.state}, not dead; "
                                    "only dead-lettered executions are retried by hand")
-        self._executing("retrying a dead letter")
         self._require_job(record)
-        return self._replay([record], "dead letter")
+        return self._replay([record], RETRY_DEAD)
 
     def _require_job(self, record: Execution) -> None:
-        if record.job_id not in self._scheduler.plans:
+        if record.job_id not in self._scheduler.plans and self._jobs(record.job_id) is None:
             raise RepairError(409, f"job {record.job_id} of execution "
                                    f"{record.id} was deleted, so it is not sent "
                                    "again; the record stays as it is (delete it with DELETE "
                                    f"/api/v1/executions/{record.id})")
 
-    def _replay(self, records: list[Execution], what: str) -> dict:
-        """Deliver C{records} again (same execution ids), even if their job is paused: an
-        operator asked for it. A deleted job's are skipped (and stay as they are)."""
-        plans = self._scheduler.plans
-        occurrences, skipped = [], []
-        for record in records:
-            plan = plans.get(record.job_id)
-            if plan is None:
-                skipped.append(record.id)
-                continue
-            occurrences.append(occurrence_from_record(record, plan, record.attempts + 1))
-        if occurrences:
-            self._executor.submit(occurrences, live=lambda job_id: job_id in plans)
-        return {"retried": [o.execution_id for o in occurrences], "skipped": skipped}
+    def _replay(self, records: list[Execution], reason: str,
+                finished: list[DeliveryFinished] = ()) -> Deferred:  # type: ignore[assignment]
+        """Ask the cluster to deliver C{records} again (same execution ids), even if their
+        job is paused: an operator asked for it. A deleted job's are skipped (and stay as
+        they are). The job's owner delivers them when it observes the command."""
+        if not records:
+            return succeed({"retried": [], "skipped": []})
+        request = RequestDeliveries(reason=reason, finished=finished, node_id=self._node_id,
+                                    occurrences=[
+            (r.id, r.job_id, r.scheduled_time, r.attempts, r.target) for r in records])
+        return self._propose(request).addCallback(lambda result: {
+            "retried": list(result.get("requested", ())),
+            "skipped": list(result.get("skipped", ()))})
+
+    def _submit(self, payload: Payload) -> Deferred:
+        """Propose C{payload} straight to the command log (no API facade: tests, tools);
+        a rejection becomes a L{RepairError}."""
+        def checked(result: dict) -> dict:
+            if not result.get("ok"):
+                raise RepairError(result.get("status", 500), result.get("error", "rejected"))
+            return result
+        return self._commands.submit(issue(payload, self._clock.seconds())).addCallback(checked)
 
     def delete_dead(self, instance: str) -> Any:
         ids = [r.id for r in self._dead_letters(instance)]
@@ -227,20 +253,12 @@ class Repairs:
         released = ([DeliveryFinished(id=delivery_id, executions=[execution_id])]
                     if delivery_id else [])
         if action == RERUN:
-            self._executing("running a hanging execution again")
             self._require_job(record)
-            # held ('scheduled') until the new delivery starts: durable all the way
-            row = attrs.evolve(row, state="scheduled", last_error=None, last_attempt_at=None)
-            d = self._recorder.record([row], finished=released)
-            return d.addCallback(lambda _: self._replay([record], "hanging execution"))
+            # held ('scheduled') until the new delivery starts, out of the outbox in the same
+            # write: durable all the way, delivered by the job's owner
+            return self._replay([record], RERUN_HANGING, finished=released)
         d = self._recorder.record([row], finished=released)
         return d.addCallback(lambda _: {"completed": [execution_id]})
-
-    def _executing(self, what: str) -> None:
-        """Refuse (503, naming the leader) what only the executing node can do: this one
-        has no plans, breakers or deliveries to act on."""
-        if self._role is not None:
-            self._role.refuse_if_standing_by(what)
 
     def _require(self, execution_id: str) -> Execution:
         record = self._execution(execution_id)

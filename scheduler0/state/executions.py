@@ -11,14 +11,15 @@ import sqlite3
 
 from ..domain.execution import RECORDED_FIELDS, TERMINAL_STATES
 from ..timestamps import parse_time
-from .payloads import DeleteExecutions, PruneExecutions, RecordExecutions
-from .rows import Result, existing_ids
+from .payloads import (RERUN_HANGING, RETRY_DEAD, RUN_NOW, DeleteExecutions, PruneExecutions,
+                       RecordExecutions, RequestDeliveries, ResetBreaker)
+from .rows import Rejected, Result, existing_ids
 
 #: an execution's columns (but its dates): the fields of L{scheduler0.domain.Execution}
 EXECUTION_COLUMNS = RECORDED_FIELDS
 _recorded_values = operator.attrgetter(*RECORDED_FIELDS)
 __all__ = ["EXECUTION_COLUMNS", "TERMINAL_STATES", "delete_executions", "finish_delivery",
-           "prune_executions", "record_executions"]
+           "prune_executions", "record_executions", "request_deliveries", "reset_breaker"]
 # a later record of the same execution replaces these; the others keep their last
 # known value when the later record leaves them out (e.g. lateness, first attempt)
 _REPLACED = ("state", "attempts", "target", "node_id", "next_retry_at")
@@ -167,3 +168,62 @@ def prune_executions(conn: sqlite3.Connection, prune: PruneExecutions, stamp: st
             "AND (scheduled_time < ? OR scheduled_time <= ?)",
             (job_id, bound, beyond if beyond is not None else "")).rowcount
     return {"deleted": deleted, "commands": forgotten}
+
+
+# -- deliveries an operator asked for (issue 13 item 4) ---------------------------------
+
+def request_deliveries(conn: sqlite3.Connection, request: RequestDeliveries,
+                       stamp: str) -> Result:
+    """
+    Record requested deliveries as 'scheduled' (durable before anything is sent: the
+    owner delivers them when it observes the command, recovery if it dies first). Only
+    occurrences of existing jobs are requested; a retry only of records still dead. The
+    result's C{requested} lists the execution ids to deliver, C{skipped} the others.
+    """
+    reason = request.reason
+    if reason not in (RUN_NOW, RETRY_DEAD, RERUN_HANGING):
+        raise Rejected(400, f"reason: must be {RUN_NOW!r}, {RETRY_DEAD!r} or "
+                            f"{RERUN_HANGING!r}")
+    for finished in request.finished:
+        finish_delivery(conn, finished.id, finished.executions)
+    wanted = [(str(o[0]), int(o[1]), str(o[2]), int(o[3]), o[4]) for o in request.occurrences]
+    projects = _project_of_jobs(conn, {job_id for _, job_id, _, _, _ in wanted})
+    requested, skipped = [], []
+    for eid, job_id, scheduled, attempts, target in wanted:
+        row = conn.execute("SELECT state FROM executions WHERE id = ?", (eid,)).fetchone()
+        if job_id not in projects or (reason == RETRY_DEAD and (row is None
+                                                                 or row[0] != "dead")):
+            skipped.append(eid)
+            continue
+        if reason == RUN_NOW and row is not None:
+            raise Rejected(409, f"execution {eid} already exists (two runs of job {job_id} "
+                                "asked for in the same millisecond); ask again")
+        conn.execute(
+            "INSERT INTO executions (id, job_id, project_id, scheduled_time, state, attempts, "
+            "target, node_id, date_created, date_modified) "
+            "VALUES (?, ?, ?, ?, 'scheduled', ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET state = 'scheduled', attempts = excluded.attempts, "
+            "next_retry_at = NULL, date_modified = excluded.date_modified",
+            (eid, job_id, projects[job_id], scheduled, attempts, target, request.node_id,
+             stamp, stamp))
+        requested.append(eid)
+    return {"requested": requested, "skipped": skipped}
+
+
+def _project_of_jobs(conn: sqlite3.Connection, job_ids: set[int]) -> dict[int, int]:
+    """The project of each existing job of C{job_ids}."""
+    wanted = list(job_ids)
+    found: dict[int, int] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        found.update(conn.execute(
+            f"SELECT id, project_id FROM jobs WHERE id IN ({','.join('?' * len(chunk))})",
+            chunk).fetchall())
+    return found
+
+
+def reset_breaker(conn: sqlite3.Connection, reset: ResetBreaker, stamp: str) -> Result:
+    """Nothing to store: breakers are per node, each resets its own when it observes it."""
+    if reset.scope not in ("endpoint", "host"):
+        raise Rejected(400, 'scope: must be "endpoint" or "host"')
+    return {"scope": reset.scope, "key": reset.key}

@@ -19,3 +19,8 @@ SUPERVISOR_SET = "supervisor.set"
 #: the cluster's members (node id, Raft and API addresses, suffrage), replicated so every
 #: node lists the same ones (the cluster-management API)
 CLUSTER_MEMBERS = "cluster.members"
+#: deliveries an operator asked for (run-now, a dead letter retried, a hanging execution run
+#: again): applied on every node, delivered by the node that owns the job
+EXECUTION_REQUEST = "execution.request"
+#: an operator's breaker reset: stored nowhere, observed by every node (breakers are per node)
+BREAKER_RESET = "breaker.reset"

@@ -156,4 +156,6 @@ _APPLIERS: dict[tuple[str, int], Callable[[sqlite3.Connection, Any, str], Result
     (C.CREDENTIAL_DELETE, 1): credentials.delete_credential,
     (C.SUPERVISOR_SET, 1): supervisor.set_supervisor,
     (C.CLUSTER_MEMBERS, 1): cluster.set_members,
+    (C.EXECUTION_REQUEST, 1): executions.request_deliveries,
+    (C.BREAKER_RESET, 1): executions.reset_breaker,
 }

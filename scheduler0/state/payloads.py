@@ -254,6 +254,55 @@ class PruneExecutions(_Payload):
         return raw
 
 
+#: why deliveries were requested (L{RequestDeliveries.reason})
+RUN_NOW, RETRY_DEAD, RERUN_HANGING = "run", "retry", "rerun"
+
+
+@attrs.frozen
+class RequestDeliveries(_Payload):
+    """
+    Deliveries an operator asked for, each C{[execution id, job id, scheduled time,
+    attempts made, target]}, chosen by the proposer (ids and times never come from the
+    applier). Applying one writes a 'scheduled' record per occurrence whose job exists (so a
+    node that dies before sending leaves it to recovery) and lists them in its result's
+    C{requested}; every node observes it and the job's owner delivers them
+    (L{scheduler0.execution.requests}). C{reason}: L{RUN_NOW} (a new record; 409 if its id
+    exists), L{RETRY_DEAD} (only records still dead) or L{RERUN_HANGING} (C{finished}
+    takes it out of the outbox in the same transaction).
+    """
+
+    KIND = K.EXECUTION_REQUEST
+    reason: str
+    occurrences: tuple[tuple[Any, ...], ...] = attrs.field(
+        converter=lambda v: tuple(tuple(o) for o in v))
+    finished: tuple[DeliveryFinished, ...] = attrs.field(default=(), converter=tuple)
+    #: the node that asked (the records' node until the owner records an attempt)
+    node_id: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        raw: dict[str, Any] = {"reason": self.reason, "node_id": self.node_id,
+                               "occurrences": [list(o) for o in self.occurrences]}
+        if self.finished:
+            raw["finished"] = [f.to_json() for f in self.finished]
+        return raw
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> "RequestDeliveries":
+        return cls(reason=raw["reason"], occurrences=raw["occurrences"],
+                   finished=[DeliveryFinished.from_json(f) for f in raw.get("finished", ())],
+                   node_id=raw.get("node_id", 0))
+
+
+@attrs.frozen
+class ResetBreaker(_Payload):
+    """An operator's breaker reset (C{scope} "endpoint" or "host", and its key): nothing is
+    stored; every node resets its own breaker when it observes the command."""
+
+    KIND = K.BREAKER_RESET
+    scope: str
+    key: str
+
+
 # -- the operator ---------------------------------------------------------------------
 
 @attrs.frozen
@@ -285,7 +334,8 @@ class SetMembers(_Payload):
 Payload = Union[
     CreateProject, UpdateProject, DeleteProject, RotateProjectSecret, CreateJobs, UpdateJob,
     DeleteJob, CreateCredential, UpdateCredential, DeleteCredential, RecordExecutions,
-    DeleteExecutions, PruneExecutions, SetSupervisor, SetMembers,
+    DeleteExecutions, PruneExecutions, SetSupervisor, SetMembers, RequestDeliveries,
+    ResetBreaker,
 ]
 
 #: the payload class of each command kind
