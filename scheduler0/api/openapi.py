@@ -473,9 +473,10 @@ def _paths() -> dict[str, dict[str, Any]]:
         },
         "/api/v1/jobs/{jobId}/run": {
             "parameters": [job_id],
-            "post": _operation("runJob", "One extra occurrence now (202); 503 while the job "
-                               "is not scheduled on this node.", scope="execute", ok=202,
-                               data=J("RunNow"), errors=(404, 503)),
+            "post": _operation("runJob", "One extra occurrence now (202), on any node: the "
+                               "node that owns the job delivers it with this executionId.",
+                               scope="execute", ok=202, data=J("RunNow"),
+                               errors=(404, 409) + WRITE_ERRORS),
         },
         "/api/v1/jobs/{jobId}/executions": {
             "parameters": [job_id],
@@ -503,8 +504,9 @@ def _paths() -> dict[str, dict[str, Any]]:
         "/api/v1/executions/{executionId}/retry": {
             "parameters": [_EXECUTION_ID],
             "post": _operation("retryExecution", "Send a dead letter again (same "
-                               "executionId).", scope="execute", ok=202, data=J("Retried"),
-                               errors=(404, 409, 503)),
+                               "executionId), on any node: the job's owner sends it.",
+                               scope="execute", ok=202, data=J("Retried"),
+                               errors=(404, 409) + WRITE_ERRORS),
         },
         "/api/v1/credentials": {
             "post": _operation("createCredential", "A new credential: the only answer with "
@@ -541,19 +543,21 @@ def _paths() -> dict[str, dict[str, Any]]:
         },
         "/api/monitoring/breakers/{target}/reset": {
             "parameters": [_TARGET],
-            "post": _operation("resetBreaker", "Close an endpoint's or a host's breaker.",
+            "post": _operation("resetBreaker", "Close an endpoint's or a host's breaker on "
+                               "every node; the state answered is this node's.",
                                scope="admin", ok=200, data=J("BreakerReset"),
-                               errors=(404, 503)),
+                               errors=(404,) + WRITE_ERRORS),
         },
         "/api/monitoring/dlq/retry": {
-            "post": _operation("retryDeadLetters", "Send every dead letter again.",
-                               scope="admin", ok=202, data=J("Retried"), errors=(503,)),
+            "post": _operation("retryDeadLetters", "Send every dead letter again (any node; "
+                               "each job's owner sends them).", scope="admin", ok=202,
+                               data=J("Retried"), errors=WRITE_ERRORS),
         },
         "/api/monitoring/dlq/{target}/retry": {
             "parameters": [_TARGET],
             "post": _operation("retryDeadLettersOf", "Send one endpoint's or host's dead "
-                               "letters again.", scope="admin", ok=202, data=J("Retried"),
-                               errors=(404, 503)),
+                               "letters again (any node).", scope="admin", ok=202,
+                               data=J("Retried"), errors=(404,) + WRITE_ERRORS),
         },
         "/api/monitoring/dlq/{target}": {
             "parameters": [_TARGET],
