@@ -273,6 +273,8 @@ def _copy_backup(source: str, temporary: str) -> tuple[int | None, str | None]:
             migrated = ensure_schema(copy)
             copy.execute("BEGIN IMMEDIATE")
             copy.execute("DELETE FROM raft_applied")
+            # the old cluster's members: the new one stores its own Replicas
+            copy.execute("DELETE FROM cluster_members")
             copy.execute(f"DROP TABLE IF EXISTS {_SNAPSHOT_META_TABLE}")
             copy.execute("COMMIT")
         finally:
