@@ -14,8 +14,10 @@ proposed again until it is applied here or its time (C{RaftApplyTimeout}) runs o
 commands are idempotent by id, so applying one twice changes nothing.
 
 The PySyncObj object is L{scheduler0.consensus.raft_node}, the settings
-L{scheduler0.consensus.raft_settings}; this module (a little over 400 lines) keeps the log
-and its table of proposals together, since proposing, re-checking and answering all share it.
+L{scheduler0.consensus.raft_settings}; this module (about 550 lines) keeps the log and its
+table of proposals together, since proposing, re-checking and answering all share it, with
+the membership operations the cluster-management API calls (L{scheduler0.consensus.membership})
+on the same PySyncObj object.
 """
 
 from __future__ import annotations

@@ -276,6 +276,11 @@ class LeadershipTests(ClusterApiHelpers, TestCase):
                 "GET", f"/projects/{created['id']}")
             return code == 200
         await wait_for(self, replicated, 10, "the non-voter replicates")
+        # it answers writes too (through the leader), and reads them back
+        mine = await target.client(credential).ok(
+            "POST", "/projects", {"name": "through the non-voter", "description": "d"},
+            expect=201)
+        await target.client(credential).ok("GET", f"/projects/{mine['id']}")
         # a non-voter never leads: a transfer goes to the other voter
         self.assertEqual((await cluster.health(target))["raftStats"]["state"], "Follower")
 
