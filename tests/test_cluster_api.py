@@ -19,8 +19,9 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from scheduler0.consensus.membership import (NONVOTER, RESET_EXIT_STATUS, VOTER,
-                                             ClusterError, ClusterMembership, Member,
+                                             ClusterError, Member, MemberList,
                                              MembershipRefused, Timing, read_members, run)
+from scheduler0.consensus.membership_changes import ClusterMembership
 from scheduler0.state.commands import issue
 from scheduler0.state.machine import apply_command
 from scheduler0.state.payloads import SetMembers
@@ -122,15 +123,16 @@ class MembershipTests(SynchronousTestCase):
 
     def make(self, own: Member, raft: FakeRaft | None = None,
              **kwargs: Any) -> ClusterMembership:
+        members = MemberList(self.commands, raft or self.raft, self.clock, self.commands.path,
+                             own, [A, B, C])
         membership = ClusterMembership(
-            self.commands, raft or self.raft, self.clock, self.commands.path, own, [A, B, C],
-            timing=Timing(catch_up=5.0, leadership=3.0, settle=0.5, poll=0.1),
+            members, timing=Timing(catch_up=5.0, leadership=3.0, settle=0.5, poll=0.1),
             stop_process=self.stops.append, exit_process=self.exits.append, **kwargs)
-        self.commands.observers.append(membership.observe)
+        self.commands.observers.append(members.observe)
         return membership
 
     def seeded(self) -> None:
-        self.membership.seed()
+        self.membership.member_list.seed()
         self.assertEqual([m.node_id for m in read_members(self.commands.path)], [1, 2, 3])
 
     def refused(self, coroutine: Any, status: int) -> str:
@@ -141,7 +143,7 @@ class MembershipTests(SynchronousTestCase):
     def test_the_first_leader_stores_replicas_once(self) -> None:
         self.assertEqual(self.membership.members(), [A, B, C])  # Replicas until stored
         self.seeded()
-        self.membership.seed()
+        self.membership.member_list.seed()
         self.assertEqual(len(self.commands.submitted), 1)
         # another node's seed (a second leader) changes nothing once a list is stored
         result = self.successResultOf(self.commands.submit(issue(
@@ -343,7 +345,8 @@ class MembershipTests(SynchronousTestCase):
         self.assertIn("transfer-leadership", self.refused(self.membership.remove_self(), 409))
 
     def test_a_single_node_lists_itself_and_has_no_membership_to_change(self) -> None:
-        alone = ClusterMembership(self.commands, None, self.clock, self.commands.path, A, [])
+        alone = ClusterMembership(MemberList(self.commands, None, self.clock,
+                                             self.commands.path, A, []))
         self.assertEqual([row["id"] for row in alone.list_nodes()], [1])
         for call in (alone.add_node(4, D.raft_address, D.client_address), alone.add_self(),
                      alone.remove_self(), alone.force_rebuild(1)):

@@ -2,8 +2,8 @@
 Routes of C{/api/v1/cluster}: the seed's cluster-management API (membership, leadership,
 recovery, debug dumps), for the node's peer Basic credentials with C{X-Peer} only (API keys
 are refused whatever their scopes). The operations are
-L{scheduler0.consensus.membership.ClusterMembership}'s; the leader-only ones answer 403 on
-another node, naming the leader's API address.
+L{scheduler0.consensus.membership_changes.ClusterMembership}'s; the leader-only ones answer
+403 on another node, naming the leader's API address.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ from typing import Any, Callable
 import treq
 from twisted.logger import Logger
 
-from .membership import ClusterMembership, Member
+from .membership import Member, MemberList
+from .membership_changes import ClusterMembership
 
 log = Logger()
 
@@ -47,13 +48,14 @@ def cluster_membership(config: Any, node_secrets: Any, commands: Any, clock: Any
     raft = commands if config.replicas and hasattr(commands, "change_membership") else None
     own = Member(config.node_id, config.advertised_raft_address(), config.http_base_url())
     replicas = [Member(r.node_id, r.raft_address, r.address) for r in config.replicas]
+    members = MemberList(commands, raft, clock, db_path, own, replicas)
     membership = ClusterMembership(
-        commands, raft, clock, db_path, own, replicas,
+        members,
         stop_process=_stopper(reactor) if reactor is not None else None,
         call_peer=_peer_caller(reactor, node_secrets.auth_username,
                                node_secrets.auth_password) if reactor is not None else None)
-    commands.add_observer(membership.observe)
-    commands.add_replaced_observer(membership.reload)
+    commands.add_observer(members.observe)
+    commands.add_replaced_observer(members.reload)
     if raft is not None:
-        raft.add_state_observer(membership.seed)
+        raft.add_state_observer(members.seed)
     return membership
