@@ -49,7 +49,7 @@ from .secrets_at_rest import SigningSecretBox
 from .api.rate_limit import RateLimiter
 from .operability.health import HealthReport
 from .operability.heap import HeapService
-from .operability.metrics import Metrics, record_observer
+from .operability.metrics import Metrics, outcome_observer, record_observer
 from .operability.repairs import Repairs
 from .operability.supervisor import MemoryGuardService, Supervisor, resident_memory_bytes
 from .schedule.service import SchedulerService
@@ -216,7 +216,8 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
     breakers = Breakers(clock, rng, on_change=lambda breaker, old, new:
                         executor.on_breaker_change(breaker, old, new))
     metrics = Metrics()
-    recorder = ExecutionRecorder(clock, commands, observe=record_observer(metrics))
+    recorder = ExecutionRecorder(clock, commands, observe=record_observer(metrics),
+                                 observe_outcome=outcome_observer(metrics))
 
     # a single node executes always: its execution services are the node's own children.
     # In a cluster only the Raft leader executes: they run inside a gate that starts them

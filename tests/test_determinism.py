@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from scheduler0.state import commands as C
 from scheduler0.state.commands import Command
 from scheduler0.state.machine import (_APPLIERS, CREDENTIAL_PROJECTS_VERSION, EXCEPTION_KEY,
-                                      Result, apply_batch)
+                                      RECORD_OUTCOMES_VERSION, Result, apply_batch)
 from scheduler0.store.database import connect, ensure_schema
 from scheduler0.timestamps import format_time, from_seconds
 
@@ -136,6 +136,11 @@ def history() -> list[Step]:
             "finished": [{"id": "d1"}],
             "records": [record("e2", 2, s2, "retrying", attempts=2, next_retry_at=stamp(600),
                                last_status=500, error_category="http")]}, True),
+        # a POST's outcome: its entry's occurrences get records (e3's retries are spent)
+        Step(C.EXECUTION_RECORD, {"outcomes": [
+            ["d2", "retrying", stamp(5), 9.5, 503, "unavailable", "http", stamp(700), ["e3"]],
+            ["no-such-delivery", "succeeded", stamp(5), 1.0, 200]]}, True,
+             RECORD_OUTCOMES_VERSION),
         Step(C.EXECUTION_RECORD, {"records": [{"id": "e4"}]}, False),  # malformed
         Step(C.EXECUTION_DELETE, {"ids": ["e-old", "no-such-execution"]}, True),
         Step(C.EXECUTION_DELETE, {}, False),  # malformed: no ids

@@ -14,8 +14,10 @@ from typing import Any
 from twisted.trial.unittest import SynchronousTestCase
 
 from scheduler0.state import commands as C
+from scheduler0.state import machine
 from scheduler0.state.commands import Command
-from scheduler0.state.machine import apply_batch, apply_command
+from scheduler0.state.machine import (_APPLIERS, RECORD_OUTCOMES_VERSION, apply_batch,
+                                      apply_command)
 from scheduler0.store.reads import ScheduleReader, StateReader
 
 from .test_state import dump, fresh_db
@@ -128,3 +130,76 @@ class OutboxStateMachineTests(SynchronousTestCase):
                          [True, True])
         self.assertEqual(dump(self.conn), before)
         self.assertEqual(self.outbox(), {})
+
+
+LATER = "2026-11-26T16:00:01.250Z"  # a POST's outcome known 1.25 s after AT
+RETRY_AT = "2026-11-26T16:00:31.250Z"
+
+
+def outcome_cmd(cid: str, *outcomes: list) -> Command:
+    return Command(cid, C.EXECUTION_RECORD, AT, {"outcomes": list(outcomes)},
+                   RECORD_OUTCOMES_VERSION)
+
+
+class PostOutcomeTests(SynchronousTestCase):
+    """
+    A POST's outcome travels as one entry (its delivery id and result), whatever the number
+    of occurrences it carried: the state machine writes each occurrence's record from the
+    outbox entry. That is what every node of a cluster applies.
+    """
+
+    setUp = OutboxStateMachineTests.setUp
+    apply = OutboxStateMachineTests.apply
+    outbox = OutboxStateMachineTests.outbox
+
+    def test_every_occurrence_of_the_entry_gets_its_record(self) -> None:
+        self.apply(record_cmd("s", started=[
+            {**entry("d1", (E1, 1, 1), (E2, 2, 3)), "started_at": "2026-11-26T16:00:00.040Z"}]))
+        result = self.apply(outcome_cmd("o", ["d1", "succeeded", LATER, 12.5, 200]))
+        self.assertEqual(result, {"ok": True, "count": 2})
+        self.assertEqual(self.outbox(), {})
+        first, third = shown(self.state.execution(E1)), shown(self.state.execution(E2))
+        self.assertEqual(
+            {k: first[k] for k in ("state", "attempts", "lastStatus", "durationMs",
+                                   "latenessMs", "firstAttemptAt", "lastAttemptAt", "target")},
+            {"state": "succeeded", "attempts": 1, "lastStatus": 200, "durationMs": 12.5,
+             "latenessMs": 40.0, "firstAttemptAt": "2026-11-26T16:00:00.040Z",
+             "lastAttemptAt": LATER, "target": TARGET})
+        # a third attempt says nothing of the first one's start or lateness
+        self.assertEqual((third["state"], third["attempts"], third["latenessMs"]),
+                         ("succeeded", 3, None))
+
+    def test_a_failure_retries_some_and_dead_letters_the_spent(self) -> None:
+        self.apply(record_cmd("s", started=[entry("d1", (E1, 1, 1), (E2, 2, 4))]))
+        self.apply(outcome_cmd("o", ["d1", "retrying", LATER, 30000.0, None,
+                                     "timed out after 30 s", "timeout", RETRY_AT, [E2]]))
+        retrying, dead = shown(self.state.execution(E1)), shown(self.state.execution(E2))
+        self.assertEqual((retrying["state"], retrying["nextRetryAt"], retrying["lastError"]),
+                         ("retrying", RETRY_AT, "timed out after 30 s"))
+        self.assertEqual((dead["state"], dead["nextRetryAt"], dead["errorCategory"]),
+                         ("dead", None, "timeout"))
+
+    def test_an_entry_taken_over_or_a_deleted_job_records_nothing(self) -> None:
+        """A new leader's delivery took the occurrences over (the entry is gone): that
+        delivery records them. A job deleted meanwhile gets no record."""
+        self.apply(record_cmd("s", started=[entry("d1", (E1, 1, 1), (E2, 2, 1))]))
+        self.apply(record_cmd("m", started=[entry("d2", (E1, 1, 2))],
+                              finished=[{"id": "d1", "executions": [E1]}]))
+        self.apply(Command("del", C.JOB_DELETE, AT, {"id": 2}))
+        result = self.apply(outcome_cmd("o", ["d1", "succeeded", LATER, 5.0, 204],
+                                        ["no-such-delivery", "dead", LATER, 1.0, 410]))
+        self.assertTrue(result["ok"], result)
+        # E1 is d2's now: still in flight with its second attempt
+        self.assertEqual(shown(self.state.execution(E1))["state"], "dispatched")
+        self.assertEqual(self.outbox(), {"d2": [[E1, 1, AT, 2]]})
+
+    def test_an_older_release_refuses_the_command_rather_than_drop_outcomes(self) -> None:
+        """A release without the outcome's applier rejects it whole: the entry stays for a
+        restart to re-send, rather than leaving the outbox with no record written."""
+        self.apply(record_cmd("s", started=[entry("d1", (E1, 1, 1))]))
+        older = {key: applier for key, applier in _APPLIERS.items()
+                 if key != (C.EXECUTION_RECORD, RECORD_OUTCOMES_VERSION)}
+        self.patch(machine, "_APPLIERS", older)
+        result = self.apply(outcome_cmd("o", ["d1", "succeeded", LATER, 5.0, 204]))
+        self.assertFalse(result["ok"])
+        self.assertEqual(self.outbox(), {"d1": [[E1, 1, AT, 1]]})

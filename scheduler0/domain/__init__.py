@@ -11,14 +11,14 @@ callbacks show them (camelCase, at the edge) is decided elsewhere.
 
 from .credential import Credential
 from .dead_letters import DeadLetterSummary
-from .delivery import DeliveryFinished, DeliveryRecord, OutboxOccurrence
+from .delivery import DeliveryFinished, DeliveryOutcome, DeliveryRecord, OutboxOccurrence
 from .execution import TERMINAL_STATES, Execution
 from .job import JOB_FIELD_NAMES, Job, JobFields
 from .project import PreviousSecret, Project, SigningSecrets
 from .supervisor import SupervisorHalt
 
 __all__ = [
-    "Credential", "DeadLetterSummary", "DeliveryFinished", "DeliveryRecord", "Execution",
-    "JOB_FIELD_NAMES", "Job", "JobFields", "OutboxOccurrence", "PreviousSecret", "Project",
-    "SigningSecrets", "SupervisorHalt", "TERMINAL_STATES",
+    "Credential", "DeadLetterSummary", "DeliveryFinished", "DeliveryOutcome", "DeliveryRecord",
+    "Execution", "JOB_FIELD_NAMES", "Job", "JobFields", "OutboxOccurrence", "PreviousSecret",
+    "Project", "SigningSecrets", "SupervisorHalt", "TERMINAL_STATES",
 ]

@@ -66,3 +66,41 @@ class DeliveryFinished:
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> "DeliveryFinished":
         return cls(id=raw["id"], executions=raw.get("executions"))
+
+
+@attrs.frozen
+class DeliveryOutcome:
+    """
+    A POST's outcome, for every occurrence its outbox entry still lists: the delivery
+    leaves the outbox and the state machine writes each occurrence's record from the entry
+    (job, project, target, node, attempt, scheduled time) and these few fields.
+
+    One per POST instead of a record per occurrence: a command carries, and every node of
+    a cluster applies, a few dozen bytes for a POST of a thousand jobs. The state machine
+    derives a first attempt's lateness from the entry's C{started_at}.
+
+    C{state} is every occurrence's (C{succeeded}, C{retrying} or C{dead}); with C{retrying},
+    the occurrences in C{dead} are dead instead (their retries are spent).
+    """
+
+    id: str
+    state: str
+    at: str  # when the outcome was known: the attempt's last_attempt_at
+    duration_ms: float
+    status: int | None = None
+    error: str | None = None
+    category: str | None = None
+    next_retry_at: str | None = None
+    dead: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    def to_json(self) -> list[Any]:
+        """An array (a command may carry hundreds): see L{from_json}."""
+        raw = [self.id, self.state, self.at, self.duration_ms, self.status, self.error,
+               self.category, self.next_retry_at]
+        if self.dead:
+            raw.append(list(self.dead))
+        return raw
+
+    @classmethod
+    def from_json(cls, raw: Any) -> "DeliveryOutcome":
+        return cls(*raw)

@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
-from ..domain import DeliveryFinished, Execution
+from ..domain import DeliveryFinished, DeliveryOutcome, Execution
 from ..schedule.occurrence import Occurrence, scheduled_text
 from ..timestamps import format_time, from_seconds
 from .backoff import retry_delay
@@ -137,7 +137,7 @@ class Outcomes:
             status.last_success = now
             status.consecutive_failures = 0
             status.first_failure_at = None
-            self._succeeded(delivery, outcome.code, duration, started, now)
+            self._succeeded(delivery, outcome.code, duration)
             return
         code, message, category, scope = self._describe(outcome, delivery.target)
         if scope == HOST:
@@ -156,7 +156,7 @@ class Outcomes:
         if status.consecutive_failures == 0:
             status.first_failure_at = now
         status.consecutive_failures += 1
-        self._failed(delivery, code, message, category, duration, started, now)
+        self._failed(delivery, code, message, category, duration, now)
 
     def _count(self, key: str, probe: bool, success: bool) -> None:
         """An outcome for C{key}'s breaker (created on its first failure). A half-open
@@ -181,55 +181,35 @@ class Outcomes:
                         level=LogLevel.error, target=target)
         return None, message, category, scope
 
-    def _outcome(self, delivery: Delivery, state: str, started: float, now: float,
-                 **fields: Any) -> list[Execution]:
-        """One outcome record per occurrence; a first attempt's also says when it was first
-        sent and how late."""
-        stamp = format_time(from_seconds(now))
-        first = format_time(from_seconds(started))
-        records = []
-        for o in delivery.occurrences:
-            record = self._record(o, state, stamp, attempts=o.attempt, last_attempt_at=stamp,
-                                  **fields)
-            if o.attempt == 1:
-                record.first_attempt_at = first
-                record.lateness_ms = round((started - o.scheduled) * 1000, 1)
-            records.append(record)
-        return records
-
-    def _succeeded(self, delivery: Delivery, code: int, duration: float, started: float,
-                   now: float) -> None:
-        records = self._outcome(delivery, "succeeded", started, now, last_status=code,
-                                duration_ms=duration)
-        self.counters["succeeded"] += len(records)
-        ignore_failure(self._recorder.record(records, finished=[DeliveryFinished(delivery.id)],
-                                             keep_trying=True))
+    def _succeeded(self, delivery: Delivery, code: int, duration: float) -> None:
+        self.counters["succeeded"] += len(delivery.occurrences)
+        ignore_failure(self._recorder.record_outcome(
+            DeliveryOutcome(delivery.id, "succeeded", self._stamp(), duration, status=code),
+            len(delivery.occurrences)))
 
     def _failed(self, delivery: Delivery, code: int | None, message: str, category: str,
-                duration: float, started: float, now: float) -> None:
+                duration: float, now: float) -> None:
         retry: list[Occurrence] = []
-        records = self._outcome(delivery, "dead", started, now, last_status=code,
-                                last_error=message, error_category=category,
-                                duration_ms=duration)
-        for o, record in zip(delivery.occurrences, records):
+        dead: list[str] = []
+        for o in delivery.occurrences:
             if category == TRANSIENT and o.attempt <= self._settings.retry_max:
                 retry.append(o.next_attempt())
-                record.state = "retrying"
-        delay = None
+            else:
+                dead.append(o.execution_id)
+        delay = retry_at = None
         if retry:
             delay = retry_delay(delivery.occurrences[0].attempt, self._settings.retry_delay,
                                 self._settings.retry_cap, self._rng)
             retry_at = format_time(from_seconds(now + delay))
-            for record in records:
-                if record.state == "retrying":
-                    record.next_retry_at = retry_at
             self._retries.schedule(delivery.retry(retry), delay)
-        dead = len(records) - len(retry)
         self.counters["retrying"] += len(retry)
-        self.counters["dead"] += dead
-        self._log_failure(delivery, message, len(retry), delay, dead)
-        ignore_failure(self._recorder.record(records, finished=[DeliveryFinished(delivery.id)],
-                                             keep_trying=True))
+        self.counters["dead"] += len(dead)
+        self._log_failure(delivery, message, len(retry), delay, len(dead))
+        outcome = DeliveryOutcome(
+            delivery.id, "retrying" if retry else "dead", self._stamp(), duration,
+            status=code, error=message, category=category, next_retry_at=retry_at,
+            dead=dead if retry else ())
+        ignore_failure(self._recorder.record_outcome(outcome, len(delivery.occurrences)))
 
     def _log_failure(self, delivery: Delivery, message: str, retrying: int,
                      delay: float | None, dead: int) -> None:

@@ -31,7 +31,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..consensus.interface import ICommandLog, NotAccepting, StorageFailed, StorageFull
-from ..domain import DeliveryFinished, DeliveryRecord, Execution
+from ..domain import DeliveryFinished, DeliveryOutcome, DeliveryRecord, Execution
 from ..state.commands import issue
 from ..state.payloads import RecordExecutions
 
@@ -102,23 +102,29 @@ class _Write:
     records: list[Execution]
     started: list[DeliveryRecord]
     finished: list[DeliveryFinished]
+    outcomes: list[DeliveryOutcome]
     keep_trying: bool
     waiter: Deferred | None  # None once told about a failure (it is being tried again)
+    size: int  # the occurrences it records (those of its records and outcomes)
 
 
 class ExecutionRecorder:
     """
     @param max_batch: most records per command.
     @param observe: sees every record as it is queued (metrics).
+    @param observe_outcome: sees every POST's outcome as it is queued, with how many
+        occurrences it carried (metrics).
     @param max_kept: most records kept for another try while writes fail; past it the
         oldest are dropped (and logged), so a long outage cannot exhaust memory.
     """
 
     def __init__(self, clock: Any, commands: ICommandLog, max_batch: int = 5000,
                  observe: Callable[[list[Execution]], None] | None = None,
+                 observe_outcome: Callable[[DeliveryOutcome, int], None] | None = None,
                  max_kept: int = 100_000, retry_delay: float = 1.0,
                  retry_cap: float = 30.0) -> None:
         self._observe = observe
+        self._observe_outcome = observe_outcome
         self._clock = clock
         self._commands = commands
         self._max_batch = max_batch
@@ -147,7 +153,8 @@ class ExecutionRecorder:
         if self._observe is not None and records:
             self._observe(records)
         keep = keep_trying and not started
-        self._writes.append(_Write(list(records), list(started), list(finished), keep, d))
+        self._writes.append(_Write(list(records), list(started), list(finished), [], keep, d,
+                                   len(records)))
         self._buffered += len(records)
         # while kept writes wait out their backoff, more of the same kind wait with them;
         # a caller waiting for its write (a dispatch) has it tried at once
@@ -156,10 +163,24 @@ class ExecutionRecorder:
             self._flush()
         return d
 
+    def record_outcome(self, outcome: DeliveryOutcome, occurrences: int) -> Deferred:
+        """Queue a POST's outcome (for its C{occurrences}), kept and tried again until it
+        is stored, as L{record} with C{keep_trying}: the state machine writes the
+        occurrences' records from the delivery's outbox entry."""
+        d: Deferred = Deferred()
+        if self._observe_outcome is not None:
+            self._observe_outcome(outcome, occurrences)
+        self._writes.append(_Write([], [], [], [outcome], True, d, occurrences))
+        self._buffered += occurrences
+        if ((self._in_flight == 0 and self._retry is None)
+                or self._buffered >= self._max_batch):
+            self._flush()
+        return d
+
     @property
     def kept(self) -> int:
         """Records waiting for another try after a failed write."""
-        return sum(len(w.records) for w in self._writes if w.waiter is None)
+        return sum(w.size for w in self._writes if w.waiter is None)
 
     def _flush(self) -> None:
         if self._retry is not None:
@@ -171,8 +192,9 @@ class ExecutionRecorder:
         writes, self._writes, self._buffered = self._writes, [], 0
         payload = RecordExecutions(records=[r for w in writes for r in w.records],
                                    started=[e for w in writes for e in w.started],
-                                   finished=[e for w in writes for e in w.finished])
-        count = len(payload.records)
+                                   finished=[e for w in writes for e in w.finished],
+                                   outcomes=[e for w in writes for e in w.outcomes])
+        count = sum(w.size for w in writes)
         command = issue(payload, self._clock.seconds())
         self._in_flight += 1
         d = self._commands.submit(command)
@@ -220,8 +242,8 @@ class ExecutionRecorder:
         dropped = 0
         while over > 0 and self._writes and self._writes[0].waiter is None:
             gone = self._writes.pop(0)
-            over -= max(len(gone.records), 1)
-            dropped += len(gone.records)
+            over -= max(gone.size, 1)
+            dropped += gone.size
         if dropped:
             self.dropped += dropped
             log.error("gave up on {count} execution records after failed writes (more than "

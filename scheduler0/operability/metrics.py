@@ -27,7 +27,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from twisted.logger import Logger
 
-from ..domain import Execution
+from ..domain import DeliveryOutcome, Execution
 from ..schedule.occurrence import host_of
 
 log = Logger()
@@ -323,5 +323,20 @@ def record_observer(metrics: "Metrics") -> Callable[[list[Execution]], None]:
             metrics.observe_callback_duration(duration / 1000)
         for state, count in outcomes.items():
             metrics.occurrence_finished(state, count)
+
+    return observe
+
+
+def outcome_observer(metrics: "Metrics") -> Callable[[DeliveryOutcome, int], None]:
+    """Feed each POST's outcome (as the recorder queues it) into the metrics: how its
+    C{occurrences} ended, and its duration, once per POST."""
+
+    def observe(outcome: DeliveryOutcome, occurrences: int) -> None:
+        metrics.observe_callback_duration(outcome.duration_ms / 1000)
+        dead = len(outcome.dead)
+        if outcome.state in _FINISHED and occurrences > dead:
+            metrics.occurrence_finished(outcome.state, occurrences - dead)
+        if dead:
+            metrics.occurrence_finished("dead", dead)
 
     return observe

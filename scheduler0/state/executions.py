@@ -8,7 +8,10 @@ from __future__ import annotations
 import json
 import operator
 import sqlite3
+from datetime import datetime
+from typing import Any
 
+from ..domain.delivery import DeliveryOutcome
 from ..domain.execution import RECORDED_FIELDS, TERMINAL_STATES
 from ..timestamps import parse_time
 from .payloads import (RERUN_HANGING, RETRY_DEAD, RUN_NOW, DeleteExecutions, PruneExecutions,
@@ -40,15 +43,24 @@ def record_executions(conn: sqlite3.Connection, payload: RecordExecutions,
     """
     Upsert execution records and keep the delivery outbox in step, atomically:
     C{finished} deliveries (or some of their occurrences) leave the outbox in the same
-    transaction that records their outcomes, and C{started} deliveries enter it.
+    transaction that records their outcomes, and C{started} deliveries enter it. Each of
+    C{outcomes} writes the records of the occurrences its delivery's entry lists.
 
     A record of a job deleted meanwhile is dropped (checked once per distinct job: a per-row
     subquery doubled the cost of every insert).
     """
     for finished in payload.finished:
         finish_delivery(conn, finished.id, finished.executions)
+    count = 0
+    if payload.outcomes:
+        rows = [row for outcome in payload.outcomes
+                for row in _outcome_rows(conn, outcome, stamp)]
+        count = len(rows)
+        live = existing_ids(conn, "jobs", {row[1] for row in rows})
+        conn.executemany(_RECORD_SQL, [row for row in rows if row[1] in live])
     records = payload.records
     if records:
+        count += len(records)
         live = existing_ids(conn, "jobs", {record.job_id for record in records})
         conn.executemany(_RECORD_SQL, [
             (*_recorded_values(record), stamp, stamp)
@@ -61,7 +73,49 @@ def record_executions(conn: sqlite3.Connection, payload: RecordExecutions,
             "occurrences) VALUES (?, ?, ?, ?, ?, ?)",
             [(d.id, d.node_id, d.project_id, d.target, d.started_at,
               json.dumps(d.occurrences, separators=(",", ":"))) for d in started])
-    return {"count": len(records)}
+    return {"count": count}
+
+
+def _outcome_rows(conn: sqlite3.Connection, outcome: DeliveryOutcome,
+                  stamp: str) -> list[tuple[Any, ...]]:
+    """
+    The records of C{outcome}'s occurrences, in L{EXECUTION_COLUMNS} order (and the
+    dates), read from its outbox entry, which it removes. An entry already gone (another
+    delivery of a new leader took its occurrences over) leaves nothing to record: that
+    delivery records them.
+    """
+    row = conn.execute("SELECT occurrences, project_id, target, node_id, started_at "
+                       "FROM deliveries WHERE id = ?", (outcome.id,)).fetchone()
+    if row is None:
+        return []
+    conn.execute("DELETE FROM deliveries WHERE id = ?", (outcome.id,))
+    listed, project_id, target, node_id, started = row
+    state, at, retry_at = outcome.state, outcome.at, outcome.next_retry_at
+    status, error, category, duration = (outcome.status, outcome.error, outcome.category,
+                                         outcome.duration_ms)
+    dead = frozenset(outcome.dead)
+    lateness: dict[str, float] = {}  # by scheduled time: a POST's jobs often share slots
+    start = None
+    rows = []
+    for eid, job_id, scheduled, attempt in json.loads(listed):
+        first = late = None
+        if attempt == 1:
+            first = started
+            late = lateness.get(scheduled)
+            if late is None:
+                if start is None:
+                    start = datetime.fromisoformat(started)
+                late = lateness[scheduled] = round(
+                    (start - datetime.fromisoformat(scheduled)).total_seconds() * 1000, 1)
+        if eid in dead:
+            rows.append((eid, job_id, project_id, scheduled, "dead", attempt, target, node_id,
+                         status, error, category, duration, late, first, at, None,
+                         stamp, stamp))
+        else:
+            rows.append((eid, job_id, project_id, scheduled, state, attempt, target, node_id,
+                         status, error, category, duration, late, first, at, retry_at,
+                         stamp, stamp))
+    return rows
 
 
 _FIRST_ATTEMPT_SQL = (

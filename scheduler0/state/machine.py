@@ -20,13 +20,14 @@ from ..store.database import storage_failure
 from .commands import Command
 from .executions import EXECUTION_COLUMNS, TERMINAL_STATES
 from .jobs import DELETED_BEFORE_FINISHING, JOB_COLUMNS
-from .payloads import CREDENTIAL_PROJECTS_VERSION, payload_from_json
+from .payloads import CREDENTIAL_PROJECTS_VERSION, RECORD_OUTCOMES_VERSION, payload_from_json
 from .rows import Rejected, Result
 
 # what importers have always found here; the appliers themselves live in one module per
 # domain (projects, jobs, executions, credentials, supervisor), their helpers in rows
 __all__ = [
     "CREDENTIAL_PROJECTS_VERSION", "DELETED_BEFORE_FINISHING", "EXCEPTION_KEY",
+    "RECORD_OUTCOMES_VERSION",
     "EXECUTION_COLUMNS", "JOB_COLUMNS", "TERMINAL_STATES", "Rejected", "Result",
     "apply_batch", "apply_command",
 ]
@@ -142,6 +143,8 @@ _APPLIERS: dict[tuple[str, int], Callable[[sqlite3.Connection, Any, str], Result
     (C.PROJECT_DELETE, 1): projects.delete_project,
     (C.PROJECT_ROTATE_SECRET, 1): projects.rotate_project_secret,
     (C.EXECUTION_RECORD, 1): executions.record_executions,
+    # version 2 carries per-POST outcomes (see RECORD_OUTCOMES_VERSION)
+    (C.EXECUTION_RECORD, RECORD_OUTCOMES_VERSION): executions.record_executions,
     (C.EXECUTION_DELETE, 1): executions.delete_executions,
     (C.EXECUTION_PRUNE, 1): executions.prune_executions,
     (C.JOB_CREATE, 1): jobs.create_jobs,

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Mapping, Union
 
 import attrs
 
-from ..domain import DeliveryFinished, DeliveryRecord, Execution, JobFields
+from ..domain import DeliveryFinished, DeliveryOutcome, DeliveryRecord, Execution, JobFields
 from ..domain.execution import RECORDED_FIELDS
 from ..domain.job import JOB_FIELD_NAMES
 from . import kinds as K
@@ -24,6 +24,9 @@ from . import kinds as K
 #: older release has no applier for it and rejects the command, where it would have
 #: ignored the field and stored a node-wide credential.
 CREDENTIAL_PROJECTS_VERSION = 2
+#: The version of C{execution.record} that carries per-POST C{outcomes}: an older release
+#: has no applier for it and rejects it, where it would have dropped the outcomes.
+RECORD_OUTCOMES_VERSION = 2
 
 PROJECT_MUTABLE = frozenset({"name", "description"})
 JOB_MUTABLE = frozenset(JOB_FIELD_NAMES)
@@ -196,13 +199,15 @@ class DeleteCredential(_Payload):
 class RecordExecutions(_Payload):
     """
     Execution records, and the outbox kept in step with them in the same transaction:
-    C{finished} deliveries leave it, C{started} ones enter it.
+    C{finished} deliveries leave it, C{started} ones enter it, and each of C{outcomes}
+    leaves it with a record written for every occurrence it listed.
     """
 
     KIND = K.EXECUTION_RECORD
     records: tuple[Execution, ...] = attrs.field(default=(), converter=tuple)
     started: tuple[DeliveryRecord, ...] = attrs.field(default=(), converter=tuple)
     finished: tuple[DeliveryFinished, ...] = attrs.field(default=(), converter=tuple)
+    outcomes: tuple[DeliveryOutcome, ...] = attrs.field(default=(), converter=tuple)
 
     def to_json(self) -> dict[str, Any]:
         raw: dict[str, Any] = {"records": [r.to_json() for r in self.records]}
@@ -210,7 +215,13 @@ class RecordExecutions(_Payload):
             raw["started"] = [d.to_json() for d in self.started]
         if self.finished:
             raw["finished"] = [f.to_json() for f in self.finished]
+        if self.outcomes:
+            raw["outcomes"] = [o.to_json() for o in self.outcomes]
         return raw
+
+    @property
+    def version(self) -> int:
+        return RECORD_OUTCOMES_VERSION if self.outcomes else 1
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> "RecordExecutions":
@@ -218,7 +229,8 @@ class RecordExecutions(_Payload):
         return cls(records=[Execution(*r) if type(r) is list and len(r) == width
                             else Execution.from_json(r) for r in raw.get("records", ())],
                    started=[DeliveryRecord.from_json(d) for d in raw.get("started", ())],
-                   finished=[DeliveryFinished.from_json(f) for f in raw.get("finished", ())])
+                   finished=[DeliveryFinished.from_json(f) for f in raw.get("finished", ())],
+                   outcomes=[DeliveryOutcome.from_json(o) for o in raw.get("outcomes", ())])
 
 
 @attrs.frozen
