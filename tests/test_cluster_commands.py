@@ -15,9 +15,11 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
+from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from scheduler0.consensus.interface import NotAccepting
 from scheduler0.domain import DeliveryRecord, Execution
 from scheduler0.execution.breaker import BreakerState
 from scheduler0.execution.recovery import RecoveryService
@@ -217,3 +219,35 @@ class RedeliverTests(SynchronousTestCase):
         h.executor.redeliver([], replaces="d", dropped=["x"])
         (row,) = h.store.schedule_reader.deliveries()
         self.assertEqual([o.execution_id for o in row.occurrences], ["y"])
+
+
+class RefusedWritesTests(SynchronousTestCase):
+    def test_a_repair_the_node_cannot_write_is_a_503_not_a_500(self) -> None:
+        """Every repair goes through the command facade: a node that takes no writes now
+        (stopping, no Raft leader) answers 503 with Retry-After, for the deletes too."""
+        h = Ops(self)
+        job = h.job(h.project(), GOOD + "/hook", spec="@every 1h")
+        record = Execution(id=f"{job['id']}-dead", job_id=job["id"],
+                           project_id=job["projectId"], scheduled_time=stamp(T0 - 600),
+                           state="dead", attempts=3, target=GOOD, node_id=1)
+        self.successResultOf(h.recorder.record([record]))
+        real = h.api.facade.commands
+
+        class Refusing:
+            def submit(self, command: Any) -> Any:
+                return defer.fail(NotAccepting("the cluster has no Raft leader right now"))
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
+        h.api.facade.commands = h.repairs._commands = Refusing()
+        for method, path in (("DELETE", f"/api/v1/executions/{record.id}"),
+                             ("DELETE", f"/api/monitoring/dlq/{quote(GOOD, safe='')}"),
+                             ("POST", f"/api/v1/executions/{record.id}/retry"),
+                             ("POST", f"/api/v1/jobs/{job['id']}/run"),
+                             ("POST", f"/api/monitoring/breakers/{quote(GOOD, safe='')}/reset")):
+            code, envelope, headers = h.call(method, path)
+            self.assertEqual((code, envelope["data"]),
+                             (503, "the cluster has no Raft leader right now"), path)
+            self.assertEqual(headers.getRawHeaders("retry-after"), ["1"], path)
+        self.assertEqual(h.execution(record.id)["state"], "dead")

@@ -218,8 +218,7 @@ class Repairs:
         return self._delete([execution_id])
 
     def _delete(self, ids: list[str]) -> Any:
-        command = issue(DeleteExecutions(ids=ids), self._clock.seconds())
-        return self._commands.submit(command).addCallback(lambda result: {
+        return self._propose(DeleteExecutions(ids=ids)).addCallback(lambda result: {
             "deleted": result.get("deleted", 0)})
 
     # -- hanging executions -----------------------------------------------------------
