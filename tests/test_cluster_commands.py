@@ -96,6 +96,19 @@ class OwnerDeliversTests(SynchronousTestCase):
                          {"retried": [], "skipped": []})  # none is dead any more
         self.assertEqual(p.a.http.posts, [])
 
+    def test_a_retry_of_many_dead_letters_is_a_series_of_small_commands(self) -> None:
+        p = Pair(self)
+        p.a.node.repairs.request_chunk = 2
+        requests: list[int] = []
+        p.a.commands.add_observer(lambda command, result: requests.append(
+            len(command.payload.occurrences)) if command.kind == "execution.request" else None)
+        dead = sorted(p.dead(f"{p.job['id']}-dead{n}").id for n in range(5))
+        retried = p.a.ok("POST", "/api/monitoring/dlq/retry", expect=202)
+        self.assertEqual((sorted(retried["retried"]), retried["skipped"]), (dead, []))
+        self.assertEqual(requests, [2, 2, 1])
+        self.assertEqual(sorted(p.b.sent_ids(GOOD)), dead)
+        self.assertEqual(p.a.http.posts, [])
+
     def test_a_hanging_rerun_sent_to_a_non_owner_is_delivered_by_the_owner(self) -> None:
         p = Pair(self)
         eid = f"{p.job['id']}-lost"

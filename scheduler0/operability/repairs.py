@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, ensureDeferred
 
 from ..domain import DeliveryFinished, Execution
 from ..execution.recorder import ExecutionRecorder
@@ -29,6 +29,8 @@ from ..state.payloads import (RERUN_HANGING, RETRY_DEAD, DeleteExecutions, Paylo
                               RequestDeliveries, ResetBreaker)
 from ..timestamps import format_time, from_seconds
 
+#: occurrences per execution.request command (a retry of every dead letter is many)
+REQUEST_CHUNK = 1000
 COMPLETE = "complete"
 RERUN = "rerun"
 
@@ -71,6 +73,8 @@ class Repairs:
         #: in a cluster, whether this node executes (L{ClusterRole}); None on a single node
         self._role = role
         self._propose = propose or self._submit
+        #: most occurrences one execution.request command carries
+        self.request_chunk = REQUEST_CHUNK
         self._jobs = jobs or (lambda job_id: None)
 
     # -- instances: endpoints and hosts -----------------------------------------------
@@ -188,14 +192,23 @@ class Repairs:
         """Ask the cluster to deliver C{records} again (same execution ids), even if their
         job is paused: an operator asked for it. A deleted job's are skipped (and stay as
         they are). The job's owner delivers them when it observes the command."""
-        if not records:
-            return succeed({"retried": [], "skipped": []})
-        request = RequestDeliveries(reason=reason, finished=finished, node_id=self._node_id,
-                                    occurrences=[
-            (r.id, r.job_id, r.scheduled_time, r.attempts, r.target) for r in records])
-        return self._propose(request).addCallback(lambda result: {
-            "retried": list(result.get("requested", ())),
-            "skipped": list(result.get("skipped", ()))})
+        return ensureDeferred(self._request(records, reason, finished))
+
+    async def _request(self, records: list[Execution], reason: str,
+                       finished: list[DeliveryFinished]) -> dict:
+        """One command per L{request_chunk} records, one after the other: a retry of every
+        dead letter is a series of small log entries, each applied in a short transaction."""
+        retried: list[str] = []
+        skipped: list[str] = []
+        for start in range(0, len(records), self.request_chunk):
+            chunk = records[start:start + self.request_chunk]
+            result = await self._propose(RequestDeliveries(
+                reason=reason, finished=finished if start == 0 else (), node_id=self._node_id,
+                occurrences=[(r.id, r.job_id, r.scheduled_time, r.attempts, r.target)
+                             for r in chunk]))
+            retried.extend(result.get("requested", ()))
+            skipped.extend(result.get("skipped", ()))
+        return {"retried": retried, "skipped": skipped}
 
     def _submit(self, payload: Payload) -> Deferred:
         """Propose C{payload} straight to the command log (no API facade: tests, tools);
