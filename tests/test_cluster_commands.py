@@ -264,3 +264,13 @@ class RefusedWritesTests(SynchronousTestCase):
                              (503, "the cluster has no Raft leader right now"), path)
             self.assertEqual(headers.getRawHeaders("retry-after"), ["1"], path)
         self.assertEqual(h.execution(record.id)["state"], "dead")
+
+
+class MalformedRequestTests(SynchronousTestCase):
+    def test_an_occurrence_of_the_wrong_shape_is_a_400_saying_what_it_must_be(self) -> None:
+        h = Ops(self)
+        result = self.successResultOf(h.commands.submit(issue(RequestDeliveries(
+            reason=RUN_NOW, occurrences=[("1-x", 1)]), T0)))
+        self.assertEqual((result["ok"], result["status"]), (False, 400))
+        self.assertIn("[execution id, job id, scheduled time, attempts made, target]",
+                      result["error"])

@@ -162,6 +162,7 @@ def history() -> list[Step]:
              True),
         Step(C.EXECUTION_REQUEST, {"reason": "again", "occurrences": []}, False),
         Step(C.EXECUTION_REQUEST, {"reason": "run"}, False),  # malformed
+        Step(C.EXECUTION_REQUEST, {"reason": "run", "occurrences": [["1-x", 1]]}, False),
         Step(C.BREAKER_RESET, {"scope": "host", "key": TARGET}, True),
         Step(C.BREAKER_RESET, {"scope": "planet", "key": TARGET}, False),
         # job and project deletes: the outbox entry of job 3 goes, e2 is failed by its delete

@@ -240,6 +240,9 @@ def request_deliveries(conn: sqlite3.Connection, request: RequestDeliveries,
                             f"{RERUN_HANGING!r}")
     for finished in request.finished:
         finish_delivery(conn, finished.id, finished.executions)
+    if any(len(o) != 5 for o in request.occurrences):
+        raise Rejected(400, "occurrences: each is [execution id, job id, scheduled time, "
+                            "attempts made, target]")
     wanted = [(str(o[0]), int(o[1]), str(o[2]), int(o[3]), o[4]) for o in request.occurrences]
     projects = _project_of_jobs(conn, {job_id for _, job_id, _, _, _ in wanted})
     requested, skipped = [], []
