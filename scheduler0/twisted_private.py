@@ -9,7 +9,8 @@ assumed, rather than the node silently misbehaving.
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, Callable
 
 
 def forget_exit_signal(reactor: Any) -> None:
@@ -25,3 +26,24 @@ def forget_exit_signal(reactor: Any) -> None:
     """
     if getattr(reactor, "_exitSignal", None) is not None:
         reactor._exitSignal = None
+
+
+def exit_after_shutdown(reactor: Any, status: int, before: Callable[[], None]) -> None:
+    """
+    Stop the reactor (the service tree drains as on SIGTERM), call C{before()}, then end
+    the process with exit status C{status} (reset-raft: not 0, so systemd's
+    Restart=on-failure starts the node again).
+
+    twistd offers no public way to choose its exit status: once the reactor has stopped,
+    C{runApp} returns and the process exits 0 (or re-raises the signal that stopped it).
+    So the process ends from an "after shutdown" trigger, when every service has stopped,
+    with C{os._exit}: nothing is left to clean up there.
+    """
+    def end() -> None:
+        try:
+            before()
+        finally:
+            os._exit(status)
+
+    reactor.addSystemEventTrigger("after", "shutdown", end)
+    reactor.stop()

@@ -117,8 +117,7 @@ class MembershipTests(SynchronousTestCase):
         self.clock = Clock()
         self.commands = FakeCommands(os.path.join(self.mktemp() + ".db"))
         self.raft = FakeRaft()
-        self.exits: list[int] = []
-        self.stops: list[Any] = []
+        self.ends: list[tuple[int, Any]] = []
         self.membership = self.make(A)
 
     def make(self, own: Member, raft: FakeRaft | None = None,
@@ -127,7 +126,7 @@ class MembershipTests(SynchronousTestCase):
                              own, [A, B, C])
         membership = ClusterMembership(
             members, timing=Timing(catch_up=5.0, leadership=3.0, settle=0.5, poll=0.1),
-            stop_process=self.stops.append, exit_process=self.exits.append, **kwargs)
+            end_process=lambda status, before: self.ends.append((status, before)), **kwargs)
         self.commands.observers.append(members.observe)
         return membership
 
@@ -278,14 +277,14 @@ class MembershipTests(SynchronousTestCase):
         answered: Deferred = Deferred()
         self.assertEqual(self.membership.reset_raft(answered), "raft reset")
         self.clock.advance(1)
-        self.assertEqual((self.stops, self.exits), ([], []))
+        self.assertEqual(self.ends, [])
         answered.callback(None)
         self.clock.advance(0)
-        [then] = self.stops  # the node stops, then this runs after the shutdown
-        self.assertTrue(os.path.exists(self.raft.raft_files[0]))
-        then()
-        self.assertEqual(self.exits, [RESET_EXIT_STATUS])
+        [(status, wipe)] = self.ends  # the node stops, wipes, then exits with status
+        self.assertEqual(status, RESET_EXIT_STATUS)
         self.assertNotEqual(RESET_EXIT_STATUS, 0)
+        self.assertTrue(os.path.exists(self.raft.raft_files[0]))
+        wipe()
         self.assertFalse(any(os.path.exists(p) for p in self.raft.raft_files))
 
     def test_force_rebuild_only_on_the_seed_after_a_loss_of_quorum(self) -> None:

@@ -35,6 +35,15 @@ OTHER = "http://other.test:8002"  # project 2's callbacks
 LIMITED = ["read", "write", "execute"]
 
 
+#: the cluster-management API (tests/test_cluster_api.py): node-wide, for peers only
+CLUSTER_ROUTES = [("GET", "/api/v1/cluster/list-nodes")] + [
+    ("POST", f"/api/v1/cluster/{call}") for call in (
+        "add-node", "remove-node", "add-self", "remove-self", "promote-node", "demote-node",
+        "transfer-leadership", "force-rebuild", "reset-raft")] + [
+    ("GET", f"/api/v1/cluster/dump/{name}") for name in (
+        "schedule-queue", "job-executions-cache", "job-queues", "job-queue-versions")]
+
+
 class Tenants:
     """
     Projects 1 (own), 2 (other) and 3 (own, empty); jobs 1 and 2 in project 1, job 3 in
@@ -162,7 +171,8 @@ class MatrixTests(SynchronousTestCase):
             ("POST", "/api/supervisor/hanging/<execution_id>/resolve",
              f"/api/supervisor/hanging/{t.dead['job'][0]}/resolve", {"action": "complete"},
              403, None, None, None),
-        ]
+        ] + [(method, route, route, None, 403, None, None, None)  # peer-only, node-wide
+             for method, route in CLUSTER_ROUTES]
 
     def test_every_authenticated_route_is_in_the_matrix(self) -> None:
         # the dashboard's files (/ui/) are public and hold no project's data

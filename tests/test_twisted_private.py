@@ -183,3 +183,23 @@ class ExitSignalTests(SynchronousTestCase):
             self.patch(twistd, "_SomeApplicationRunner", Runner)
             twistd.runApp({})
         self.assertEqual(raised, [signal.SIGTERM], CHANGED + "(runApp)")
+
+
+class ExitStatusTests(SynchronousTestCase):
+    """L{exit_after_shutdown}: the process stops its reactor, runs what comes before, and
+    ends with the status asked (reset-raft's 3), which twistd alone cannot do."""
+
+    def test_a_process_ends_with_the_status_chosen_after_its_shutdown(self) -> None:
+        import subprocess
+        import sys
+        script = (
+            "from twisted.internet import reactor\n"
+            "from scheduler0.twisted_private import exit_after_shutdown\n"
+            "reactor.addSystemEventTrigger('before', 'shutdown', print, 'stopping')\n"
+            "reactor.callWhenRunning(exit_after_shutdown, reactor, 3, lambda: print('before'))\n"
+            "reactor.run()\n"
+            "print('returned')\n")
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              timeout=60, cwd=os.path.dirname(PACKAGE))
+        self.assertEqual((done.returncode, done.stdout.split()), (3, ["stopping", "before"]),
+                         done.stderr)

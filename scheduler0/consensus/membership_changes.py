@@ -8,7 +8,8 @@ membership in step; recovery (force-rebuild, reset-raft) too. docs/architecture.
 from __future__ import annotations
 
 import os
-from typing import Any, Awaitable, Callable
+from contextlib import contextmanager
+from typing import Any, Awaitable, Callable, Iterator
 from urllib.parse import urlencode
 
 import attrs
@@ -30,15 +31,15 @@ class ClusterMembership:
     The cluster-management operations of one node.
 
     @param members: the member list.
-    @param stop_process: stops the reactor (reset-raft) and calls its argument once it has
-        stopped; C{exit_process(status)} ends the process.
+    @param end_process: C{end_process(status, before)} stops the node, calls C{before()}
+        and ends the process with C{status} (reset-raft;
+        L{scheduler0.twisted_private.exit_after_shutdown}).
     @param call_peer: C{call_peer(url)} POSTs to another node's API with the peer
         credentials and fires with C{(status, message)} (add-self, remove-self).
     """
 
     def __init__(self, members: MemberList, *, timing: Timing | None = None,
-                 stop_process: Callable[[Callable[[], None]], None] | None = None,
-                 exit_process: Callable[[int], None] = os._exit,
+                 end_process: Callable[[int, Callable[[], None]], None] | None = None,
                  call_peer: Callable[[str], Awaitable[tuple[int, str]]] | None = None) -> None:
         self._list = members
         self._commands = members.commands
@@ -46,8 +47,7 @@ class ClusterMembership:
         self._clock = members.clock
         self._own = members.own
         self._timing = timing or Timing()
-        self._stop_process = stop_process
-        self._exit_process = exit_process
+        self._end_process = end_process
         self._call_peer = call_peer
         self._changing: str | None = None
 
@@ -249,11 +249,12 @@ class ClusterMembership:
         a supervisor restarts it and it rejoins with an empty log.
         """
         self._clustered("reset-raft")
-        if self._stop_process is None:
+        end_process = self._end_process
+        if end_process is None:
             raise ClusterError(503, "this node cannot stop itself")
         files = list(self._raft.raft_files)
 
-        def wipe_and_exit() -> None:
+        def wipe() -> None:
             for path in files:
                 try:
                     os.unlink(path)
@@ -262,10 +263,9 @@ class ClusterMembership:
             log.warn("reset-raft: deleted this node's Raft state ({files}); exiting with "
                      "status {status} so that it is restarted", files=", ".join(files),
                      status=RESET_EXIT_STATUS)
-            self._exit_process(RESET_EXIT_STATUS)
 
-        answered.addBoth(lambda _: self._clock.callLater(0, self._stop_process,
-                                                         wipe_and_exit))
+        answered.addBoth(lambda _: self._clock.callLater(0, end_process, RESET_EXIT_STATUS,
+                                                         wipe))
         return "raft reset"
 
     # -- helpers ------------------------------------------------------------------------
@@ -289,11 +289,17 @@ class ClusterMembership:
                                     f"leader, node {leader[1] or '?'} at {where} (Raft "
                                     f"{leader[0]})")
 
-    def _one_change(self, what: str) -> "_Change":
+    @contextmanager
+    def _one_change(self, what: str) -> Iterator[None]:
+        """The one change in progress on this node, while its C{with} block runs."""
         if self._changing is not None:
             raise ClusterError(409, f"a membership change is in progress on this node "
                                     f"({self._changing}); retry when it is done")
-        return _Change(self, what)
+        self._changing = what
+        try:
+            yield
+        finally:
+            self._changing = None
 
     def _member(self, node_id: int) -> Member:
         member = self._list.find(node_id)
@@ -364,18 +370,3 @@ class ClusterMembership:
                 raise ClusterError(503, "this node did not become leader of the rebuilt "
                                         f"cluster within {self._timing.leadership:g} s")
             await deferLater(self._clock, self._timing.poll, lambda: None)
-
-class _Change:
-    """The one change in progress on this node, while its C{with} block runs."""
-
-    def __init__(self, owner: ClusterMembership, what: str) -> None:
-        self._owner = owner
-        self._what = what
-
-    def __enter__(self) -> None:
-        self._owner._changing = self._what
-
-    def __exit__(self, *exc: Any) -> None:
-        self._owner._changing = None
-
-

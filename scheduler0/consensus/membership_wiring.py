@@ -1,32 +1,24 @@
 """
 How a node builds its L{ClusterMembership}: its own member entry and C{Replicas} from the
-configuration, the command log's observers, stopping the process for reset-raft, and the
-peer call add-self makes.
+configuration, the command log's observers, ending the process for reset-raft, and the
+peer calls add-self and remove-self make.
 """
 
 from __future__ import annotations
 
 import base64
+from functools import partial
 from typing import Any, Callable
 
 import treq
-from twisted.logger import Logger
 
+from ..twisted_private import exit_after_shutdown
 from .membership import Member, MemberList
 from .membership_changes import ClusterMembership
 
-log = Logger()
 
 #: Seconds add-self waits for another node's add-node (it answers once the node caught up)
 PEER_CALL_TIMEOUT = 90.0
-
-
-def _stopper(reactor: Any) -> Callable[[Callable[[], None]], None]:
-    """Stop the reactor (the whole service tree drains), then call C{then}."""
-    def stop(then: Callable[[], None]) -> None:
-        reactor.addSystemEventTrigger("after", "shutdown", then)
-        reactor.stop()
-    return stop
 
 
 def _peer_caller(reactor: Any, username: str, password: str) -> Callable[[str], Any]:
@@ -51,7 +43,7 @@ def cluster_membership(config: Any, node_secrets: Any, commands: Any, clock: Any
     members = MemberList(commands, raft, clock, db_path, own, replicas)
     membership = ClusterMembership(
         members,
-        stop_process=_stopper(reactor) if reactor is not None else None,
+        end_process=partial(exit_after_shutdown, reactor) if reactor is not None else None,
         call_peer=_peer_caller(reactor, node_secrets.auth_username,
                                node_secrets.auth_password) if reactor is not None else None)
     commands.add_observer(members.observe)

@@ -54,6 +54,10 @@ ROUTE_WORDS = frozenset({
     "healthcheck", "jobs", "openapi.json", "pause", "projects", "reset", "resolve",
     "restart", "resume",
     "retry", "rotate", "run", "scheduler", "signing-secret", "state",
+    # the cluster-management API
+    "cluster", "list-nodes", "add-node", "remove-node", "add-self", "remove-self",
+    "promote-node", "demote-node", "transfer-leadership", "force-rebuild", "reset-raft",
+    "dump", "schedule-queue", "job-executions-cache", "job-queues", "job-queue-versions",
 })
 
 # Raft statistics (hashicorp-style, values are strings) exported as gauges when numeric
