@@ -4,8 +4,10 @@ A node: the service tree that C{twistd scheduler0} runs.
 Children start in the order they are added and stop in reverse, one after the other:
 the HTTP site stops taking requests first, then the scheduler stops starting occurrences,
 the executor stops, the command log drains, and the database is closed last. In a cluster
-the execution services (executor, scheduler, recovery, retention) run only on the Raft
-leader, inside a L{LeadershipGate} at their place in that order.
+the execution services (executor, scheduler, recovery) run only while the node owns jobs
+(the replicated assignment, L{scheduler0.consensus.ownership}), inside a L{LeadershipGate}
+at their place in that order; the leader's duties (assigning the jobs, retention) run in a
+second gate, only on the leader.
 
 L{build_node} returns a L{Node}: the tree and its parts. In-process tests build their nodes
 through it too, swapping only the clock, the callback client, the writer and the memory
@@ -32,6 +34,7 @@ from .api.site import DrainingHTTPService, SiteLimits, make_site
 from .config import Config
 from .consensus.applier import CommandApplier, ThreadWriter, Writer
 from .consensus.leadership import ClusterRole, LeaderCheck, LeadershipGate
+from .consensus.ownership import Liveness, OwnerCheck, Ownership, Rebalancer
 from .consensus.local import LocalCommandLog
 from .consensus.raft import raft_command_log
 from .consensus.membership_wiring import cluster_membership
@@ -147,6 +150,8 @@ class Node:
     api: Api
     #: what the HTTP listener serves (served only when built with C{listen=True})
     site: Any
+    #: which jobs this node executes (all of them on a single node)
+    ownership: Ownership
     #: the observer delivering run-now, retries and reruns, resetting breakers
     requests: Any = None
 
@@ -223,24 +228,50 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
     # In a cluster only the Raft leader executes: they run inside a gate that starts them
     # (planning from the replicated store, re-sending the outbox) when this node becomes
     # leader and stops them when it no longer is (consensus/leadership.py)
-    execution, gate, role, scheduling = add, None, None, {}
+    #
+    # Which jobs: the replicated assignment of job buckets (consensus/ownership.py), which
+    # the leader keeps fitted to the live nodes. With two or more the leader owns none.
+    ownership = Ownership(config.node_id, clustered=bool(config.replicas),
+                          load=lambda: schedule_reader().job_assignment())
+    execution, gate, leader_gate, role, scheduling = add, None, None, None, {}
+    leader_duty = add
     if config.replicas:
+        commands.add_observer(ownership.observe)
+        commands.add_replaced_observer(ownership.reload)
         gate = add(LeadershipGate(
-            clock, LeaderCheck(commands, str(config.node_id)),
+            clock, OwnerCheck(commands, ownership, config.raft_transport_timeout),
             before_start=lambda: supervisor.adopt(schedule_reader().supervisor()),
             after_stop=lambda: scheduler.reload(),
-            losing=lambda: executor.stand_down()), "execution")
+            losing=lambda: executor.stand_down(),
+            started="this node owns jobs: it executes them from now on",
+            stopped="this node owns no jobs now: it starts no occurrence from now on "
+                    "(callbacks in flight may finish)"), "execution")
+        # its share changed: stop and start again, planning and recovering from the store
+        ownership.watch(gate.restart)
+        leader_gate = add(LeadershipGate(
+            clock, LeaderCheck(commands, str(config.node_id)),
+            started="this node is the Raft leader: it assigns the jobs and runs the "
+                    "cluster's housekeeping",
+            stopped="this node is no longer the Raft leader"), "leader-duties")
         role = ClusterRole(gate, commands.leader, str(config.node_id),
-                           {str(r.node_id): r.address for r in config.replicas})
-        # Raft's own state changes make it look at once (it also polls)
+                           {str(r.node_id): r.address for r in config.replicas},
+                           owned=lambda: len(ownership.buckets))
+        # Raft's own state changes make them look at once (they also poll)
         commands.add_state_observer(gate.poll)
-        scheduling["owns"] = lambda job_id: gate.executing  # a follower plans nothing
-        # a new leader plans the store a slice per turn, so Raft keeps ticking meanwhile
+        commands.add_state_observer(leader_gate.poll)
+        # a node that does not execute plans nothing
+        scheduling["owns"] = lambda job_id: gate.executing and ownership.owns(job_id)
+        # a new owner plans the store a slice per turn, so Raft keeps ticking meanwhile
         scheduling["plan_budget"] = PLAN_BUDGET
 
         def execution(service: Any, name: str) -> Any:
             service.setName(name)
             service.setServiceParent(gate)
+            return service
+
+        def leader_duty(service: Any, name: str) -> Any:
+            service.setName(name)
+            service.setServiceParent(leader_gate)
             return service
     executor = Executor(
         clock=clock, http=http,
@@ -277,16 +308,20 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
     recovery = execution(RecoveryService(
         clock, lambda: schedule_reader().unfinished_executions(), lambda: scheduler.plans,
         executor, outbox=lambda: schedule_reader().deliveries(),
-        planned=scheduler.when_planned, owns=owns), "recovery")
+        planned=scheduler.when_planned, owns=owns,
+        finishes_its_own=lambda node_id: node_id != config.node_id
+        and ownership.assignment is not None and node_id in ownership.assignment.nodes()),
+        "recovery")
     # run-now, dead-letter retries, reruns and breaker resets are commands any node takes:
     # every node observes them, the job's owner delivers (execution/requests.py)
     requests = RequestObserver(owns, lambda: scheduler.plans,
                                lambda job_id: reader().job(job_id), executor, recovery,
                                breakers)
     commands.add_observer(requests.observe)
-    execution(RetentionService(clock, commands, config.execution_retention_days,
-                               config.execution_retention_per_job,
-                               last_job_id=lambda: reader().sequence("jobs")), "retention")
+    # housekeeping that writes runs once per cluster: on the leader
+    leader_duty(RetentionService(clock, commands, config.execution_retention_days,
+                                 config.execution_retention_per_job,
+                                 last_job_id=lambda: reader().sequence("jobs")), "retention")
 
     add(HeapService(clock, jobs=lambda: len(scheduler.plans),
                     busy=lambda seconds: (scheduler.busy_within(seconds) or executor.in_flight > 0
@@ -339,6 +374,11 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
     )
     api.fire_times = fire_times
     api.cluster = cluster_membership(config, node_secrets, commands, clock, reactor, store.path)
+    api.ownership = ownership
+    if config.replicas:
+        leader_duty(Rebalancer(clock, commands, api.cluster.members, ownership,
+                               Liveness(clock, commands.peers, config.raft_transport_timeout),
+                               config.node_id), "rebalancer")
     # requests are rendered a bounded slice per reactor turn, so the scheduler's timers and
     # the writer's results are never stuck behind a saturated API
     site = make_site(AdmissionResource(api.resource(), clock),
@@ -351,4 +391,4 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
     return Node(service=node, store=store, commands=commands, breakers=breakers,
                 recorder=recorder, executor=executor, scheduler=scheduler, recovery=recovery,
                 supervisor=supervisor, guard=guard, repairs=repairs, operations=operations,
-                metrics=metrics, api=api, site=site, requests=requests)
+                metrics=metrics, api=api, site=site, ownership=ownership, requests=requests)

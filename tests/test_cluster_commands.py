@@ -25,7 +25,7 @@ from scheduler0.execution.breaker import BreakerState
 from scheduler0.execution.recovery import RecoveryService
 from scheduler0.execution.requests import RequestObserver
 from scheduler0.state.commands import issue
-from scheduler0.state.payloads import RUN_NOW, RequestDeliveries
+from scheduler0.state.payloads import RETRY_DEAD, RUN_NOW, RequestDeliveries
 
 from .harness import T0
 from .ops import GOOD, Ops, stamp
@@ -181,9 +181,16 @@ class NothingLostNothingTwiceTests(SynchronousTestCase):
             ("1-x", 1, stamp(T0), 0, GOOD)]), T0)
         result = {"ok": True, "requested": ["1-x"], "skipped": []}
         observer.observe(command, result)  # recovery has not read the store yet
-        recovery.recovered, recovery.resumed = True, {"1-x"}
+        recovery.recovered, recovery.resumed = True, {("1-x", 1)}
         observer.observe(command, result)  # it read it, and sent this one
         self.assertEqual(submitted, [])
+        # a later request of the same execution (a retry of that attempt) is another one
+        retry = issue(RequestDeliveries(reason=RETRY_DEAD, occurrences=[
+            ("1-x", 1, stamp(T0), 1, GOOD)]), T0)
+        observer.observe(retry, result)
+        ((occurrence,),) = submitted
+        self.assertEqual((occurrence.execution_id, occurrence.attempt), ("1-x", 2))
+        submitted.clear()
         recovery.resumed = set()
         owned.clear()
         observer.observe(command, result)  # another node owns the job
@@ -217,7 +224,7 @@ class NothingLostNothingTwiceTests(SynchronousTestCase):
         recovery.startService()
         self.assertEqual(redelivered, [(["1-a"], "d", [])])
         self.assertEqual(submitted, ["1-c"])
-        self.assertEqual((recovery.recovered, recovery.resumed), (True, {"1-c"}))
+        self.assertEqual((recovery.recovered, recovery.resumed), (True, {("1-c", 1)}))
 
 
 class RedeliverTests(SynchronousTestCase):

@@ -194,6 +194,11 @@ def history() -> list[Step]:
         Step(C.CLUSTER_MEMBERS, {"members": [
             {"node_id": 1, "raft_address": "10.0.0.1:7070",
              "client_address": "http://10.0.0.1:9090", "suffrage": "Nonvoter"}]}, False),
+        # the leader's assignment of job buckets: each from the version before it
+        Step(C.CLUSTER_ASSIGN, {"revision": 1, "owners": [2, 3] * 128}, True),
+        Step(C.CLUSTER_ASSIGN, {"revision": 1, "owners": [3] * 256}, False),  # stale: 409
+        Step(C.CLUSTER_ASSIGN, {"revision": 2, "owners": [2] * 255}, False),  # too short
+        Step(C.CLUSTER_ASSIGN, {"revision": 2, "owners": [2, 3, 4, 0] * 64}, True),
         Step("job.frobnicate", {"id": 1}, False),  # unknown kind
     ]
 

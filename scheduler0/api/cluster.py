@@ -14,6 +14,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 
 from ..consensus.membership import ClusterError, client_url, host_port
+from ..domain.assignment import JOB_BUCKETS
 from ..timestamps import format_time, from_seconds
 from .base import ApiBase
 from .envelope import respond
@@ -57,6 +58,7 @@ def _when(seconds: float | None) -> str | None:
 
 class ClusterRoutes(ApiBase):
     cluster: Any = None  # a ClusterMembership, set by node.py
+    ownership: Any = None  # which jobs each node executes (an Ownership), set by node.py
 
     def _membership(self, request: Any) -> Any:
         _peer_only(request)
@@ -184,29 +186,36 @@ class ClusterRoutes(ApiBase):
     @app.route("/api/v1/cluster/dump/job-queues", methods=["GET"])
     @requires("admin", node_wide=True)
     def cluster_dump_job_queues(self, request: Any) -> bytes:
-        cluster = self._membership(request)
-        count, low, high = cluster.job_span()
-        return respond(request, 200, [{
-            "nodeId": self._executing_node(), "lowerBound": low, "upperBound": high,
-            "jobs": count, "version": self._version()}])
+        """Each node's queue: the job buckets it executes (a job's bucket is its id
+        modulo the number of buckets), as the replicated assignment says."""
+        self._membership(request)
+        ownership = self.ownership
+        assignment = ownership.assignment if ownership is not None else None
+        if assignment is None:  # a single node, or before the leader's first assignment
+            executing = ownership is None or ownership.executing()
+            return respond(request, 200, [{
+                "nodeId": self.settings.node_id, "buckets": JOB_BUCKETS if executing else 0,
+                "bucketIds": list(range(JOB_BUCKETS)) if executing else [],
+                "version": 0}])
+        return respond(request, 200, [
+            {"nodeId": node_id, "buckets": len(buckets), "bucketIds": sorted(buckets),
+             "version": assignment.version}
+            for node_id, buckets in sorted(
+                (node, assignment.buckets_of(node)) for node in assignment.nodes())])
 
     @app.route("/api/v1/cluster/dump/job-queue-versions", methods=["GET"])
     @requires("admin", node_wide=True)
     def cluster_dump_job_queue_versions(self, request: Any) -> bytes:
-        cluster = self._membership(request)
-        voters = sum(1 for m in cluster.members() if m.voter)
+        """The assignment's version (one more per change), how many nodes execute, and
+        each one's share of the buckets."""
+        self._membership(request)
+        ownership = self.ownership
+        assignment = ownership.assignment if ownership is not None else None
+        if assignment is None:
+            return respond(request, 200, [{
+                "version": 0, "numberOfActiveNodes": 1, "buckets": JOB_BUCKETS,
+                "shares": {str(self.settings.node_id): JOB_BUCKETS}}])
+        shares = assignment.shares()
         return respond(request, 200, [{
-            "version": self._version(), "numberOfActiveNodes": voters,
-            "executingNodeId": self._executing_node()}])
-
-    def _executing_node(self) -> int | None:
-        """One queue: every job is executed by the leader (a single node: itself)."""
-        leader = self.commands.leader()
-        return int(leader[1]) if leader is not None and leader[1].isdigit() else None
-
-    def _version(self) -> int:
-        """The queue's version: the Raft index this node has applied (0 on a single node)."""
-        try:
-            return int(self.commands.status().get("applied_index", 0))
-        except (TypeError, ValueError):
-            return 0
+            "version": assignment.version, "numberOfActiveNodes": len(shares),
+            "buckets": JOB_BUCKETS, "shares": {str(n): c for n, c in sorted(shares.items())}}])

@@ -632,11 +632,13 @@ def _cluster_paths() -> dict[str, dict[str, Any]]:
             "jobs": {"type": "object", "additionalProperties": _object(
                 {"lastScheduled": time, "nextFire": time})}}),
         "job-queues": {"type": "array", "items": _object({
-            "nodeId": nullable_int, "lowerBound": nullable_int, "upperBound": nullable_int,
-            "jobs": {"type": "integer", "minimum": 0}, "version": {"type": "integer"}})},
+            "nodeId": {"type": "integer"}, "buckets": {"type": "integer", "minimum": 0},
+            "bucketIds": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "version": {"type": "integer"}})},
         "job-queue-versions": {"type": "array", "items": _object({
             "version": {"type": "integer"}, "numberOfActiveNodes": {"type": "integer"},
-            "executingNodeId": nullable_int})},
+            "buckets": {"type": "integer"},
+            "shares": {"type": "object", "additionalProperties": {"type": "integer"}}})},
     }
 
     def peer_only(operation: dict[str, Any]) -> dict[str, Any]:

@@ -1,17 +1,21 @@
 """
-Execution in a cluster: only the Raft leader runs jobs (issue 12 item 12).
+Services that run only while a condition holds, in a cluster: the execution services
+while the node owns jobs, and the leader's duties while it leads.
 
-Every node of a cluster holds the replicated jobs, but only one may fire them, or each job
-would be called back once per node. L{LeadershipGate} is a service whose children (the
-scheduler, the executor, the recovery and the retention) run only while this node is the
-leader: it polls L{LeaderCheck} every L{POLL_INTERVAL} seconds and starts them as a group,
-in order, when the node becomes leader, and stops them in reverse order when it stops
-being leader. Starting is starting after a restart: the scheduler plans from the
-replicated store (what the old leader missed follows each job's misfire policy) and the
-recovery re-sends what the delivery outbox lists, with the same execution ids.
+Every node of a cluster holds the replicated jobs, but each job must fire on one node
+only. L{LeadershipGate} is a service whose children run only while its condition holds:
+it polls it every L{POLL_INTERVAL} seconds (and when Raft's state changes) and starts them
+as a group, in order, when it starts holding, and stops them in reverse order when it no
+longer does; L{LeadershipGate.restart} stops and starts them again when what they run on
+changed (the jobs the node owns). Starting is starting after a restart: the scheduler
+plans from the replicated store (what was missed follows each job's misfire policy) and
+the recovery re-sends what the delivery outbox lists, with the same execution ids.
 
-A single node (C{Replicas: []}) has no gate: its execution services are children of the
-node itself, started and stopped exactly as before.
+Two gates are used (see C{node.py}): the execution services (executor, scheduler,
+recovery) run while the node owns jobs (L{scheduler0.consensus.ownership.OwnerCheck}); the
+leader's duties (assigning the jobs, retention) while it is the Raft leader and has caught
+up (L{LeaderCheck}). A single node (C{Replicas: []}) has no gate: its services are
+children of the node itself, started and stopped exactly as before.
 """
 
 from __future__ import annotations
@@ -89,8 +93,13 @@ class LeadershipGate(MultiService):
                  interval: float = POLL_INTERVAL,
                  before_start: Callable[[], None] = _nothing,
                  after_stop: Callable[[], None] = _nothing,
-                 losing: Callable[[], None] = _nothing) -> None:
+                 losing: Callable[[], None] = _nothing,
+                 started: str = "this node is the Raft leader: it executes the jobs from now on",
+                 stopped: str = ("this node is no longer the Raft leader: it starts no "
+                                 "occurrence from now on (callbacks in flight may finish)")
+                 ) -> None:
         super().__init__()
+        self._started, self._stopped = started, stopped
         self._leading = leading
         self._before_start = before_start
         self._after_stop = after_stop
@@ -140,10 +149,25 @@ class LeadershipGate(MultiService):
                 log.failure("preparing to stand down failed")
             self._stop_children()
 
+    def restart(self) -> None:
+        """
+        What the children run on changed under them (the jobs this node owns): if they run,
+        stop them (as when standing down) and start them again at once if they still should,
+        so that they plan and recover from the store as at a start.
+        """
+        if not self.executing or not self.running:
+            self.poll()
+            return
+        try:
+            self._losing()
+        except Exception:
+            log.failure("preparing to stand down failed")
+        stopping = self._stop_children(restarting=True)
+        stopping.addCallback(lambda _: self.poll())
+
     def _start_children(self) -> None:
         self.executing = True
-        log.info("this node is the Raft leader: it executes the jobs from now on",
-                 role=LEADER)
+        log.info(self._started, role=LEADER)
         try:
             self._before_start()
             for child in self:
@@ -151,10 +175,10 @@ class LeadershipGate(MultiService):
         except Exception:
             log.failure("starting the execution services failed")
 
-    def _stop_children(self) -> Deferred:
+    def _stop_children(self, restarting: bool = False) -> Deferred:
         self.executing = False
-        log.info("this node is no longer the Raft leader: it starts no occurrence from now "
-                 "on (callbacks in flight may finish)", role=FOLLOWER)
+        if not restarting:
+            log.info(self._stopped, role=FOLLOWER)
 
         async def stop_all() -> None:
             for child in reversed(list(self)):
@@ -197,7 +221,7 @@ class LeadershipGate(MultiService):
 class ClusterRole:
     """
     What a cluster node says about its part in executing jobs (the supervisor's state and
-    the scheduler health): whether it executes, and if not, who does.
+    the scheduler health): its Raft role, whether it executes, and if not, why.
 
     @param leader: the command log's C{leader()}: C{(address, node id)} or None.
     @param api_addresses: each node's API address by node id (from C{Replicas}), so a
@@ -205,11 +229,13 @@ class ClusterRole:
     """
 
     def __init__(self, gate: LeadershipGate, leader: Callable[[], tuple[str, str] | None],
-                 node_id: str, api_addresses: dict[str, str] | None = None) -> None:
+                 node_id: str, api_addresses: dict[str, str] | None = None,
+                 owned: Callable[[], int] = lambda: 0) -> None:
         self._gate = gate
         self._leader = leader
         self._node_id = node_id
         self._api_addresses = dict(api_addresses or {})
+        self._owned = owned
 
     @property
     def executing(self) -> bool:
@@ -217,23 +243,28 @@ class ClusterRole:
 
     @property
     def role(self) -> str:
-        return self._gate.role
+        """This node's Raft role (C{leader} or C{follower}); whether it executes jobs is
+        L{executing}: with two or more nodes the followers do, the leader does not."""
+        leader = self._leader()
+        return LEADER if leader is not None and leader[1] == self._node_id else FOLLOWER
 
     def standby_reason(self) -> str:
-        """Why this node does not execute now, naming the node that does."""
+        """Why this node does not execute now."""
         leader = self._leader()
         if leader is None:
-            return ("this node is a Raft follower and the cluster has no leader now (an "
-                    "election is running, or too few nodes are reachable): no node executes "
-                    "jobs until one is elected")
+            return ("the cluster has no leader now (a Raft election is running, or too few "
+                    "nodes are reachable): this node executes nothing until it hears from one")
         address, node_id = leader
         if node_id == self._node_id:
-            return ("this node was just elected Raft leader and is applying the replicated "
-                    "log; it executes the jobs once it has caught up")
+            return ("this node is the Raft leader: it assigns the jobs to the other nodes and "
+                    "executes none while another node is alive")
+        if self._owned():
+            return ("this node owns jobs but is catching up with the leader's log (or has "
+                    "not heard from the leader lately); it executes them once it has")
         api = self._api_addresses.get(node_id)
         where = f"API {api}, Raft {address}" if api else address
-        return (f"this node is a Raft follower: only the leader, node {node_id or '?'} "
-                f"({where}), executes the jobs")
+        return (f"this node owns no jobs now: the leader, node {node_id or '?'} ({where}), "
+                "assigns them to the live nodes")
 
     def refuse_if_standing_by(self, what: str) -> None:
         """

@@ -60,18 +60,22 @@ class RecoveryService(Service):
     Runs once at each start, after the scheduler has planned every job.
 
     @param planned: a Deferred firing once the scheduler has planned every job (a cluster
-        node that became leader plans a budget per reactor turn): the plans are what
+        node that started owning jobs plans a budget per reactor turn): the plans are what
         re-sent occurrences are rebuilt from.
     @param owns: whether this node delivers a job's occurrences: the outbox entries and
         records of jobs another node owns are left to it (not dropped as if the job were
         gone).
+    @param finishes_its_own: whether the node that wrote an outbox entry will finish that
+        POST itself (another live owner: it records its outcome), so it is not sent again.
     """
 
     def __init__(self, clock: Any, unfinished: Callable[[], list[Execution]],
                  plans: Callable[[], dict[int, Any]], executor: Any,
                  outbox: Callable[[], list[DeliveryRecord]] = list,
                  planned: Callable[[], Deferred] = lambda: succeed(None),
-                 owns: Callable[[int], bool] = lambda job_id: True) -> None:
+                 owns: Callable[[int], bool] = lambda job_id: True,
+                 finishes_its_own: Callable[[int], bool] = lambda node_id: False) -> None:
+        self._finishes_its_own = finishes_its_own
         self._clock = clock
         self._unfinished = unfinished
         self._plans = plans
@@ -85,7 +89,7 @@ class RecoveryService(Service):
         self.recovered = False
         #: the requested ('scheduled') executions this run resumed, so an observer that
         #: sees their command only after the store was read does not send them twice
-        self.resumed: set[str] = set()
+        self.resumed: set[tuple[str, int]] = set()  # (execution id, attempt)
 
     def startService(self) -> None:
         Service.startService(self)
@@ -111,6 +115,8 @@ class RecoveryService(Service):
         listed = {o.execution_id for delivery in outbox for o in delivery.occurrences}
         resent = 0
         for delivery in outbox:
+            if self._finishes_its_own(delivery.node_id):
+                continue
             resend, dropped = [], []
             for o in delivery.occurrences:
                 if not self._owns(o.job_id):
@@ -121,12 +127,14 @@ class RecoveryService(Service):
                     continue
                 resend.append(occurrence_again(o.execution_id, o.scheduled_time, plan,
                                                o.attempt + 1))
+            if not resend and not dropped:
+                continue
             resent += len(resend)
             if resend or dropped:
                 self._executor.redeliver(resend, replaces=delivery.id, dropped=dropped)
         unfinished = [r for r in self._unfinished()
                       if r.id not in listed and self._owns(r.job_id)]
-        self.resumed = {r.id for r in unfinished if r.state == "scheduled"}
+        self.resumed = {(r.id, r.attempts + 1) for r in unfinished if r.state == "scheduled"}
         self.recovered = True
         now_list, later = occurrences_to_resume(unfinished, plans, self._clock.seconds())
         if now_list or later or resent:

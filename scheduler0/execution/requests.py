@@ -62,7 +62,7 @@ class RequestObserver:
     @param executor: delivers (C{submit}) and is C{running} only where this node executes.
     @param recovery: the recovery service: until it has resumed the store's unfinished
         records (C{recovered}), it delivers the requests it finds there itself
-        (C{resumed}: the ones it did, not to be sent twice).
+        (C{resumed}: the execution ids and attempts it did, not to be sent twice).
     @param breakers: this node's breakers.
     """
 
@@ -95,7 +95,9 @@ class RequestObserver:
         resumed = self._recovery.resumed
         occurrences, unplanned = [], set()
         for eid, job_id, scheduled, attempts, _ in request.occurrences:
-            if eid not in wanted or eid in resumed or not self.owns(job_id):
+            # what recovery resumed is this very attempt; a later request of the same
+            # execution (a retry of what that attempt did) is another
+            if eid not in wanted or (eid, attempts + 1) in resumed or not self.owns(job_id):
                 continue
             plan = plans.get(job_id)
             if plan is None:

@@ -1,10 +1,13 @@
-"""Applier of the cluster membership command: the member list every node lists."""
+"""Appliers of the cluster's commands: the member list every node lists, and which node
+executes which jobs."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
-from .payloads import SetMembers
+from ..domain.assignment import JOB_BUCKETS
+from .payloads import AssignJobs, SetMembers
 from .rows import Rejected, Result
 
 SUFFRAGES = ("Voter", "Nonvoter")
@@ -33,3 +36,23 @@ def set_members(conn: sqlite3.Connection, change: SetMembers, stamp: str) -> Res
     conn.executemany("INSERT INTO cluster_members (node_id, raft_address, client_address, "
                      "suffrage, date_modified) VALUES (?, ?, ?, ?, ?)", rows)
     return {"members": len(rows), **({"seeded": True} if change.seed else {})}
+
+
+def assign_jobs(conn: sqlite3.Connection, change: AssignJobs, stamp: str) -> Result:
+    """
+    Store the owner of every job bucket, if C{change} was made from the stored
+    assignment (its revision is the stored version plus one): a leader deposed while it
+    proposed cannot undo its successor's moves.
+    """
+    owners = change.owners
+    if len(owners) != JOB_BUCKETS or not all(
+            isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in owners):
+        raise Rejected(400, f"owners: must be {JOB_BUCKETS} node ids (0 for none)")
+    row = conn.execute("SELECT version FROM job_assignment WHERE id = 1").fetchone()
+    stored = row[0] if row else 0
+    if change.revision != stored + 1:
+        raise Rejected(409, f"the assignment is at version {stored}; this change was made "
+                            f"from version {change.revision - 1}")
+    conn.execute("INSERT OR REPLACE INTO job_assignment (id, version, owners, date_modified) "
+                 "VALUES (1, ?, ?, ?)", (change.revision, json.dumps(list(owners)), stamp))
+    return {"version": change.revision}

@@ -24,3 +24,5 @@ CLUSTER_MEMBERS = "cluster.members"
 EXECUTION_REQUEST = "execution.request"
 #: an operator's breaker reset: stored nowhere, observed by every node (breakers are per node)
 BREAKER_RESET = "breaker.reset"
+#: the leader's assignment of job buckets to the nodes that execute them (issue 13)
+CLUSTER_ASSIGN = "cluster.assign"

@@ -161,4 +161,5 @@ _APPLIERS: dict[tuple[str, int], Callable[[sqlite3.Connection, Any, str], Result
     (C.CLUSTER_MEMBERS, 1): cluster.set_members,
     (C.EXECUTION_REQUEST, 1): executions.request_deliveries,
     (C.BREAKER_RESET, 1): executions.reset_breaker,
+    (C.CLUSTER_ASSIGN, 1): cluster.assign_jobs,
 }

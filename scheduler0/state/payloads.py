@@ -328,6 +328,22 @@ class SetSupervisor(_Payload):
 
 
 @attrs.frozen
+class AssignJobs(_Payload):
+    """
+    The owner (NodeId, 0 for none) of each job bucket, as the leader computed it; stored
+    only over revision C{revision - 1}, so a proposal made from an older assignment is
+    refused. (Not named C{version}: that is the command format's.)
+    """
+
+    KIND = K.CLUSTER_ASSIGN
+    revision: int
+    owners: tuple[int, ...] = attrs.field(converter=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"revision": self.revision, "owners": list(self.owners)}
+
+
+@attrs.frozen
 class SetMembers(_Payload):
     """
     The cluster's whole member list after a membership change (the proposer computed it):
@@ -347,7 +363,7 @@ Payload = Union[
     CreateProject, UpdateProject, DeleteProject, RotateProjectSecret, CreateJobs, UpdateJob,
     DeleteJob, CreateCredential, UpdateCredential, DeleteCredential, RecordExecutions,
     DeleteExecutions, PruneExecutions, SetSupervisor, SetMembers, RequestDeliveries,
-    ResetBreaker,
+    ResetBreaker, AssignJobs,
 ]
 
 #: the payload class of each command kind

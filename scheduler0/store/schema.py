@@ -20,7 +20,8 @@ import attrs
 # 3: credentials limited to a list of projects (C{credentials.project_ids}).
 # 4: the index of the last Raft log entry applied (C{raft_applied}).
 # 5: the cluster's replicated member list (C{cluster_members}).
-SCHEMA_VERSION = 5
+# 6: which node executes which jobs (C{job_assignment}).
+SCHEMA_VERSION = 6
 
 #: Most previous signing secrets kept per project (the most recently rotated out): each
 #: rotation keeps the secret it replaces for its grace period, so a receiver that has not
@@ -54,6 +55,16 @@ CREATE TABLE IF NOT EXISTS cluster_members (
     raft_address TEXT NOT NULL,
     client_address TEXT NOT NULL,
     suffrage TEXT NOT NULL,
+    date_modified TEXT NOT NULL
+);
+
+-- Which node executes the jobs of each bucket (a job's bucket: its id modulo the number
+-- of owners listed), as the leader last assigned them (a cluster.assign command): owners
+-- is a JSON array of NodeIds (0: none). At most one row; none on a single node.
+CREATE TABLE IF NOT EXISTS job_assignment (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL,
+    owners TEXT NOT NULL,
     date_modified TEXT NOT NULL
 );
 
@@ -252,6 +263,12 @@ MIGRATIONS: dict[int, Migration] = {
     4: Migration(
         from_version=4,
         new_tables=("cluster_members",),
+        old_columns={},
+        script="",
+    ),
+    5: Migration(
+        from_version=5,
+        new_tables=("job_assignment",),
         old_columns={},
         script="",
     ),

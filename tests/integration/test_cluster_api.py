@@ -129,10 +129,12 @@ class MembershipTests(ClusterApiHelpers, TestCase):
         self.assertEqual(code, 409, envelope)  # the cluster has its quorum
 
         # the dumps answer on any node
+        # the jobs' buckets are spread over the two followers, none on the leader
         queues = await self.ok(follower, "GET", "dump/job-queues")
-        self.assertEqual(queues[0]["nodeId"], leader_id)
+        self.assertNotIn(leader_id, [q["nodeId"] for q in queues])
+        self.assertEqual(sorted(q["buckets"] for q in queues), [128, 128])
         versions = await self.ok(follower, "GET", "dump/job-queue-versions")
-        self.assertEqual(versions[0]["numberOfActiveNodes"], 3)
+        self.assertEqual(versions[0]["numberOfActiveNodes"], 2)
         self.assertEqual((await self.ok(follower, "GET", "dump/schedule-queue"))["total"], 0)
         await self.ok(leader, "GET", "dump/job-executions-cache")
 

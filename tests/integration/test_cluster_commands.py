@@ -1,8 +1,9 @@
 """
 Issue 13 item 4 and item 6's breaker reset, on a real three-node cluster of C{twistd
 scheduler0} nodes: run-now, a dead-letter retry and a breaker reset sent to a follower are
-answered by it (no 503 naming the leader) and carried out by the node that executes the
-job (today the Raft leader), whose id the callback's C{X-Scheduler0-Node} header names.
+answered by it (no 503 naming the leader) and carried out by the node that owns the job
+(a follower: the leader executes nothing), whose id the callback's C{X-Scheduler0-Node}
+header names.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class ClusterCommandTests(TestCase):
         project = await peer.ok("POST", "/projects", {"name": "commands"}, expect=201)
         job = await peer.ok("POST", "/jobs", {"projectId": project["id"], "spec": "@every 1h",
                                               "callbackUrl": receiver.url}, expect=201)
+        await _until(lambda: _executing_nodes(cluster, follower), 2)  # jobs assigned
         return cluster, leader, follower, job
 
     async def call(self, cluster: Cluster, node: Daemon, method: str, path: str,
@@ -56,7 +58,8 @@ class ClusterCommandTests(TestCase):
         await sleep(2)  # a second delivery (by another node, or again) would arrive by now
         (hit,) = receiver.hits_for(job["id"])
         self.assertEqual((hit.execution_id, hit.attempt), (run["executionId"], 1))
-        self.assertEqual(hit.post.headers["x-scheduler0-node"], _node_id(cluster, leader))
+        self.assertEqual(hit.post.headers["x-scheduler0-node"],
+                         await _owner(cluster, follower, job["id"]))
         # the record, under the answered id, reaches every node
         for node in cluster.nodes:
             await _until(lambda n=node: _state(cluster, n, run["executionId"]), "succeeded")
@@ -75,7 +78,7 @@ class ClusterCommandTests(TestCase):
         hits = receiver.hits_for(job["id"])
         self.assertEqual([(h.execution_id, h.attempt) for h in hits], [(eid, 1), (eid, 2)])
         self.assertEqual({h.post.headers["x-scheduler0-node"] for h in hits},
-                         {_node_id(cluster, leader)})
+                         {await _owner(cluster, follower, job["id"])})
         await _until(lambda: _state(cluster, follower, eid), "succeeded")
 
     async def test_a_breaker_reset_sent_to_a_follower_resets_the_executing_nodes(
@@ -88,8 +91,10 @@ class ClusterCommandTests(TestCase):
             await peer.ok("POST", f"/jobs/{job['id']}/run", expect=202)
         await receiver.wait_hits(5, job_id=job["id"], timeout=10)
 
+        owner = cluster.node(int(await _owner(cluster, follower, job["id"])))
+
         async def breaker() -> str:
-            health = await self.call(cluster, leader, "GET", "/api/monitoring/scheduler/health")
+            health = await self.call(cluster, owner, "GET", "/api/monitoring/scheduler/health")
             states = {i["breaker"]["state"] for i in health["instances"]
                       if i["host"] == f"http://127.0.0.1:{receiver.port}"}
             return "open" if "open" in states else ",".join(sorted(states))
@@ -103,8 +108,21 @@ class ClusterCommandTests(TestCase):
         await _until(breaker, "closed", timeout=3)
 
 
-def _node_id(cluster: Cluster, node: Daemon) -> str:
-    return str(cluster.nodes.index(node) + 1)
+async def _queues(cluster: Cluster, node: Daemon) -> list[dict]:
+    code, envelope = await cluster.peer(node).request("GET", "/cluster/dump/job-queues")
+    return envelope["data"] if code == 200 else []
+
+
+async def _executing_nodes(cluster: Cluster, node: Daemon) -> int:
+    return sum(1 for queue in await _queues(cluster, node) if queue["buckets"])
+
+
+async def _owner(cluster: Cluster, node: Daemon, job_id: int) -> str:
+    """The NodeId of the node that executes C{job_id} (its bucket's owner)."""
+    for queue in await _queues(cluster, node):
+        if job_id % 256 in queue["bucketIds"]:
+            return str(queue["nodeId"])
+    raise AssertionError(f"no node owns job {job_id}")
 
 
 async def _state(cluster: Cluster, node: Daemon, eid: str) -> str | None:

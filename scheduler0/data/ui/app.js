@@ -299,9 +299,11 @@
     $("health-error").hidden = true;
     $("health").hidden = false;
     let running = health.enabled ? "running" : "halted";
-    if (health.role === "follower" && !health.executing) {
-      // not halted: a follower's queue is empty because the leader executes the jobs
-      running = "standing by (Raft follower: the leader executes the jobs, see Cluster)";
+    if (health.role === "leader" && !health.executing) {
+      // not halted: the leader assigns the jobs to the followers and executes none
+      running = "standing by (Raft leader: the followers execute the jobs, see Cluster)";
+    } else if (health.role && !health.executing) {
+      running = "standing by (this node owns no jobs now, see Cluster)";
     } else if (health.role) {
       running += ` (${health.role}${health.executing ? ", executing" : ""})`;
     }

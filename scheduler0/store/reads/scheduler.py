@@ -10,6 +10,7 @@ import sqlite3
 from typing import Iterable
 
 from ...domain import DeliveryRecord, Execution, Job, SupervisorHalt
+from ...domain.assignment import Assignment
 from ...secrets_at_rest import SigningSecretBox, unseal_with
 from .credentials import _PREVIOUS_SECRETS
 from .executions import execution_from_row
@@ -72,6 +73,12 @@ class ScheduleReader:
                              self._conn.execute(_PREVIOUS_SECRETS, (project_id,))
                              if expires > now]
         return [unseal_with(self._signing_box, project_id, s) for s in stored]
+
+    def job_assignment(self) -> Assignment | None:
+        """Which node executes which job buckets (None before the leader assigned them)."""
+        row = self._conn.execute(
+            "SELECT version, owners FROM job_assignment WHERE id = 1").fetchone()
+        return None if row is None else Assignment(row[0], json.loads(row[1]))
 
     def supervisor(self) -> SupervisorHalt | None:
         """The operator's last halt or restart; None if there was none."""
