@@ -266,19 +266,6 @@ class ClusterRole:
         return (f"this node owns no jobs now: the leader, node {node_id or '?'} ({where}), "
                 "assigns them to the live nodes")
 
-    def refuse_if_standing_by(self, what: str) -> None:
-        """
-        Raise L{NotExecuting} when this node does not execute: C{what} (a run, a retry, a
-        breaker reset) only means something on the node that delivers.
-        """
-        if not self.executing:
-            raise NotExecuting(f"{what} happens on the node that executes the jobs, and "
-                               f"{self.standby_reason()}: send the request there")
-
-
-class NotExecuting(Exception):
-    """A request only the executing node can act on reached another node (answered 503)."""
-
 
 __all__ = ["FOLLOWER", "LEADER", "POLL_INTERVAL", "ClusterRole", "LeaderCheck",
            "LeadershipGate"]
