@@ -29,6 +29,7 @@ class Cluster:
                  secrets: Mapping[int, Mapping[str, str]] | None = None,
                  config: Mapping[str, Any] | None = None) -> None:
         self.testcase = testcase
+        self.config = dict(config or {})
         chosen = free_ports(2 * size)  # all different: a node's API and Raft ports
         ports = list(zip(chosen[::2], chosen[1::2]))
         self.replicas = [{"Address": f"http://127.0.0.1:{port}",
@@ -43,6 +44,26 @@ class Cluster:
 
     def node(self, node_id: int) -> Daemon:
         return self.nodes[node_id - 1]
+
+    def node_id(self, node: Daemon) -> int:
+        return self.nodes.index(node) + 1
+
+    def spare(self) -> tuple[Daemon, dict[str, Any]]:
+        """One more node, not a member yet (C{Bootstrap: false}, C{Replicas} naming the
+        cluster and itself, the cluster's config): appended to L{nodes}; add it with
+        C{add-node} (the returned replica has its addresses), then start it."""
+        node_id = len(self.nodes) + 1
+        taken = {p for n in self.nodes for p in (n.port, n.raft_port)}
+        port, raft = free_ports(2)
+        while {port, raft} & taken:  # a stopped node's port may be free right now
+            port, raft = free_ports(2)
+        me = {"Address": f"http://127.0.0.1:{port}", "RaftAddress": f"127.0.0.1:{raft}",
+              "NodeId": node_id}
+        settings = {"NodeId": node_id, "Replicas": [*self.replicas, me], "Bootstrap": False,
+                    **SHARED_SECRETS, **self.config}
+        node = Daemon(self.testcase, settings, port=port, raft_port=raft)
+        self.nodes.append(node)
+        return node, me
 
     async def start(self, *node_ids: int) -> None:
         """Start the given nodes (all by default) at once; each answers its healthcheck."""
