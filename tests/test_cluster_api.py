@@ -13,6 +13,7 @@ import os
 import sqlite3
 from typing import Any
 
+import attrs
 from pysyncobj import FAIL_REASON
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
@@ -76,11 +77,15 @@ class FakeRaft:
         self.pending: list[Deferred] = []
         self.answer: Any = None  # None: succeed at once; "wait": the test fires it
         self.peer_state: dict[str, dict[str, Any]] = {}
+        self.learner_state: dict[str, dict[str, Any]] = {}
         self.raft_files: list[str] = []
         self.ids: dict[str, str] = {}
 
     def peers(self) -> dict[str, dict[str, Any]]:
         return self.peer_state
+
+    def learners(self) -> dict[str, dict[str, Any]]:
+        return self.learner_state
 
     def change_membership(self, action: str, address: str) -> Deferred:
         self.calls.append((action, address))
@@ -164,34 +169,68 @@ class MembershipTests(SynchronousTestCase):
         self.assertIn("no leader", self.refused(follower.remove_node(3), 503))
         self.assertEqual(self.raft.calls, [])
 
-    def test_one_change_at_a_time_and_a_new_voter_counts_once_caught_up(self) -> None:
+    def test_one_change_at_a_time_and_a_new_node_votes_only_once_caught_up(self) -> None:
         self.seeded()
+        target = self.commands.index  # the leader's log when the add begins
+        newcomer_raft = FakeRaft()
+        newcomer_raft.voter = False  # started with Bootstrap: false, a learner
+        newcomer = self.make(D, newcomer_raft)
         adding = run(self.membership.add_node(4, D.raft_address, D.client_address))
-        self.assertEqual(self.raft.calls, [("add", D.raft_address)])
+        # listed as a non-voter, and no vote: the quorum stays that of the three voters
+        self.assertEqual(read_members(self.commands.path)[-1], attrs.evolve(D, suffrage=NONVOTER))
+        self.assertEqual(self.raft.calls, [])
         self.assertNoResult(adding)  # node 4 holds nothing of the log yet
         message = self.refused(self.membership.remove_node(3), 409)
         self.assertIn("adding node 4", message)
-        self.raft.peer_state[D.raft_address] = {"connected": True, "matchIndex": 3}
+        self.raft.learner_state[D.raft_address] = {"connected": True, "matchIndex": 3,
+                                                   "voter": False}
         self.clock.advance(0.5)
         self.assertNoResult(adding)
-        self.raft.peer_state[D.raft_address]["matchIndex"] = 12
+        row = {r["id"]: r for r in self.membership.list_nodes()}[4]
+        self.assertEqual((row["suffrage"], row["connected"], row["lag"]),
+                         (NONVOTER, True, self.commands.index - 3))
+        self.assertEqual((self.raft.calls, newcomer_raft.calls), ([], []))
+        # caught up with the log as it was when the add began: stored a voter, the node
+        # rebuilds itself as one, and only then gets the vote
+        self.raft.learner_state[D.raft_address]["matchIndex"] = target
+        self.clock.advance(0.1)
+        self.assertEqual(read_members(self.commands.path)[-1], D)
+        self.clock.advance(0)
+        self.assertEqual(newcomer_raft.calls, [("restart_as", True, [A.raft_address,
+                                                                     B.raft_address,
+                                                                     C.raft_address])])
+        self.assertEqual(self.raft.calls, [])
+        del self.raft.learner_state[D.raft_address]  # its learner connection dropped
+        self.clock.pump([0.1] * 6)
+        self.assertEqual(self.raft.calls, [("add", D.raft_address)])
+        self.assertNoResult(adding)  # a voter now, holding the log
+        self.raft.peer_state[D.raft_address] = {"connected": True,
+                                                "matchIndex": self.commands.index}
         self.clock.advance(0.1)
         self.assertEqual(self.successResultOf(adding), "node added")
-        self.assertEqual(read_members(self.commands.path)[-1], D)
+        self.assertEqual(newcomer.members()[-1], D)
         # the next change is taken
         self.assertEqual(self.successResultOf(run(self.membership.remove_node(4))),
                          "node removed")
         self.assertEqual([m.node_id for m in read_members(self.commands.path)], [1, 2, 3])
 
-    def test_a_new_voter_that_never_catches_up_frees_the_change_with_503(self) -> None:
+    def test_a_new_node_that_never_catches_up_stays_a_nonvoter_and_frees_the_change(
+            self) -> None:
         self.seeded()
         adding = run(self.membership.add_node(4, D.raft_address, D.client_address))
         self.clock.pump([0.1] * 60)
         failure = self.failureResultOf(adding, ClusterError)
         self.assertEqual(failure.value.status, 503)
-        self.assertIn("has not caught up", failure.value.message)
+        self.assertIn("did not catch up", failure.value.message)
+        self.assertIn("never connected", failure.value.message)
+        self.assertEqual(self.raft.calls, [])  # it never counted toward the quorum
+        self.assertEqual(read_members(self.commands.path)[-1].suffrage, NONVOTER)
+        self.assertIn("promote-node", self.refused(
+            self.membership.add_node(4, D.raft_address, D.client_address), 409))
         self.assertEqual(self.successResultOf(run(self.membership.remove_node(4))),
                          "node removed")
+        self.assertEqual(self.raft.calls, [])
+        self.assertEqual([m.node_id for m in read_members(self.commands.path)], [1, 2, 3])
 
     def test_raft_refusing_a_change_is_409_and_conflicts_are_named(self) -> None:
         self.seeded()
@@ -337,6 +376,14 @@ class MembershipTests(SynchronousTestCase):
                                  "http%3A%2F%2F10.0.0.4%3A9090"])
         self.commands.leading = (A.raft_address, "1")
         self.assertIn("already a member", self.refused(newcomer.add_self(), 409))
+        # a learner (Bootstrap: false) hears of the leader before it is listed: it asks
+        asked.clear()
+        learner_raft = FakeRaft()
+        learner_raft.voter = False
+        learner = self.make(Member(5, "10.0.0.5:7070", "http://10.0.0.5:9090"), learner_raft,
+                            call_peer=call_peer)
+        self.assertEqual(self.successResultOf(run(learner.add_self())), "added")
+        self.assertEqual(len(asked), 1)
         asked.clear()
         follower = self.make(B, call_peer=call_peer)
         self.assertEqual(self.successResultOf(run(follower.remove_self())), "removed")
@@ -438,7 +485,7 @@ class ClusterRoutesTests(SynchronousTestCase):
 class RaftStartupTests(SynchronousTestCase):
     """What the Raft log starts with: the replicated member list over C{Replicas}."""
 
-    def log_for(self, node_id: str, members: list[Member]) -> Any:
+    def log_for(self, node_id: str, members: list[Member], bootstrap: bool = True) -> Any:
         from scheduler0.consensus.raft import RaftCommandLog, RaftSettings
         data_dir = self.mktemp()
         os.makedirs(data_dir)
@@ -453,7 +500,8 @@ class RaftStartupTests(SynchronousTestCase):
         settings = RaftSettings(
             self_address=own.raft_address,
             partners=tuple(m.raft_address for m in (A, B, C) if m != own),
-            node_ids={}, data_dir=data_dir, password="p", node_id=node_id)
+            node_ids={}, data_dir=data_dir, password="p", node_id=node_id,
+            bootstrap=bootstrap)
         return RaftCommandLog(path, Clock(), settings, threaded=False)
 
     def test_replicas_until_a_list_is_stored(self) -> None:
@@ -469,6 +517,19 @@ class RaftStartupTests(SynchronousTestCase):
         self.assertEqual(raft._startup_membership(),
                          (None, [A.raft_address, B.raft_address, D.raft_address]))
         self.assertEqual(raft._node_ids[D.raft_address], "4")
+
+    def test_a_node_with_bootstrap_false_starts_as_a_learner_until_listed_a_voter(
+            self) -> None:
+        # an empty DataDir: it replicates from Replicas' voters without a vote
+        self.assertEqual(self.log_for("4", [], bootstrap=False)._startup_membership(),
+                         (None, [A.raft_address, B.raft_address, C.raft_address]))
+        # restarted before the leader listed it: still a learner, of the listed voters
+        self.assertEqual(self.log_for("4", [A, B], bootstrap=False)._startup_membership(),
+                         (None, [A.raft_address, B.raft_address]))
+        # listed a voter (it was promoted): it votes, whatever Bootstrap says
+        self.assertEqual(
+            self.log_for("4", [A, B, C, D], bootstrap=False)._startup_membership(),
+            (D.raft_address, [A.raft_address, B.raft_address, C.raft_address]))
 
     def test_a_snapshot_never_records_a_nonvoter_as_a_member(self) -> None:
         raft = self.log_for("1", [])

@@ -194,6 +194,20 @@ class MemberList:
     def find(self, node_id: int) -> Member | None:
         return next((m for m in self.members() if m.node_id == node_id), None)
 
+    def listed(self, node_id: int) -> Member | None:
+        """C{node_id} in the I{stored} list only (not C{Replicas}, which names a node about
+        to join too)."""
+        return next((m for m in self._members if m.node_id == node_id), None)
+
+    def progress(self) -> dict[str, dict[str, Any]]:
+        """What this node knows of the others, by Raft address: the voters (L{peers}),
+        then the non-voters connected to it (learners, which the leader replicates to
+        without counting them toward the quorum)."""
+        if self.raft is None:
+            return {}
+        learners = getattr(self.raft, "learners", None)
+        return {**(learners() if learners is not None else {}), **self.raft.peers()}
+
     def seed(self) -> None:
         """
         Raft state observer: a leader of a cluster with no stored member list stores
@@ -216,10 +230,11 @@ class MemberList:
 
     def list_nodes(self) -> list[dict[str, Any]]:
         """Every member with what this node knows of it: the leader knows each voter's
-        match index (so its lag) and how long ago it last answered."""
+        and each connected non-voter's match index (so its lag) and how long ago it last
+        answered."""
         leader = self.commands.leader()
         status = self.commands.status()
-        peers = self.raft.peers() if self.raft is not None else {}
+        peers = self.progress()
         last_index = _int(status.get("last_log_index"))
         leading = leader is not None and leader[1] == str(self.own.node_id)
         nodes = []

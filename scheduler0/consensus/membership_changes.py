@@ -69,21 +69,36 @@ class ClusterMembership:
     # -- changes ------------------------------------------------------------------------
 
     async def add_node(self, node_id: int, raft_address: str, client_address: str) -> str:
+        """
+        Add the node as a learner first: stored as a non-voter, it replicates (from a
+        snapshot when far behind) without counting toward the quorum; once it holds the
+        log as it was when the add began, it is made a voter, as promote-node does. The
+        node itself starts as a learner (C{Bootstrap: false}; docs/architecture.md).
+        """
         self._clustered("add-node")
         self._require_leader("add-node")
         with self._one_change(f"adding node {node_id}"):
             for m in self._list.members():
                 if m.node_id == node_id:
-                    raise ClusterError(409, f"node {node_id} is already a member (Raft "
-                                            f"{m.raft_address}); remove it first to move it")
+                    extra = ("; promote-node makes it a voter" if not m.voter else "")
+                    raise ClusterError(409, f"node {node_id} is already a member, a "
+                                            f"{m.suffrage} (Raft {m.raft_address}); remove it "
+                                            f"first to move it{extra}")
                 if m.raft_address == raft_address:
                     raise ClusterError(409, f"node {m.node_id} already has Raft address "
                                             f"{raft_address}")
-            await self._pysyncobj("add", raft_address, f"adding node {node_id}")
             target = _int(self._commands.status().get("last_log_index"))
-            await self._store([*self._list.members(),
-                               Member(node_id, raft_address, client_address, VOTER)])
-            await self._caught_up(node_id, raft_address, target)
+            learner = Member(node_id, raft_address, client_address, NONVOTER)
+            await self._store([*self._list.members(), learner])
+            await self._learner_caught_up(learner, target)
+            # promoted as promote-node does: the node applies its Voter entry and rebuilds
+            # itself as a voter (dropping its learner connection), then it gets the vote
+            await self._store(self._with_suffrage(node_id, VOTER))
+            await self._replicated_to(learner, _int(self._commands.status().get(
+                "last_log_index")))
+            await self._pysyncobj("add", raft_address, f"adding node {node_id}")
+            await self._caught_up(node_id, raft_address,
+                                  _int(self._commands.status().get("last_log_index")))
         return "node added"
 
     async def remove_node(self, node_id: int) -> str:
@@ -135,9 +150,9 @@ class ClusterMembership:
         through Raft itself): the first that leads does."""
         self._clustered("add-self")
         leader = self._commands.leader()
-        if leader is not None:
-            # a node that is not a member never hears of a leader: every member drops its
-            # connections
+        if leader is not None and (self._raft.voter or self._list.listed(self._own.node_id)):
+            # a voter that is not a member never hears of a leader (every member drops its
+            # connections); a learner (Bootstrap: false) hears of it before it is listed
             raise ClusterError(409, f"this node ({self._own.node_id}) is already a member: "
                                     f"it follows the leader, node {leader[1] or '?'}")
         if self._call_peer is None:
@@ -337,6 +352,27 @@ class ClusterMembership:
                                     f"{e.code}: the leader changed or the log is full); "
                                     "list-nodes shows whether it was applied") from None
 
+    async def _learner_caught_up(self, learner: Member, target: int) -> None:
+        """Until the leader's match index for the learner at C{learner.raft_address}
+        reaches C{target}; a 503 after C{catch_up} seconds, the node left a non-voter."""
+        deadline = self._clock.seconds() + self._timing.catch_up
+        while True:
+            progress = self._list.progress().get(learner.raft_address, {})
+            if _int(progress.get("matchIndex")) >= target:
+                return
+            if self._clock.seconds() >= deadline:
+                seen = ("it is connected, and holds the log up to entry "
+                        f"{_int(progress.get('matchIndex'))} of {target}"
+                        if progress else "it never connected as a learner: is it running "
+                        f"at {learner.raft_address} with Bootstrap: false and Replicas "
+                        "listing this cluster?")
+                raise ClusterError(503, f"node {learner.node_id} is listed as a non-voter "
+                                        "but did not catch up with the log within "
+                                        f"{self._timing.catch_up:g} s ({seen}); it counts "
+                                        "toward no quorum: promote-node makes it a voter "
+                                        "once it caught up, remove-node takes it off")
+            await deferLater(self._clock, self._timing.poll, lambda: None)
+
     async def _caught_up(self, node_id: int, address: str, target: int) -> None:
         """Until the leader's match index for C{address} reaches C{target}: the node holds
         the log (from a snapshot when the leader compacted it)."""
@@ -354,10 +390,11 @@ class ClusterMembership:
 
     async def _replicated_to(self, member: Member, target: int) -> None:
         """Until C{member} holds entry C{target}, plus a few heartbeats that tell it the
-        commit (bounded: a node that is down does not hold the change up)."""
+        commit (bounded: a node that is down, or a learner that already rebuilt itself as
+        a voter, does not hold the change up)."""
         deadline = self._clock.seconds() + self._timing.catch_up
         while self._clock.seconds() < deadline:
-            peer = self._raft.peers().get(member.raft_address, {})
+            peer = self._list.progress().get(member.raft_address, {})
             if not peer.get("connected") or _int(peer.get("matchIndex")) >= target:
                 break
             await deferLater(self._clock, self._timing.poll, lambda: None)

@@ -180,7 +180,8 @@ class RaftCommandLog(Service):
         s = self._settings
         try:
             return ReplicatedLog(self_address, list(partners), self._conf(),
-                                 self._on_entry, self._reactor.seconds)
+                                 self._on_entry, self._reactor.seconds,
+                                 learner_address=s.self_address)
         except SyncObjException as e:
             raise SystemExit(
                 f"scheduler0: cannot listen for Raft on {s.bind_address or s.self_address} "
@@ -192,16 +193,21 @@ class RaftCommandLog(Service):
         This node's Raft address (None: a non-voter) and the voters it talks to: the
         replicated member list once one is stored (so members added at run time are
         known after a restart, and a demoted node comes back as a non-voter), else
-        C{Replicas}.
+        C{Replicas}. A node with C{Bootstrap: false} joins a running cluster: it starts as
+        a learner (a non-voter: it replicates, from a snapshot when needed, and counts
+        toward no quorum) until the stored list names it a voter; add-node promotes it
+        once it caught up.
         """
         s = self._settings
         members = read_members(self._path)
         if not members:
+            if not s.bootstrap:
+                return None, list(s.partners)
             return s.self_address, list(s.partners)
         self._node_ids.update({m.raft_address: str(m.node_id) for m in members})
         voters = [m.raft_address for m in members if m.voter]
         own = next((m for m in members if str(m.node_id) == s.node_id), None)
-        if own is not None and not own.voter:
+        if (own is None and not s.bootstrap) or (own is not None and not own.voter):
             return None, voters
         return s.self_address, [a for a in voters if a != s.self_address]
 
@@ -226,6 +232,11 @@ class RaftCommandLog(Service):
                  " (entries up to {index} are already in the database)",
                  self_address=s.self_address, partners=", ".join(s.partners),
                  journal=self.journal_path, index=self._skip_through)
+        if self._self_address is None:
+            log.info("this node starts as a non-voter (a learner): it replicates from the "
+                     "voters and votes only once the member list names it a voter (add-node "
+                     "or promote-node on the leader; a node of a new cluster needs "
+                     "Bootstrap: true)", raft_node=s.self_address)
         self._ticker = LoopingCall(self._tick)
         self._ticker.clock = self._reactor
         self._ticker.start(s.tick_interval, now=True)
@@ -558,6 +569,16 @@ class RaftCommandLog(Service):
                     "matchIndex": status.get(f"match_idx_server_{address}") if leading else None,
                     "lastResponse": ages.get(address)}
         return found
+
+    def learners(self) -> dict[str, dict[str, Any]]:
+        """
+        The non-voters connected to this node, by the Raft address each announced: like
+        L{peers} (C{matchIndex} and C{lastResponse} on the leader), plus C{voter: False}.
+        They count toward no quorum, so L{peers} (and what reads it: liveness, the
+        quorum check of force-rebuild) leaves them out.
+        """
+        node = self._node
+        return node.learners() if node is not None else {}
 
 
 def _last_log_index(node: ReplicatedLog, status: dict) -> int:

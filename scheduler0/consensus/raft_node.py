@@ -104,13 +104,33 @@ class _WrongSecretWarning:
             raise
 
 
+#: The message a non-voter sends after PySyncObj's C{'readonly'} greeting: its Raft address,
+#: so the leader can tell whose progress each of its anonymous read-only nodes is (PySyncObj
+#: names them by a counter). A PySyncObj without this transport ignores the unknown type.
+LEARNER_HELLO = "scheduler0_learner"
+
+
 class _GuardedTransport(TCPTransport):
     """PySyncObj's TCP transport, noticing a peer that hangs up during the encrypted
-    handshake of a connection this node opened (it could not decrypt what we sent)."""
+    handshake of a connection this node opened (it could not decrypt what we sent), and
+    naming read-only nodes by the Raft address they announce (L{LEARNER_HELLO})."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._handshaking: set[Any] = set()
         super().__init__(*args, **kwargs)
+
+    def _sendSelfAddress(self, conn: Any) -> None:
+        super()._sendSelfAddress(conn)
+        address = getattr(self._syncObj, "learner_address", None)
+        if self._selfIsReadonlyNode and address:
+            conn.send({"type": LEARNER_HELLO, "address": address})
+
+    def _onMessageReceived(self, node: Any, message: Any) -> None:
+        if isinstance(message, dict) and message.get("type") == LEARNER_HELLO:
+            if node in self._readonlyNodes:
+                self._syncObj.learner_announced(node.id, str(message.get("address", "")))
+            return
+        super()._onMessageReceived(node, message)
 
     def _onOutgoingConnected(self, conn: Any) -> None:
         if self._syncObj.encryptor:
@@ -126,6 +146,9 @@ class _GuardedTransport(TCPTransport):
             self._handshaking.discard(conn)
             node = self._connToNode(conn)
             self._syncObj.encryptor.hung_up(getattr(node, "address", str(node)))
+        node = self._connToNode(conn)
+        if node is not None and node in self._readonlyNodes:
+            self._syncObj.learner_gone(node.id)
         super()._onDisconnected(conn)
 
 
@@ -137,11 +160,16 @@ class ReplicatedLog(SyncObj):
     """
 
     def __init__(self, self_address: str | None, partners: list[str], conf: SyncObjConf,
-                 on_entry: Callable[[str, int], None], clock: Callable[[], float]) -> None:
+                 on_entry: Callable[[str, int], None], clock: Callable[[], float],
+                 learner_address: str | None = None) -> None:
         self._on_entry = on_entry
         self._clock = clock
         self._self_address = self_address
         self._wrapped_encryptor: _WrongSecretWarning | None = None
+        #: a non-voter's own Raft address, announced to the voters it dials
+        self.learner_address = learner_address if self_address is None else None
+        # read-only node id (PySyncObj's counter) -> the Raft address it announced
+        self._learners: dict[str, str] = {}
         super().__init__(self_address, partners, conf=conf, transportClass=_GuardedTransport)
 
     @property
@@ -186,6 +214,37 @@ class ReplicatedLog(SyncObj):
         times = self._SyncObj__lastResponseTime  # type: ignore[attr-defined]
         return {getattr(node, "address", str(node)): max(now - at, 0.0)
                 for node, at in dict(times).items()}
+
+    def learner_announced(self, node_id: str, address: str) -> None:
+        """The transport: read-only node C{node_id} is the non-voter at C{address}."""
+        if address:
+            self._learners[node_id] = address
+
+    def learner_gone(self, node_id: str) -> None:
+        self._learners.pop(node_id, None)
+
+    def learners(self) -> dict[str, dict[str, Any]]:
+        """
+        The connected non-voters that announced their Raft address, by that address:
+        C{connected}, and on the leader C{matchIndex} (the last entry it holds, from the
+        answers PySyncObj counts for read-only nodes as for voters) and C{lastResponse}.
+        """
+        status = self.getStatus()
+        leading = status["state"] == 2
+        now = pysyncobj_monotonic()
+        times = self._SyncObj__lastResponseTime  # type: ignore[attr-defined]
+        ages = {getattr(node, "id", str(node)): max(now - at, 0.0)
+                for node, at in dict(times).items()} if leading else {}
+        found: dict[str, dict[str, Any]] = {}
+        for node_id, address in list(self._learners.items()):
+            connected = status.get(f"readonly_node_status_server_{node_id}")
+            if connected is None:
+                continue
+            found[address] = {
+                "connected": connected == 2, "voter": False,
+                "matchIndex": status.get(f"match_idx_server_{node_id}") if leading else None,
+                "lastResponse": ages.get(node_id)}
+        return found
 
     @replicated
     def apply_command(self, command_json: str) -> None:

@@ -1,8 +1,8 @@
 """
 The seed's cluster-management API (issue 14 items 1-2) on real loopback clusters of
 C{twistd scheduler0} nodes (L{tests.integration.cluster}): every endpoint's answer and
-refusals, a fourth node added while writes go on (it catches up from a snapshot) and
-removed, a transfer of leadership, demote and promote, reset-raft and the rejoin, and
+refusals, a fourth node added while writes go on (a learner that counts toward no quorum
+until it caught up from a snapshot, then a voter) and removed, a transfer of leadership, demote and promote, reset-raft and the rejoin, and
 force-rebuild after two of three nodes are killed.
 """
 
@@ -160,15 +160,28 @@ class MembershipTests(ClusterApiHelpers, TestCase):
         adding = ensureDeferred(self.call(
             leader, "POST", f"add-node?nodeId=4&nodeAddress={replica['RaftAddress']}"
                             f"&clientAddress={replica['Address']}"))
-        await sleep(0.5)
+        # node 4 is a learner until it caught up: listed as a non-voter, and the leader
+        # still counts two other voters
+        view = await wait_for(self, lambda: self._has(leader, 4), 10, "node 4 listed")
+        self.assertEqual(view[4]["suffrage"], "Nonvoter")
+        self.assertEqual((await cluster.health(leader))["raftStats"]["num_peers"], "2")
         # one change at a time: the add waits for node 4 to catch up
         code, envelope = await self.call(leader, "POST", "remove-node?nodeId=3")
         self.assertEqual(code, 409, envelope)
         self.assertIn("in progress", envelope["data"])
+        # the quorum is unchanged (two of the three voters): with one old follower killed
+        # while node 4 has not caught up, writes still commit
+        await other.kill()
+        committed = len(written)
+        await wait_for(self, lambda: _true(len(written) > committed + 20), 20,
+                       "20 writes committed with a follower down while node 4 catches up")
         await spare.start()
         code, envelope = await adding
         self.assertEqual((code, envelope["data"]), (200, {"status": "node added"}))
         self.assertIn("installing a Raft snapshot", spare.log_text())
+        # then it is a voter: three of the four voters are up
+        self.assertEqual((await self.nodes(leader))[4]["suffrage"], "Voter")
+        self.assertEqual((await cluster.health(leader))["raftStats"]["num_peers"], "3")
         for node in (leader, follower, spare):
             view = await wait_for(self, lambda node=node: self._has(node, 4), 10,
                                   "node 4 listed")
