@@ -22,6 +22,7 @@ import time
 from collections import Counter, defaultdict
 from typing import Any, Iterable
 
+from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
 from scheduler0.schedule.occurrence import execution_id
@@ -39,6 +40,9 @@ BATCH = 1000
 BUCKETS = 256
 #: how long a share may take to move after a change (issue 13 item 2)
 MOVE_WITHIN = 5.0
+
+#: the measurements go to the test log (_trial_temp/test.log)
+log = Logger()
 
 
 class Tally:
@@ -174,6 +178,12 @@ class SpreadTests(TestCase):
         data = await cluster.peer(node).ok("GET", "/cluster/dump/job-queues")
         return {q["nodeId"]: frozenset(q["bucketIds"]) for q in data}
 
+    async def version(self, cluster: Cluster, node: Daemon) -> int:
+        """The assignment's version in C{node}'s job-queue-versions dump (one more per
+        change: how many times the buckets moved)."""
+        data = await cluster.peer(node).ok("GET", "/cluster/dump/job-queue-versions")
+        return data[0]["version"]
+
     async def owners_are(self, cluster: Cluster, node: Daemon,
                          executors: set[int]) -> dict[int, frozenset[int]] | None:
         """C{node}'s dump, once exactly C{executors} own buckets and all 256 are owned."""
@@ -202,7 +212,7 @@ class SpreadTests(TestCase):
                          f"outside a failover")
 
     def assert_by_owner(self, tally: Tally, job_ids: list[int],
-                        queues: dict[int, frozenset[int]], since: float,
+                        queues: dict[int, frozenset[int]], since: float | None,
                         until: float) -> Counter:
         """Every hit of a slot in [since, until] came from the owner of its job's bucket;
         the hits per node."""
@@ -210,7 +220,8 @@ class SpreadTests(TestCase):
         per_node: Counter = Counter()
         wrong = []
         for job in job_ids:
-            for slot in tally.expected(job, since, until):
+            start = tally.first[job] if since is None else since
+            for slot in tally.expected(job, start, until):
                 for hit in tally.by_slot.get((job, slot), []):
                     per_node[node_of(hit)] += 1
                     if node_of(hit) != owner.get(job % BUCKETS):
@@ -248,9 +259,12 @@ class SpreadTests(TestCase):
             self.assertEqual(dump, dumps[0])
         self.assertNotIn(leader_id, dumps[0])
         self.assertEqual(sorted(len(b) for b in dumps[0].values()), [128, 128])
+        self.assert_by_owner(tally, ids, dumps[0], None, until)  # from the first slot
         per_node = self.assert_by_owner(tally, ids, dumps[0], since, until)
         counts = sorted(per_node.values())
         self.assertEqual(set(per_node), follower_ids)
+        log.info("spread: {delivered} slots in {window} s, per node {per_node}",
+                 delivered=report.delivered, window=until - since, per_node=dict(per_node))
         self.assertLessEqual(counts[-1], counts[0] * 1.1, f"uneven spread: {per_node}")
 
     async def test_a_killed_follower_loses_its_share_within_seconds_and_no_slot(
@@ -260,6 +274,7 @@ class SpreadTests(TestCase):
         tally = Tally(receiver)
         victim_id, survivor_id = cluster.node_id(victim), cluster.node_id(survivor)
         before = await self.queues(cluster, survivor)
+        version = await self.version(cluster, survivor)
         victims_jobs = [j for j in ids if j % BUCKETS in before[victim_id]]
         since = math.ceil(time.time()) + 1
         await self.settle(tally, ids, since + PERIOD, timeout=PERIOD + 10)
@@ -273,6 +288,8 @@ class SpreadTests(TestCase):
         moved_wall = time.time()
         self.assertLess(moved, MOVE_WITHIN, f"the share moved only after {moved:.1f} s")
         self.assertEqual(after, {survivor_id: frozenset(range(BUCKETS))})
+        self.assertEqual(await self.version(cluster, survivor), version + 1,
+                         "the buckets moved more than once")
 
         # and the survivor calls back each of the killed node's jobs soon after
         first_by_survivor: dict[int, float] = {}
@@ -301,6 +318,11 @@ class SpreadTests(TestCase):
         await self.settle(tally, ids, until, timeout=2 * PERIOD + 10)
         failover = (killed_wall - PERIOD - FAST["JobExecutionTimeout"] - 1, moved_wall + PERIOD)
         report = tally.check(ids, since, until)
+        log.info("kill -9 of node {victim}: its {jobs} jobs moved after {moved:.2f} s, all "
+                 "called back by the survivor {late:.2f} s after the kill; {twice} slots "
+                 "called back twice (same executionId: {same})", victim=victim_id,
+                 jobs=len(victims_jobs), moved=moved, late=late, twice=len(report.twice),
+                 same=not report.wrong_ids)
         self.assert_clean(report, "across the kill", [failover])
         self.assertEqual(report.delivered, sum(len(tally.expected(j, since, until))
                                                for j in ids))
@@ -313,12 +335,19 @@ class SpreadTests(TestCase):
             lambda: self.owners_are(cluster, survivor, {victim_id, survivor_id}), 20,
             "the restarted node given its share back")
         back_wall = time.time()
+        took = time.monotonic() - restarted
         self.assertEqual(sorted(len(b) for b in back.values()), [128, 128])
-        self.assertLess(time.monotonic() - restarted, 20)
+        self.assertEqual(await self.version(cluster, survivor), version + 2,
+                         "the buckets moved more than once to the restarted node")
+        self.assertLess(took, MOVE_WITHIN, f"the restarted node got its share back only "
+                        f"{took:.1f} s after it answered")
         until = back_wall + 2 * PERIOD
         await self.settle(tally, ids, until, timeout=2 * PERIOD + 10)
         rejoin = (back_wall - PERIOD - FAST["JobExecutionTimeout"] - 1, back_wall + PERIOD)
         report = tally.check(ids, since, until)
+        log.info("node {victim} restarted: its share back {took:.2f} s after it answered; "
+                 "{twice} slots called back twice in all", victim=victim_id, took=took,
+                 twice=len(report.twice))
         self.assert_clean(report, "across the kill and the restart", [failover, rejoin])
         self.assert_by_owner(tally, ids, back, back_wall + PERIOD, until)
         self.assertIn(victim_id, {node_of(h) for h in receiver.hits if h.received > back_wall})
@@ -330,6 +359,7 @@ class SpreadTests(TestCase):
         tally = Tally(receiver)
         since = math.ceil(time.time()) + 1
         before = await self.queues(cluster, followers[0])
+        version = await self.version(cluster, followers[0])
         spare, replica = cluster.spare()
         adding = cluster.peer(leader).request(
             "POST", f"/cluster/add-node?nodeId={replica['NodeId']}"
@@ -346,6 +376,8 @@ class SpreadTests(TestCase):
         took = time.monotonic() - added
         self.assertLess(took, MOVE_WITHIN, f"the new node got its share after {took:.1f} s")
         self.assertIn(len(after[new_id]), (85, 86), after)
+        self.assertEqual(await self.version(cluster, followers[0]), version + 1,
+                         "the buckets moved more than once")
         for node in old_ids:  # each old follower only gave buckets away
             self.assertLessEqual(after[node], before[node])
             self.assertIn(len(after[node]), (85, 86))
@@ -360,7 +392,12 @@ class SpreadTests(TestCase):
                           for h in tally.by_slot.get((j, s), []) if node_of(h) == new_id},
                          set(its_jobs))
         handover = (added_wall - PERIOD, added_wall + took + PERIOD)
-        self.assert_clean(tally.check(ids, since, until), "across the join", [handover])
+        report = tally.check(ids, since, until)
+        log.info("node {node} added: {buckets} buckets ({jobs} jobs) {took:.2f} s after "
+                 "add-node answered; {twice} slots called back twice", node=new_id,
+                 buckets=len(after[new_id]), jobs=len(its_jobs), took=took,
+                 twice=len(report.twice))
+        self.assert_clean(report, "across the join", [handover])
         self.assert_by_owner(tally, ids, after, handover[1] + 1, until)
 
     async def test_a_leadership_transfer_moves_only_the_new_leaders_buckets(self) -> None:
@@ -369,6 +406,7 @@ class SpreadTests(TestCase):
         tally = Tally(receiver)
         since = math.ceil(time.time()) + 1
         before = await self.queues(cluster, followers[0])
+        version = await self.version(cluster, followers[0])
         await self.settle(tally, ids, since, timeout=PERIOD + 10)
 
         data = await cluster.peer(leader).ok("POST", "/cluster/transfer-leadership")
@@ -386,11 +424,17 @@ class SpreadTests(TestCase):
         # only the new leader's buckets moved, all to the old leader
         self.assertEqual(after[other_id], before[other_id])
         self.assertEqual(after[old_id], before[new_id])
+        self.assertEqual(await self.version(cluster, other), version + 1,
+                         "the buckets moved more than once")
 
         until = time.time() + 2 * PERIOD
         await self.settle(tally, ids, until, timeout=2 * PERIOD + 10)
         handover = (transferred_wall - PERIOD, transferred_wall + took + PERIOD)
-        self.assert_clean(tally.check(ids, since, until), "across the transfer", [handover])
+        report = tally.check(ids, since, until)
+        log.info("leadership {old} -> {new}: {buckets} buckets moved to node {old} {took:.2f} s "
+                 "after the transfer; {twice} slots called back twice", old=old_id, new=new_id,
+                 buckets=len(after[old_id]), took=took, twice=len(report.twice))
+        self.assert_clean(report, "across the transfer", [handover])
         self.assert_by_owner(tally, ids, after, handover[1] + 1, until)
         self.assertIn(old_id, {node_of(h) for h in receiver.hits
                                if h.received > transferred_wall + took})
