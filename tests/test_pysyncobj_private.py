@@ -40,3 +40,24 @@ class PySyncObjPrivateNamesTests(SynchronousTestCase):
                       REREAD.format(name="__lastResponseTime"))
         self.assertIn("self.__lastResponseTime[node] = monotonicTime()",
                       inspect.getsource(SyncObj), REREAD.format(name="__lastResponseTime"))
+
+    def test_the_transport_names_a_learner_relies_on(self) -> None:
+        """raft_node._GuardedTransport names read-only nodes by the address they announce:
+        it hooks the greeting and the message dispatch, and reads the read-only set."""
+        from pysyncobj.transport import Transport, TCPTransport
+        for cls, name, params in ((TCPTransport, "_sendSelfAddress", ["self", "conn"]),
+                                  (Transport, "_onMessageReceived", ["self", "node", "message"]),
+                                  (TCPTransport, "_onDisconnected", ["self", "conn"]),
+                                  (TCPTransport, "_connToNode", ["self", "conn"])):
+            method = getattr(cls, name, None)
+            self.assertTrue(callable(method), REREAD.format(name=f"transport {name}"))
+            self.assertEqual(list(inspect.signature(method).parameters), params,
+                             REREAD.format(name=f"transport {name}"))
+        source = inspect.getsource(TCPTransport)
+        for needle in ("self._readonlyNodes = set()", "self._selfIsReadonlyNode =",
+                       "conn.send('readonly')", "self._syncObj = syncObj",
+                       "functools.partial(self._onMessageReceived, node)"):
+            self.assertIn(needle, source, REREAD.format(name=f"transport: {needle}"))
+        status = inspect.getsource(SyncObj.getStatus)
+        for key in ("'readonly_node_status_server_' + node.id", "'match_idx_server_' + node.id"):
+            self.assertIn(key, status, REREAD.format(name=f"getStatus {key}"))

@@ -8,8 +8,10 @@ stored); L{MemberList} keeps it as this node knows it. PySyncObj's own membershi
 votes) is changed through its log with C{addNodeToCluster}/C{removeNodeFromCluster};
 L{scheduler0.consensus.membership_changes.ClusterMembership} keeps both in step, one change
 at a time on this node (a second one is refused with 409 until the first is done,
-including the new voter catching up; PySyncObj itself refuses a change while another is
-being committed anywhere).
+including the new node catching up; PySyncObj itself refuses a change while another is
+being committed anywhere). A new node joins as a learner (a non-voter, started with
+C{Bootstrap: false}) and gets its vote only once it caught up, so the quorum stays the
+old voters' meanwhile.
 
 A non-voter is a PySyncObj read-only node (C{SyncObj(None, voters)}): it replicates but
 never votes nor leads. PySyncObj cannot switch a live node between the two, so a node
