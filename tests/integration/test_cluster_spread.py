@@ -20,7 +20,7 @@ import json
 import math
 import time
 from collections import Counter, defaultdict
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
@@ -215,7 +215,7 @@ class SpreadTests(TestCase):
         await sleep(1)
 
     def assert_clean(self, report: Report, what: str,
-                     failover: list[tuple[float, float]] = ()) -> None:
+                     failover: Sequence[tuple[float, float]] = ()) -> None:
         """No slot missed, none under another executionId, none twice outside
         C{failover}."""
         self.assertEqual(report.missing[:20], [], f"{what}: {len(report.missing)} slots "
