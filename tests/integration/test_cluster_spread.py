@@ -426,6 +426,8 @@ class SpreadTests(TestCase):
         version = await self.version(cluster, followers[0])
         await self.settle(tally, ids, since, timeout=PERIOD + 10)
 
+        # while the followers send a slot's callbacks (both fire at the same seconds)
+        await self.sending(receiver, cluster.node_id(followers[0]), timeout=2 * PERIOD + 5)
         data = await cluster.peer(leader).ok("POST", "/cluster/transfer-leadership")
         self.assertEqual(data, {"status": "leadership transferred"})
         transferred, transferred_wall = time.monotonic(), time.time()
