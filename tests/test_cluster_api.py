@@ -173,7 +173,7 @@ class MembershipTests(SynchronousTestCase):
         self.seeded()
         target = self.commands.index  # the leader's log when the add begins
         newcomer_raft = FakeRaft()
-        newcomer_raft.voter = False  # started with Bootstrap: false, a learner
+        newcomer_raft.voter = False  # started with JoinCluster: true, a learner
         newcomer = self.make(D, newcomer_raft)
         adding = run(self.membership.add_node(4, D.raft_address, D.client_address))
         # listed as a non-voter, and no vote: the quorum stays that of the three voters
@@ -376,7 +376,7 @@ class MembershipTests(SynchronousTestCase):
                                  "http%3A%2F%2F10.0.0.4%3A9090"])
         self.commands.leading = (A.raft_address, "1")
         self.assertIn("already a member", self.refused(newcomer.add_self(), 409))
-        # a learner (Bootstrap: false) hears of the leader before it is listed: it asks
+        # a learner (JoinCluster: true) hears of the leader before it is listed: it asks
         asked.clear()
         learner_raft = FakeRaft()
         learner_raft.voter = False
@@ -485,7 +485,7 @@ class ClusterRoutesTests(SynchronousTestCase):
 class RaftStartupTests(SynchronousTestCase):
     """What the Raft log starts with: the replicated member list over C{Replicas}."""
 
-    def log_for(self, node_id: str, members: list[Member], bootstrap: bool = True) -> Any:
+    def log_for(self, node_id: str, members: list[Member], join: bool = False) -> Any:
         from scheduler0.consensus.raft import RaftCommandLog, RaftSettings
         data_dir = self.mktemp()
         os.makedirs(data_dir)
@@ -501,7 +501,7 @@ class RaftStartupTests(SynchronousTestCase):
             self_address=own.raft_address,
             partners=tuple(m.raft_address for m in (A, B, C) if m != own),
             node_ids={}, data_dir=data_dir, password="p", node_id=node_id,
-            bootstrap=bootstrap)
+            join=join)
         return RaftCommandLog(path, Clock(), settings, threaded=False)
 
     def test_replicas_until_a_list_is_stored(self) -> None:
@@ -518,17 +518,17 @@ class RaftStartupTests(SynchronousTestCase):
                          (None, [A.raft_address, B.raft_address, D.raft_address]))
         self.assertEqual(raft._node_ids[D.raft_address], "4")
 
-    def test_a_node_with_bootstrap_false_starts_as_a_learner_until_listed_a_voter(
+    def test_a_node_that_joins_starts_as_a_learner_until_listed_a_voter(
             self) -> None:
         # an empty DataDir: it replicates from Replicas' voters without a vote
-        self.assertEqual(self.log_for("4", [], bootstrap=False)._startup_membership(),
+        self.assertEqual(self.log_for("4", [], join=True)._startup_membership(),
                          (None, [A.raft_address, B.raft_address, C.raft_address]))
         # restarted before the leader listed it: still a learner, of the listed voters
-        self.assertEqual(self.log_for("4", [A, B], bootstrap=False)._startup_membership(),
+        self.assertEqual(self.log_for("4", [A, B], join=True)._startup_membership(),
                          (None, [A.raft_address, B.raft_address]))
-        # listed a voter (it was promoted): it votes, whatever Bootstrap says
+        # listed a voter (it was promoted): it votes, whatever JoinCluster says
         self.assertEqual(
-            self.log_for("4", [A, B, C, D], bootstrap=False)._startup_membership(),
+            self.log_for("4", [A, B, C, D], join=True)._startup_membership(),
             (D.raft_address, [A.raft_address, B.raft_address, C.raft_address]))
 
     def test_a_snapshot_never_records_a_nonvoter_as_a_member(self) -> None:

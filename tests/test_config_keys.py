@@ -30,7 +30,7 @@ PROJECT_KEYS = (
     "ExecutionRetentionDays",
     "ExecutionRetentionPerJob", "MisfireGraceSeconds", "CallbackConcurrencyPerTarget",
     "RequestReadTimeout", "RequestBodyMinBytesPerSecond", "IdleConnectionTimeout",
-    "MaxConnections", "MaxConnectionsPerClient", "MetricsAuth",
+    "MaxConnections", "MaxConnectionsPerClient", "MetricsAuth", "JoinCluster",
 )
 
 

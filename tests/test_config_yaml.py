@@ -47,7 +47,7 @@ class DumpYamlTests(_Helpers):
         "LogLevel": "warn", "Protocol": "http", "Host": "10.0.0.2", "Port": 9192,
         "DataDir": "/var/lib/scheduler0", "SecretKey": "yes", "AuthUsername": "null",
         "AuthPassword": "123: #not a comment", "MaxMemory": 512, "MaxCPU": 150,
-        "Bootstrap": False, "NodeId": 2, "NodeAdvAddress": "10.0.0.2:7072",
+        "Bootstrap": False, "JoinCluster": True, "NodeId": 2, "NodeAdvAddress": "10.0.0.2:7072",
         "RaftAddress": "0.0.0.0:7072", "RaftTransportMaxPool": 0, "RaftTransportTimeout": 1.25,
         "RaftApplyTimeout": 4, "RaftSnapshotInterval": 60, "RaftSnapshotThreshold": 10,
         "PeerConnectRetryMax": 0, "PeerConnectRetryDelay": 0.5, "PeerAuthRequestTimeoutMs": 750,

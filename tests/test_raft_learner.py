@@ -1,5 +1,5 @@
 """
-A node started with C{Bootstrap: false} is a learner (issue 14 item 2), with PySyncObj on
+A node started with C{JoinCluster: true} is a learner (issue 14 item 2), with PySyncObj on
 real loopback ports in this one process (as L{tests.test_raft_log}): it replicates without
 a vote, and the leader knows it by the Raft address it announces, with its progress, so
 add-node can wait for it to catch up before it counts.
@@ -34,8 +34,8 @@ class LearnerTests(TestCase):
         for i in range(1, 4):
             self.assertTrue((await leader.submit(project(i)))["ok"])
 
-        # the third node joins with Bootstrap: false and Replicas naming the voters
-        joining = attrs.evolve(cluster.settings(2), partners=tuple(voters), bootstrap=False)
+        # the third node joins with JoinCluster: true and Replicas naming the voters
+        joining = attrs.evolve(cluster.settings(2), partners=tuple(voters), join=True)
         learner = RaftCommandLog(cluster.paths[2], reactor, joining)
         learner.startService()
         cluster.logs[2] = learner

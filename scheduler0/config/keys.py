@@ -98,7 +98,12 @@ KEYS: tuple[Key, ...] = (
         int_check(1), "node"),
     Key("Bootstrap", bool, True,
         "Kept for the seed's configs; no effect: with PySyncObj every node in Replicas starts the "
-        "cluster together.",
+        "cluster together (a seed config with Bootstrap: false on all but one node still works).",
+        BOOL, "node"),
+    Key("JoinCluster", bool, False,
+        "true: this node joins a running cluster (add a node): it starts as a learner that "
+        "replicates without voting until add-node, once it caught up, makes it a voter. Leave "
+        "false on the nodes that start a new cluster together.",
         BOOL, "node"),
     # ---- HTTP API
     Key("Protocol", str, "http",

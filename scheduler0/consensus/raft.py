@@ -193,7 +193,7 @@ class RaftCommandLog(Service):
         This node's Raft address (None: a non-voter) and the voters it talks to: the
         replicated member list once one is stored (so members added at run time are
         known after a restart, and a demoted node comes back as a non-voter), else
-        C{Replicas}. A node with C{Bootstrap: false} joins a running cluster: it starts as
+        C{Replicas}. A node with C{JoinCluster: true} joins a running cluster: it starts as
         a learner (a non-voter: it replicates, from a snapshot when needed, and counts
         toward no quorum) until the stored list names it a voter; add-node promotes it
         once it caught up.
@@ -201,13 +201,13 @@ class RaftCommandLog(Service):
         s = self._settings
         members = read_members(self._path)
         if not members:
-            if not s.bootstrap:
+            if s.join:
                 return None, list(s.partners)
             return s.self_address, list(s.partners)
         self._node_ids.update({m.raft_address: str(m.node_id) for m in members})
         voters = [m.raft_address for m in members if m.voter]
         own = next((m for m in members if str(m.node_id) == s.node_id), None)
-        if (own is None and not s.bootstrap) or (own is not None and not own.voter):
+        if (own is None and s.join) or (own is not None and not own.voter):
             return None, voters
         return s.self_address, [a for a in voters if a != s.self_address]
 

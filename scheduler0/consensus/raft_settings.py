@@ -49,9 +49,9 @@ class RaftSettings:
     bind_retries: int = 5
     #: this node's C{NodeId} (its row in the replicated member list)
     node_id: str = ""
-    #: C{Bootstrap}: False for a node that joins a running cluster; it starts as a learner
+    #: C{JoinCluster}: True for a node that joins a running cluster; it starts as a learner
     #: (a non-voter) until the stored member list lists it as a voter
-    bootstrap: bool = True
+    join: bool = False
 
     @classmethod
     def from_config(cls, config: Any, secret_key: str) -> "RaftSettings":
@@ -73,4 +73,4 @@ class RaftSettings:
             transport_timeout=config.raft_transport_timeout,
             snapshot_interval=config.raft_snapshot_interval,
             snapshot_threshold=config.raft_snapshot_threshold,
-            node_id=str(config.node_id), bootstrap=bool(getattr(config, "bootstrap", True)))
+            node_id=str(config.node_id), join=bool(getattr(config, "join_cluster", False)))

@@ -49,7 +49,7 @@ class Cluster:
         return self.nodes.index(node) + 1
 
     def spare(self) -> tuple[Daemon, dict[str, Any]]:
-        """One more node, not a member yet (C{Bootstrap: false}, C{Replicas} naming the
+        """One more node, not a member yet (C{JoinCluster: true}, C{Replicas} naming the
         cluster and itself, the cluster's config): appended to L{nodes}; add it with
         C{add-node} (the returned replica has its addresses), then start it."""
         node_id = len(self.nodes) + 1
@@ -59,7 +59,7 @@ class Cluster:
             port, raft = free_ports(2)
         me = {"Address": f"http://127.0.0.1:{port}", "RaftAddress": f"127.0.0.1:{raft}",
               "NodeId": node_id}
-        settings = {"NodeId": node_id, "Replicas": [*self.replicas, me], "Bootstrap": False,
+        settings = {"NodeId": node_id, "Replicas": [*self.replicas, me], "JoinCluster": True,
                     **SHARED_SECRETS, **self.config}
         node = Daemon(self.testcase, settings, port=port, raft_port=raft)
         self.nodes.append(node)

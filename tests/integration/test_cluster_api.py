@@ -65,12 +65,12 @@ class ClusterApiHelpers:
 
     def add_spare(self, node_id: int, **config: Any) -> Daemon:
         """A node not in the cluster yet, configured with Replicas naming the cluster and
-        itself, Bootstrap: false (how docs/architecture.md says to start one)."""
+        itself, JoinCluster: true (how docs/architecture.md says to start one)."""
         port, raft = free_ports(2)
         me = {"Address": f"http://127.0.0.1:{port}", "RaftAddress": f"127.0.0.1:{raft}",
               "NodeId": node_id}
         settings = {"NodeId": node_id, "Replicas": [*self.cluster.replicas, me],
-                    "Bootstrap": False, **SHARED_SECRETS, **config}
+                    "JoinCluster": True, **SHARED_SECRETS, **config}
         node = Daemon(self, settings, port=port, raft_port=raft)
         self.cluster.nodes.append(node)
         return node
