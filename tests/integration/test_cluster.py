@@ -27,7 +27,8 @@ class ClusterTests(TestCase):
     timeout = 120
 
     async def test_three_nodes_elect_a_leader_any_node_answers_and_all_agree(self) -> None:
-        cluster = Cluster(self)
+        # configured as the seed's are: Bootstrap true on one node only
+        cluster = Cluster(self, secrets={2: {"Bootstrap": False}, 3: {"Bootstrap": False}})
         started = time.monotonic()
         await cluster.start()
         answers = await cluster.wait_leader()
