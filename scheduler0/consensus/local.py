@@ -80,10 +80,12 @@ class LocalCommandLog(Service):
         # command in flight
         if command.kind not in URGENT_KINDS and self._applier.backlog >= self._max_pending:
             return _failed(NotAccepting("too many writes are waiting; retry shortly"))
-        # read back from its JSON, as a replicated log's entries are: what one node applies
-        # is what a cluster would (a POST's outcome is one small entry, whatever the number
-        # of occurrences it carried, so the trip is cheap)
-        return self._applier.apply(Command.from_json(command.to_json()))
+        # Not read back from its JSON, as a replicated log's entries are: measured again with
+        # a POST's outcome as one small entry, the trip (in the reactor: the outbox entries
+        # still list every occurrence, and job creations) still took 1,000,000 jobs a minute
+        # from p99 0.53 s to 0.99 s and creation from 21,500 to 13,800 jobs/s. Every kind's
+        # trip is checked by tests/test_determinism.py instead.
+        return self._applier.apply(command)
 
     def add_observer(self, observer: Observer) -> None:
         self._applier.add_observer(observer)
