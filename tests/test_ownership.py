@@ -127,6 +127,10 @@ class OwnershipTests(SynchronousTestCase):
         self.assertFalse(ownership.executing())
         ownership.observe(issue(AssignJobs(revision=3, owners=[3] * 256), 0), {"ok": True})
         self.assertEqual(len(changes), 1)  # the same share again: no news
+        # a second copy of an older proposal (Raft carried it twice) changes nothing
+        ownership.observe(command, {"ok": True})
+        ownership.observe(issue(AssignJobs(revision=1, owners=[2] * 256), 0), {"ok": True})
+        self.assertEqual((ownership.assignment.version, len(changes)), (3, 1))
 
     def test_a_single_node_owns_everything(self) -> None:
         ownership = Ownership(1, clustered=False, load=lambda: None)

@@ -125,7 +125,12 @@ class Ownership:
         """Command log observer: an applied assignment is adopted at once."""
         if command.kind == CLUSTER_ASSIGN and result.get("ok"):
             payload = command.payload
-            self._adopt(Assignment(payload.revision, payload.owners))
+            current = self.assignment
+            # a proposal Raft carried twice (proposed again after a timeout) is applied
+            # once, but its second copy is observed too, with the stored result: never
+            # go back to an older assignment
+            if current is None or payload.revision > current.version:
+                self._adopt(Assignment(payload.revision, payload.owners))
 
     def _adopt(self, assignment: Assignment | None) -> None:
         self.assignment = assignment

@@ -33,6 +33,7 @@ from pysyncobj.syncobj import SyncObjException
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -118,7 +119,10 @@ class RaftCommandLog(Service):
         self._node_ids: dict[str, str] = dict(settings.node_ids)
         self._snapshots = SqliteSnapshots(
             path, idle=self._applier_idle, local_index=lambda: self._handed,
-            install=self._install)
+            install=self._install,
+            # the backup of a large database must not pause the reactor (Raft's heartbeats)
+            in_thread=(lambda work: deferToThreadPool(reactor, reactor.getThreadPool(), work))
+            if threaded else None)
         # results a snapshot brought are found in the database, after the other observers
         # (the scheduler reloading) had their turn
         self._applier.add_replaced_observer(

@@ -8,9 +8,15 @@ handed to it (the checker holds compaction back otherwise), and its C{raft_appli
 that index. Installing one (a follower far behind) replaces the live database in the
 applier's order, then tells the "state replaced" observers.
 
-PySyncObj calls the serializer synchronously in its tick (the reactor thread): the backup
-costs about 0.35 s per 87 MiB (reference/stack.md §1.5), a pause of the reactor every
-C{RaftSnapshotInterval} at most.
+PySyncObj calls the serializer in its tick (the reactor thread), and the backup costs about
+0.35 s per 87 MiB (reference/stack.md §1.5): seconds for a database of millions of jobs,
+long enough for the followers to elect another leader. So in a node the backup runs in a
+thread (C{in_thread}) and the checker answers SERIALIZING until it is done: PySyncObj takes
+no other snapshot meanwhile and compacts its journal only once the file is in place. The
+backup reads the database in one read transaction (sqlite's WAL lets the writer go on), so
+the file may hold entries after the index it claims: replaying them onto it changes
+nothing (a command id applies once), and it never lacks one (it starts once the applier
+has stored every entry up to that index).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import sqlite3
 from typing import Any, Callable
 
 from pysyncobj.config import SERIALIZER_STATE
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 log = Logger()
@@ -43,7 +50,10 @@ class SqliteSnapshots:
 
     def __init__(self, db_path: str, idle: Callable[[], bool],
                  local_index: Callable[[], int],
-                 install: Callable[[str, int], None]) -> None:
+                 install: Callable[[str, int], None],
+                 in_thread: Callable[[Callable[[], None]], Deferred] | None = None) -> None:
+        self._in_thread = in_thread
+        self._taking = False  # a backup runs in a thread
         self._db_path = db_path
         self._idle = idle
         self._local_index = local_index
@@ -54,24 +64,54 @@ class SqliteSnapshots:
     def check(self) -> int:
         """SUCCESS/FAILED once after a snapshot; SERIALIZING (hold on) while the applier is
         behind what PySyncObj applied, so a snapshot never claims entries sqlite lacks."""
+        if self._taking:
+            return SERIALIZER_STATE.SERIALIZING
         outcome, self._outcome = self._outcome, SERIALIZER_STATE.NOT_SERIALIZING
         if outcome != SERIALIZER_STATE.NOT_SERIALIZING:
             return outcome
         return SERIALIZER_STATE.NOT_SERIALIZING if self._idle() else SERIALIZER_STATE.SERIALIZING
 
     def serialize(self, file_name: str, data: Any) -> None:
-        """Back the live database up into C{file_name}, with PySyncObj's C{data}."""
-        try:
-            index = int(data[0][1])
-            if os.path.exists(file_name):
-                os.unlink(file_name)
-            write_snapshot(self._db_path, file_name, index, pickle.dumps(data, protocol=4))
-        except Exception:
-            log.failure("taking a Raft snapshot failed")
+        """Back the live database up into C{file_name}, with PySyncObj's C{data}; with
+        C{in_thread}, into the snapshot file itself (PySyncObj's C{file_name} less its
+        C{.tmp}), in a thread."""
+        index = int(data[0][1])
+        meta = pickle.dumps(data, protocol=4)
+        if self._in_thread is None:
+            try:
+                if os.path.exists(file_name):
+                    os.unlink(file_name)
+                write_snapshot(self._db_path, file_name, index, meta)
+            except Exception:
+                log.failure("taking a Raft snapshot failed")
+                self._outcome = SERIALIZER_STATE.FAILED
+                raise
+            log.info("took a Raft snapshot up to index {index}", index=index)
+            self._outcome = SERIALIZER_STATE.SUCCESS
+            return
+        final = file_name[:-len(".tmp")] if file_name.endswith(".tmp") else file_name
+        work = final + ".taking"
+
+        def take() -> None:
+            if os.path.exists(work):
+                os.unlink(work)
+            write_snapshot(self._db_path, work, index, meta)
+            os.replace(work, final)  # PySyncObj may be sending the previous one meanwhile
+
+        def taken(_: Any) -> None:
+            self._taking = False
+            self._outcome = SERIALIZER_STATE.SUCCESS
+            log.info("took a Raft snapshot up to index {index}", index=index)
+
+        def failed(failure: Any) -> None:
+            self._taking = False
             self._outcome = SERIALIZER_STATE.FAILED
-            raise
-        log.info("took a Raft snapshot up to index {index}", index=index)
-        self._outcome = SERIALIZER_STATE.SUCCESS
+            log.failure("taking a Raft snapshot failed", failure)
+
+        self._taking = True
+        self._in_thread(take).addCallbacks(taken, failed)
+        # PySyncObj moves C{file_name} into place when this returns: there is none (it
+        # logs nothing about it; the checker's answer is what counts)
 
     def deserialize(self, file_name: str) -> Any:
         """

@@ -137,8 +137,9 @@ class Executor(Service):
         if self._standing_down:
             dropped = self._lanes.drop_waiting()
             if dropped:
-                log.info("no longer the leader: {count} waiting occurrences are left to the "
-                         "new leader", count=dropped)
+                log.info("standing down (this node's share of the jobs changed): {count} "
+                         "waiting occurrences are left to their owners, who plan them from "
+                         "the store", count=dropped)
             waits = []
         else:
             # occurrences still queued (behind a host's limit, or halted) get a record, so
