@@ -37,9 +37,10 @@ process, and stops them at the end. Two measurements (C{--measure}, both by defa
   (C{X-Scheduler0-Node}), so per minute and in total the hits of each node are counted, how
   many came from the node that led when they arrived (it should send none), and the busiest
   node over the mean of the nodes expected to execute (every live node but the leader; the
-  issue allows 1.1). Per kill: the jobs the killed node had delivered, how late (or whether)
-  the next slot of each came from another node, the first minute in which the other nodes
-  delivered every job (its share had moved), and when it delivered again after a restart.
+  issue allows 1.1). Per kill: the jobs the killed node had delivered, how soon another node
+  delivered one of them and how many of its slots were sent again, who delivered the next
+  slot of each and how late (or whether), the first minute in which the other nodes
+  delivered all of them (its share had moved), and when it delivered again after a restart.
 
 Usage, from the repository root:
 
@@ -743,52 +744,68 @@ def executors(alive: int | None) -> int | None:
 
 def kill_effect(dump: dict[str, Any], bases: dict[Any, float], t0: float, minutes: int,
                 killed: str, killed_at: float, restarted_at: float | None) -> dict[str, Any]:
-    """What the kill of node C{killed} did to its share: the jobs it had delivered before it
-    died, how late (or whether) the next slot of each came from another node, the first
-    minute from the kill on in which the other nodes delivered every job (its share had
-    moved), and the first minute it delivered again after a restart."""
+    """What the kill of node C{killed} did to its share (the jobs it had delivered before
+    it died): how soon another node delivered one of them, how many slots it had already
+    sent were sent again; who delivered the next slot of each and how late (or whether);
+    the first minute from the kill on in which the other nodes delivered every one of them
+    (its share had moved; None when it came back first); and the first minute it delivered
+    again after a restart."""
     end = t0 + minutes * seed.PERIOD
     kill_window = int((killed_at - t0) // seed.PERIOD)
-    covered: list[set[Any]] = [set() for _ in range(minutes)]
+    rows = list(hit_rows(dump, bases))
+    sent: dict[Any, set[float]] = {}
     back = [0] * minutes
-    last_sent: dict[Any, float] = {}
-    first_received: dict[tuple[Any, float], float] = {}
-    for job_id, sched, received, node in hit_rows(dump, bases):
-        key = (job_id, round(sched, 3))
-        if received < first_received.get(key, math.inf):
-            first_received[key] = received
-        in_window = t0 <= sched < end
-        w = int((sched - t0) // seed.PERIOD) if in_window else None
+    for job_id, sched, received, node in rows:
         if node != killed:
-            if w is not None:
-                covered[w].add(job_id)
-        elif restarted_at is None or received < restarted_at:
-            last_sent[job_id] = max(last_sent.get(job_id, -math.inf), sched)
-        elif w is not None:
-            back[w] += 1
+            continue
+        if restarted_at is None or received < restarted_at:
+            sent.setdefault(job_id, set()).add(round(sched, 3))
+        elif t0 <= sched < end:
+            back[int((sched - t0) // seed.PERIOD)] += 1
+    covered: list[set[Any]] = [set() for _ in range(minutes)]
+    first: dict[tuple[Any, float], tuple[float, str]] = {}
+    taken_first = math.inf
+    re_sent = 0
+    for job_id, sched, received, node in rows:
+        key = (job_id, round(sched, 3))
+        if received < first.get(key, (math.inf, ""))[0]:
+            first[key] = (received, node)
+        if node == killed or job_id not in sent:
+            continue
+        if received >= killed_at:
+            taken_first = min(taken_first, received)
+            re_sent += key[1] in sent[job_id]
+        if t0 <= sched < end:
+            covered[int((sched - t0) // seed.PERIOD)].add(job_id)
     lateness: list[float] = []
+    delivered_by: dict[str, int] = {}
     missing = 0
-    for job_id, last in last_sent.items():
-        slot = last + seed.PERIOD
+    for job_id, slots in sent.items():
+        slot = max(slots) + seed.PERIOD
         if slot >= end:
             continue
-        received = first_received.get((job_id, round(slot, 3)))
-        if received is None:
+        hit = first.get((job_id, round(slot, 3)))
+        if hit is None:
             missing += 1
         else:
-            lateness.append(received - slot)
+            lateness.append(hit[0] - slot)
+            delivered_by[hit[1]] = delivered_by.get(hit[1], 0) + 1
     lateness.sort()
     cover = next((w for w in range(max(kill_window, 0), minutes)
-                  if len(covered[w]) == len(bases)), None)
+                  if sent and sent.keys() <= covered[w]), None)
     returned = next((w for w in range(minutes) if back[w]), None)
     return {
         "killed": killed, "kill_minute": kill_window + 1,
-        "jobs_it_had_delivered": len(last_sent),
+        "jobs_it_had_delivered": len(sent),
+        "others_first_delivered_one_after_s": (round(taken_first - killed_at, 2)
+                                               if taken_first < math.inf else None),
+        "slots_it_had_sent_sent_again_by_others": re_sent,
         "their_next_slot": {"delivered": len(lateness), "missing": missing,
+                            "delivered_by": dict(sorted(delivered_by.items())),
                             "lateness_s": {"p50": seed._r(seed.percentile(lateness, 50)),
                                            "p99": seed._r(seed.percentile(lateness, 99)),
                                            "max": seed._r(lateness[-1] if lateness else None)}},
-        "others_deliver_every_job_from_minute": None if cover is None else cover + 1,
+        "others_deliver_all_its_jobs_from_minute": None if cover is None else cover + 1,
         "delivers_again_from_minute": None if returned is None else returned + 1,
     }
 
@@ -1020,10 +1037,16 @@ def kill_text(kill: dict[str, Any]) -> str:
     nxt = kill.get("their_next_slot", {})
     lat = nxt.get("lateness_s", {})
     lines.append(
-        f"  jobs it had delivered: {kill.get('jobs_it_had_delivered', 0):,}; their next slot "
-        f"delivered {nxt.get('delivered', 0):,}, missing {nxt.get('missing', 0):,}, lateness "
-        f"p50 {lat.get('p50')}, p99 {lat.get('p99')}, max {lat.get('max')}; the other nodes "
-        f"delivered every job from minute {kill.get('others_deliver_every_job_from_minute')}")
+        f"  jobs it had delivered: {kill.get('jobs_it_had_delivered', 0):,}; another node "
+        f"delivered one of them {kill.get('others_first_delivered_one_after_s')} s after the "
+        f"kill; slots it had sent, sent again by others: "
+        f"{kill.get('slots_it_had_sent_sent_again_by_others', 0):,}")
+    lines.append(
+        f"  their next slot: delivered {nxt.get('delivered', 0):,} (by node "
+        f"{nxt.get('delivered_by')}), missing {nxt.get('missing', 0):,}, lateness p50 "
+        f"{lat.get('p50')}, p99 {lat.get('p99')}, max {lat.get('max')}; the other nodes "
+        f"delivered all of its jobs from minute "
+        f"{kill.get('others_deliver_all_its_jobs_from_minute')}")
     if "restarted_at" in kill or "restart_failed" in kill:
         lines.append(
             f"  restarted at {kill.get('restarted_at')}, answering after "

@@ -216,7 +216,28 @@ class KillEffectTests(SynchronousTestCase):
         self.assertEqual((effect["their_next_slot"]["delivered"],
                           effect["their_next_slot"]["missing"]), (1, 0))
         self.assertAlmostEqual(effect["their_next_slot"]["lateness_s"]["max"], 3.0, places=3)
-        self.assertEqual(effect["others_deliver_every_job_from_minute"], 2)
+        self.assertEqual(effect["their_next_slot"]["delivered_by"], {"2": 1})
+        self.assertEqual(effect["others_first_delivered_one_after_s"], 8.0)
+        self.assertEqual(effect["others_deliver_all_its_jobs_from_minute"], 2)
+        self.assertEqual(effect["delivers_again_from_minute"], 3)
+
+    def test_a_node_back_before_its_next_slot_keeps_its_share(self) -> None:
+        """Node 3 (jobs 2 and 3) sent its slots of minute 2 and died; node 2 sent one of
+        them again (same id) 4.5 s after the kill; node 3, restarted, sent the next ones
+        itself: its share never moved for a whole minute, and the report says so instead of
+        naming a minute."""
+        bases = {**self.bases, 3: T0 - 30}
+        hits = [(1, "1-a", T0 + 10, T0 + 10.1, "2"), (2, "2-a", T0 + 20, T0 + 20.1, "3"),
+                (3, "3-a", T0 + 30, T0 + 30.1, "3"),
+                (1, "1-b", T1 + 10, T1 + 10.1, "2"), (2, "2-b", T1 + 20, T1 + 20.1, "3"),
+                (3, "3-b", T1 + 30, T1 + 30.1, "3"), (2, "2-b", T1 + 20, T1 + 35.0, "2"),
+                (1, "1-c", T0 + 130, T0 + 130.1, "2"), (2, "2-c", T0 + 140, T0 + 140.1, "3"),
+                (3, "3-c", T0 + 150, T0 + 150.1, "3")]
+        effect = harness.kill_effect(dump(hits), bases, T0, 3, "3", T1 + 30.5, T1 + 45)
+        self.assertEqual((effect["others_first_delivered_one_after_s"],
+                          effect["slots_it_had_sent_sent_again_by_others"]), (4.5, 1))
+        self.assertEqual(effect["their_next_slot"]["delivered_by"], {"3": 2})
+        self.assertIsNone(effect["others_deliver_all_its_jobs_from_minute"])
         self.assertEqual(effect["delivers_again_from_minute"], 3)
 
     def test_a_slot_nobody_took_over_is_missing(self) -> None:
@@ -226,7 +247,8 @@ class KillEffectTests(SynchronousTestCase):
         effect = harness.kill_effect(dump(hits), self.bases, T0, 3, "3", T0 + 75, None)
         self.assertEqual((effect["their_next_slot"]["delivered"],
                           effect["their_next_slot"]["missing"]), (0, 1))
-        self.assertEqual(effect["others_deliver_every_job_from_minute"], 3)
+        self.assertEqual(effect["others_first_delivered_one_after_s"], 70.0)
+        self.assertEqual(effect["others_deliver_all_its_jobs_from_minute"], 3)
         self.assertIsNone(effect["delivers_again_from_minute"])
 
     def test_a_node_that_delivered_nothing_leaves_nothing_to_move(self) -> None:
@@ -235,7 +257,8 @@ class KillEffectTests(SynchronousTestCase):
         effect = harness.kill_effect(dump(hits), self.bases, T0, 2, "3", T0 + 75, None)
         self.assertEqual(effect["jobs_it_had_delivered"], 0)
         self.assertIsNone(effect["their_next_slot"]["lateness_s"]["max"])
-        self.assertEqual(effect["others_deliver_every_job_from_minute"], 2)
+        self.assertIsNone(effect["others_first_delivered_one_after_s"])
+        self.assertIsNone(effect["others_deliver_all_its_jobs_from_minute"])
 
 
 class ReportTests(SynchronousTestCase):
@@ -259,8 +282,8 @@ class ReportTests(SynchronousTestCase):
         self.assertEqual((third["max"], third["extra_copies_same_execution_id"],
                           third["leader_hits"]), (2, 1, 1))
         self.assertEqual(result["hits_per_node"], {"2": 6, "3": 1})
-        self.assertEqual([k["others_deliver_every_job_from_minute"] for k in result["kills"]],
-                         [2, 3])
+        self.assertEqual([k["others_deliver_all_its_jobs_from_minute"]
+                          for k in result["kills"]], [2, None])
         self.assertEqual(result["kill"]["killed"], "1")
         result.update({
             "system": "test", "code": "test", "jobs": 2, "created": 2, "minutes": 3,
