@@ -147,6 +147,10 @@ class OwnerCheckTests(SynchronousTestCase):
     def test_a_restarted_node_waits_to_catch_up_with_a_leader(self) -> None:
         self.raft.leader_id = None
         self.assertFalse(self.check())  # its stale store says it owns jobs
+        # a leader is named, but not heard from yet: its commit index is not known
+        self.raft.leader_id, self.raft.contact, self.raft.commit = "1", "never", 0
+        self.assertFalse(self.check())
+        self.raft.contact = "0ms"
         self.raft.leader_id, self.raft.commit, self.raft.applied = "1", 40, 10
         self.assertFalse(self.check())
         self.raft.applied = 40

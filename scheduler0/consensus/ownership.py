@@ -182,7 +182,10 @@ class OwnerCheck:
             return False
         status = self._commands.status()
         if not self._synced:
-            if self._commands.leader() is None:
+            # the commit index is the leader's only once this node has heard from it (a
+            # restarted node reports what its own journal held until then)
+            if self._commands.leader() is None or \
+                    _silence_ms(status.get("last_contact")) == math.inf:
                 return False
             if self._catch_up_to is None:
                 self._catch_up_to = _number(status, "commit_index")
