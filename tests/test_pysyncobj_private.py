@@ -25,6 +25,13 @@ class PySyncObjPrivateNamesTests(SynchronousTestCase):
             self.assertEqual(list(inspect.signature(method).parameters), ["self"],
                              REREAD.format(name=name))
 
+    def test_the_election_deadline_a_promoted_node_holds_back(self) -> None:
+        """raft_node.ReplicatedLog.hold_candidacy moves the deadline PySyncObj's tick
+        compares before standing for election."""
+        source = inspect.getsource(SyncObj)
+        self.assertIn("if self.__raftElectionDeadline < monotonicTime() and", source,
+                      REREAD.format(name="__raftElectionDeadline"))
+
     def test_the_current_log_index_is_the_last_journal_entry(self) -> None:
         source = inspect.getsource(getattr(SyncObj, "_SyncObj__getCurrentLogIndex"))
         self.assertIn("__raftLog[-1][1]", source, REREAD.format(name="__getCurrentLogIndex"))

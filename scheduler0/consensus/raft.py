@@ -54,6 +54,10 @@ log = Logger()
 #: PySyncObj's states, named as the healthcheck shows them (seed cluster-management.txt)
 STATE_NAMES = {0: "Follower", 1: "Candidate", 2: "Leader"}
 
+#: Seconds a node just promoted to voter stands for no election: the leader adds it and
+#: connects to it meanwhile (else it could start an election and depose the leader)
+PROMOTION_GRACE = 5.0
+
 #: Seconds between two proposals of a command whose proposal reported a failure code
 REPROPOSE_DELAY = 0.05
 
@@ -498,6 +502,8 @@ class RaftCommandLog(Service):
         self._skip_through = max(self._skip_through, self._handed)
         self._self_address = self._settings.self_address if voter else None
         self._node = self._make_node(self._self_address, partners)
+        if voter:
+            self._node.hold_candidacy(PROMOTION_GRACE)
         log.info("Raft node restarted as a {role} with voters {partners}",
                  role="voter" if voter else "non-voter", partners=", ".join(partners))
 

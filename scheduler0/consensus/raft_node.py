@@ -207,6 +207,16 @@ class ReplicatedLog(SyncObj):
         """
         self._SyncObj__updateClusterConfiguration([])  # type: ignore[attr-defined]
 
+    def hold_candidacy(self, seconds: float) -> None:
+        """
+        Stand for no election for C{seconds}: a node just promoted to voter hears from the
+        leader (which adds it and connects to it) before its election timer could make it
+        depose that leader (PySyncObj has no PreVote: a RequestVote with a higher term makes
+        any leader step down). A heartbeat resets the deadline as usual.
+        """
+        self._SyncObj__raftElectionDeadline = (  # type: ignore[attr-defined]
+            pysyncobj_monotonic() + seconds)
+
     def response_ages(self) -> dict[str, float]:
         """On the leader: seconds since each voter last answered it, by Raft address
         (PySyncObj keeps the times private; it uses them for its leader fallback)."""
