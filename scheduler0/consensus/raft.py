@@ -14,7 +14,7 @@ proposed again until it is applied here or its time (C{RaftApplyTimeout}) runs o
 commands are idempotent by id, so applying one twice changes nothing.
 
 The PySyncObj object is L{scheduler0.consensus.raft_node}, the settings
-L{scheduler0.consensus.raft_settings}; this module (about 550 lines) keeps the log and its
+L{scheduler0.consensus.raft_settings}; this module (about 620 lines) keeps the log and its
 table of proposals together, since proposing, re-checking and answering all share it, with
 the membership operations the cluster-management API calls (L{scheduler0.consensus.membership})
 on the same PySyncObj object.
@@ -519,15 +519,7 @@ class RaftCommandLog(Service):
         refuses a change while another is not committed yet).
         """
         node = self._running_node()
-        d: Deferred = Deferred()
-
-        def done(result: Any, error: int) -> None:
-            if not d.called:
-                if error == FAIL_REASON.SUCCESS:
-                    d.callback(None)
-                else:
-                    d.errback(MembershipRefused(error))
-
+        d, done = _answered()
         if action == "add":
             node.addNodeToCluster(address, callback=done)
         else:
@@ -538,15 +530,7 @@ class RaftCommandLog(Service):
         """Ask the most caught-up connected voter to start an election at once (Raft's
         TimeoutNow); fires when it was asked, not when it won."""
         node = self._running_node()
-        d: Deferred = Deferred()
-
-        def done(result: Any, error: int) -> None:
-            if not d.called:
-                if error == FAIL_REASON.SUCCESS:
-                    d.callback(None)
-                else:
-                    d.errback(MembershipRefused(error))
-
+        d, done = _answered()
         node.transferLeadership(None, callback=done)
         return d
 
@@ -597,6 +581,21 @@ def _last_log_index(node: ReplicatedLog, status: dict) -> int:
         return node.last_log_index()
     except Exception:
         return int(status["commit_idx"])
+
+
+def _answered() -> tuple[Deferred, Callable[[Any, int], None]]:
+    """A Deferred and the PySyncObj callback that fires it once: with None on success, with
+    L{MembershipRefused} carrying PySyncObj's failure code otherwise."""
+    d: Deferred = Deferred()
+
+    def done(result: Any, error: int) -> None:
+        if not d.called:
+            if error == FAIL_REASON.SUCCESS:
+                d.callback(None)
+            else:
+                d.errback(MembershipRefused(error))
+
+    return d, done
 
 
 def _failed(error: Exception) -> Deferred:
