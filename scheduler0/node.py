@@ -208,7 +208,8 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
     commands = add(raft_command_log(config, node_secrets.secret_key, store.path, reactor)
                    or LocalCommandLog(store.path, clock, node_id=config.node_id,
                                    address=config.advertised_raft_address(),
-                                   applier=CommandApplier(store.path, clock, writer)),
+                                   applier=CommandApplier(store.path, clock, writer,
+                                                          trip=True)),
                    "commands")
 
     policy = NetworkPolicy(config.callback_allow_networks, config.callback_deny_networks,

@@ -182,7 +182,7 @@ class SlowRecordsWriter:
 
     def run(self, f: Any, *args: Any) -> Deferred:
         applied = defer.maybeDeferred(f, *args)
-        batch = args[-1] if args else None
+        batch = next((a for a in args if isinstance(a, list)), None)  # the commands
         if not isinstance(batch, list) or not any(
                 getattr(c, "kind", None) == C.EXECUTION_RECORD for c in batch):
             return applied

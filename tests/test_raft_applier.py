@@ -52,6 +52,31 @@ class Replica:
             conn.close()
 
 
+class EncodedEntryTests(SynchronousTestCase):
+    """Raft entries arrive as their JSON text and are read back by the writer."""
+
+    def test_entries_are_applied_in_order_and_settled_after_the_observers(self) -> None:
+        r = Replica(self)
+        events: list[str] = []
+        r.applier.add_observer(lambda command, result: events.append(f"saw {command.id}"))
+        r.applier.on_settled(lambda command, result: events.append(
+            f"settled {command.id} {result['id']}"))
+        for i in (1, 2):
+            r.applier.apply_encoded(project(i).to_json(), i + 1)
+        r.drain()
+        self.assertEqual(events, ["saw p1", "settled p1 1", "saw p2", "settled p2 2"])
+        self.assertEqual(stored_index(r.path), 3)
+
+    def test_an_entry_that_is_not_a_command_is_skipped_and_its_index_stored(self) -> None:
+        r = Replica(self)
+        r.applier.apply_encoded('{"not": "a command"}', 2)
+        r.applier.apply_encoded(project(1).to_json(), 3)
+        r.drain()
+        self.assertEqual(len(self.flushLoggedErrors(KeyError)), 1)
+        self.assertEqual(r.seen, ["p1"])
+        self.assertEqual((r.projects(), stored_index(r.path)), (1, 3))
+
+
 class LogOrderTests(SynchronousTestCase):
     def test_execution_records_do_not_jump_ahead_of_earlier_entries(self) -> None:
         r = Replica(self, max_batch=3)

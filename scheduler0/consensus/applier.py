@@ -18,6 +18,12 @@ Under Raft (C{ordered=True}) every replica must apply the log in the same order,
 no urgent lane; each command carries its Raft index, and the batch's last index is stored in
 the batch's own transaction; a batch that fails on storage is retried until it is stored
 (the entries are committed: dropping one would make this replica diverge).
+
+Every command is applied as read back from its JSON, as a log carries it (issue 12 item 4),
+and that reading is done by the writer thread, not the reactor: a Raft entry arrives as
+its JSON text (L{CommandApplier.apply_encoded}); a single node's command (C{trip=True}) is
+written to JSON and read back there. What the observers see is the command read back, on a
+single node as on every replica.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from twisted.python.failure import Failure
 
 from ..state import commands as C
 from ..state.commands import Command
-from ..state.machine import EXCEPTION_KEY, apply_batch
+from ..state.machine import EXCEPTION_KEY, Result, apply_batch
 from ..store.database import connect, storage_failure
 from .interface import NotAccepting, Observer, StorageFailed, StorageFull
 # where the sqlite work runs; importable from here too, as before the split
@@ -57,9 +63,37 @@ class _Replacement:
     done: Deferred = attrs.field(eq=False)
 
 
-#: what waits for the writer: a command (with its Raft index, None on a single node) or a
-#: replacement of the whole state
-_Entry = Union[tuple[Command, Union[int, None]], _Replacement]
+#: what waits for the writer: a command, or a Raft entry's JSON text (with its Raft index,
+#: None on a single node), or a replacement of the whole state
+_Entry = Union[tuple[Union[Command, str], Union[int, None]], _Replacement]
+
+
+@attrs.frozen
+class NotACommand:
+    """A Raft entry whose text is not a command (read back in the writer): skipped."""
+
+    error: Exception
+
+
+def _read_back(entry: Command | str, trip: bool) -> Command | NotACommand:
+    """The command as a log delivers it: read from its JSON text, or (C{trip}) written to
+    JSON and read back, so a single node applies exactly what a replica would."""
+    try:
+        if isinstance(entry, str):
+            return Command.from_json(entry)
+        return Command.from_json(entry.to_json()) if trip else entry
+    except Exception as error:
+        return NotACommand(error)
+
+
+def _apply_entries(conn: Any, entries: list[Command | str], trip: bool,
+                   applied_index: int | None = None
+                   ) -> list[tuple[Command | NotACommand, Result | None]]:
+    """In the writer thread: read each entry back and apply the commands in one batch."""
+    read = [_read_back(entry, trip) for entry in entries]
+    commands = [c for c in read if isinstance(c, Command)]
+    results = iter(apply_batch(conn, commands, applied_index))
+    return [(c, next(results) if isinstance(c, Command) else None) for c in read]
 
 
 class CommandApplier:
@@ -70,11 +104,15 @@ class CommandApplier:
     @param writer: where sqlite runs (L{ThreadWriter} or L{InlineWriter}).
     @param ordered: apply strictly in the order given (a Raft replica): no urgent lane, and a
         batch that fails on storage is retried every C{retry_delay} seconds, never failed.
+    @param trip: write each command given to L{apply} to JSON and read it back in the writer
+        thread before applying it (a single node: it applies what a log would carry).
     """
 
     def __init__(self, path: str, reactor: Any, writer: Writer, max_batch: int = 256,
-                 ordered: bool = False, retry_delay: float = 1.0) -> None:
+                 ordered: bool = False, retry_delay: float = 1.0, trip: bool = False) -> None:
         self._path = path
+        self._trip = trip
+        self._settled: Callable[[Command, dict], None] | None = None
         self._reactor = reactor
         self._writer = writer
         self._max_batch = max_batch
@@ -92,8 +130,10 @@ class CommandApplier:
         self._idle: list[Deferred] = []
         self._conn: Any = None
         self._applied = 0
-        self._delivering: deque[tuple[Command, Deferred, dict]] = deque()
-        self._delivering_urgent: deque[tuple[Command, Deferred, dict]] = deque()
+        # applied commands waiting to be handed back, with who waits (None: an encoded
+        # entry, reported to the settled callback)
+        self._delivering: deque[tuple[Command, Deferred | None, dict]] = deque()
+        self._delivering_urgent: deque[tuple[Command, Deferred | None, dict]] = deque()
         self._delivery_call: Any = None
         # what keeps the database from being written ("full", "io", "damaged"), while it lasts
         self._storage_trouble: str | None = None
@@ -156,6 +196,21 @@ class CommandApplier:
         (self._urgent if urgent else self._pending).append((command, index))
         self._kick()
         return d
+
+    def apply_encoded(self, text: str, index: int) -> None:
+        """
+        Apply a Raft entry, C{text} being its command's JSON, read back in the writer
+        thread. Nobody waits for it here: once the observers saw it, the settled callback
+        (L{on_settled}) gets the command and its result; an entry that is not a command is
+        logged and skipped (its index is stored all the same).
+        """
+        self._pending.append((text, index))
+        self._kick()
+
+    def on_settled(self, callback: Callable[[Command, dict], None]) -> None:
+        """Call C{callback(command, result)} for each entry of L{apply_encoded} once the
+        observers saw it (a Raft log answers its proposals there)."""
+        self._settled = callback
 
     def replace_state(self, restore: Callable[[Any], None], index: int) -> Deferred:
         """
@@ -232,7 +287,7 @@ class CommandApplier:
                 d.addBoth(self._replaced, replacement)
             return
         # urgent commands first, then the others up to the batch size (up to a replacement)
-        entries: list[tuple[Command, int | None]] = list(self._urgent)  # type: ignore[arg-type]
+        entries: list[tuple[Command | str, int | None]] = list(self._urgent)  # type: ignore
         self._urgent.clear()
         while (self._pending and len(entries) < self._max_batch
                and not isinstance(self._pending[0], _Replacement)):
@@ -240,10 +295,8 @@ class CommandApplier:
         batch = [command for command, _ in entries]
         indexes = [index for _, index in entries if index is not None]
         self._busy = True
-        if indexes:
-            d = self._writer.run(apply_batch, self._conn, batch, max(indexes))
-        else:
-            d = self._writer.run(apply_batch, self._conn, batch)
+        d = self._writer.run(_apply_entries, self._conn, batch, self._trip,
+                             max(indexes) if indexes else None)
         d.addBoth(self._written, entries)
 
     def _replaced(self, outcome: object, replacement: _Replacement) -> None:
@@ -279,19 +332,22 @@ class CommandApplier:
         for entry in entries:
             if isinstance(entry, _Replacement):
                 entry.done.errback(error)
-            else:
+            elif isinstance(entry[0], Command):  # an encoded entry stays in the journal
                 self._waiter(entry[0]).errback(error)
 
-    def _waiter(self, command: Command) -> Deferred:
-        """The oldest Deferred handed out for this command id (results arrive in order)."""
+    def _waiter(self, command: Command | str) -> Deferred | None:
+        """The oldest Deferred handed out for this command id (results arrive in order);
+        None for an encoded entry, which nobody waits for here."""
+        if not isinstance(command, Command):
+            return None
         waiters = self._waiters[command.id]
         d = waiters.popleft()
         if not waiters:
             del self._waiters[command.id]
         return d
 
-    def _written(self, results: list[dict] | Failure,
-                 entries: list[tuple[Command, int | None]]) -> None:
+    def _written(self, results: list[tuple[Command | NotACommand, Result | None]] | Failure,
+                 entries: list[tuple[Command | str, int | None]]) -> None:
         """
         A failed batch fails each of its commands' Deferreds (nothing of it is stored); a
         storage failure with a L{StorageFull}/L{StorageFailed} that says so, so callers
@@ -310,20 +366,29 @@ class CommandApplier:
                 return
             error: Any = _storage_error(trouble) if trouble else results
             for command in batch:
-                self._waiter(command).errback(error)
+                waiter = self._waiter(command)
+                if waiter is not None:
+                    waiter.errback(error)
         else:
             if self._storage_trouble is not None:
                 log.info("the database takes writes again")
                 self._storage_trouble = None
-            _log_malformed(batch, results)
-            self._applied += len(batch)
+            applied = [(c, r) for c, r in results if isinstance(c, Command)]
+            _log_malformed(applied)
+            _log_not_commands(results, entries)
+            self._applied += len(applied)
             indexes = [index for _, index in entries if index is not None]
             if indexes:
                 self._applied_index = max(indexes)
-            for command, result in zip(batch, results):
+            for (command, result), (given, _) in zip(results, entries):
+                if not isinstance(command, Command):
+                    if not isinstance(given, Command):
+                        continue  # an entry that is not a command: logged, skipped
+                    # a command that JSON cannot carry (a bug): refused, stored nowhere
+                    command, result = given, _not_carried(given)
                 urgent = not self._ordered and command.kind in URGENT_KINDS
                 lane = self._delivering_urgent if urgent else self._delivering
-                lane.append((command, self._waiter(command), result))
+                lane.append((command, self._waiter(given), result))
             self._deliver()
         self._kick()
 
@@ -346,13 +411,16 @@ class CommandApplier:
                 return
         self._kick()
 
-    def _hand_back(self, command: Command, d: Deferred, result: dict) -> None:
+    def _hand_back(self, command: Command, d: Deferred | None, result: dict) -> None:
         for observer in self._observers:
             try:
                 observer(command, result)
             except Exception:
                 log.failure("observer failed on command {command_id}", command_id=command.id)
-        d.callback(result)
+        if d is not None:
+            d.callback(result)
+        elif self._settled is not None:
+            self._settled(command, result)
 
 
 def _storage_error(trouble: str) -> NotAccepting:
@@ -376,9 +444,30 @@ def _log_batch_failure(failure: Failure, trouble: str | None, before: str | None
     return trouble
 
 
-def _log_malformed(batch: list[Command], results: list[dict]) -> None:
+def _not_carried(command: Command) -> dict:
+    return {"ok": False, "status": 500,
+            "error": f"malformed {command.kind} command: it cannot be carried as JSON (an "
+                     "internal error; the node's log has details)"}
+
+
+def _log_not_commands(results: list[tuple[Command | NotACommand, Result | None]],
+                      entries: list[tuple[Command | str, int | None]]) -> None:
+    """Log each Raft entry that was not a command (skipped; the others applied)."""
+    for (command, _), (given, index) in zip(results, entries):
+        if isinstance(command, NotACommand):
+            error = command.error
+            failure = Failure(error, type(error), error.__traceback__)
+            if isinstance(given, Command):
+                log.failure("command {command_id} ({kind}) cannot be carried as JSON; "
+                            "refused", failure, command_id=given.id, kind=given.kind)
+            else:
+                log.failure("Raft entry {index} is not a command; skipped", failure,
+                            index=index)
+
+
+def _log_malformed(applied: list[tuple[Command, dict]]) -> None:
     """Log (with its traceback) each command its applier failed on; the rest committed."""
-    for command, result in zip(batch, results):
+    for command, result in applied:
         error = result.pop(EXCEPTION_KEY, None)
         if error is not None:
             log.failure("command {command_id} ({kind}) failed in its applier; rejected it "

@@ -4,8 +4,9 @@ The replicated command log: Raft through PySyncObj 0.3.17 (issue 12 items 8-10, 
 PySyncObj runs inside the reactor: C{autoTick=False} and C{doTick(0.0)} from a
 C{LoopingCall} every 5 ms, so its callbacks and the one replicated method run in the reactor
 thread and need no locks (reference/stack.md §1.8). The replicated method,
-L{ReplicatedLog.apply_command}, only decodes the command and hands it, with its Raft index,
-to the ordered L{CommandApplier}: no sqlite work in the tick.
+L{ReplicatedLog.apply_command}, only hands the command's JSON, with its Raft index, to the
+ordered L{CommandApplier}, whose writer thread reads it back: no JSON reading and no sqlite
+work in the tick.
 
 C{submit} proposes a command's JSON and answers with the result applied on this node,
 matched by command id, whoever proposed it (read-your-writes on the answering node).
@@ -105,6 +106,7 @@ class RaftCommandLog(Service):
         writer = ThreadWriter(reactor) if threaded else InlineWriter()
         self._applier = CommandApplier(path, reactor, writer, max_batch=max_batch,
                                        ordered=True)
+        self._applier.on_settled(self._settled)
         self._node: ReplicatedLog | None = None
         self._ticker: LoopingCall | None = None
         self._state_observers: list[Callable[[], None]] = []
@@ -300,15 +302,14 @@ class RaftCommandLog(Service):
     def _on_entry(self, command_json: str, index: int) -> None:
         if index <= self._skip_through:
             return  # replayed from the journal: already in the database
-        try:
-            command = Command.from_json(command_json)
-        except Exception:
-            log.failure("Raft entry {index} is not a command; skipped", index=index)
-            return
         self._handed = max(self._handed, index)
-        d = self._applier.apply(command, index)
-        d.addCallbacks(self._applied, self._not_applied, callbackArgs=(command.id,),
-                       errbackArgs=(command.id,))
+        # read back from its JSON by the writer thread, not here in the tick; answered in
+        # _settled once applied (a proposal still waiting when the applier stops is failed
+        # by stopService)
+        self._applier.apply_encoded(command_json, index)
+
+    def _settled(self, command: Command, result: dict) -> None:
+        self._applied(result, command.id)
 
     def _applied(self, result: dict, command_id: str) -> None:
         proposal = self._proposals.pop(command_id, None)
@@ -316,14 +317,6 @@ class RaftCommandLog(Service):
             proposal.cancel_timer()
             for d in proposal.waiters:
                 d.callback(result)
-
-    def _not_applied(self, failure: Any, command_id: str) -> None:
-        # only when the applier stops with the entry not stored
-        proposal = self._proposals.pop(command_id, None)
-        if proposal is not None:
-            proposal.cancel_timer()
-            for d in proposal.waiters:
-                d.errback(failure)
 
     def _applier_idle(self) -> bool:
         return self._applier.idle
