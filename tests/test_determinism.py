@@ -17,10 +17,12 @@ from typing import Any, Iterable
 import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
+from scheduler0.domain.job import JOB_FIELD_NAMES, JobFields
 from scheduler0.state import commands as C
 from scheduler0.state.commands import Command
 from scheduler0.state.machine import (_APPLIERS, CREDENTIAL_PROJECTS_VERSION, EXCEPTION_KEY,
-                                      RECORD_OUTCOMES_VERSION, Result, apply_batch)
+                                      JOB_ROWS_VERSION, RECORD_OUTCOMES_VERSION, Result,
+                                      apply_batch)
 from scheduler0.store.database import connect, ensure_schema
 from scheduler0.timestamps import format_time, from_seconds
 
@@ -58,6 +60,11 @@ def project(project_id: int, name: str) -> dict[str, Any]:
     """The project that will get C{project_id} if it is created (see L{job})."""
     return {"project": {"name": name, "description": "",
                         "signing_secret": f"secret-{project_id}"}}
+
+
+def row(fields: dict[str, Any]) -> list[Any]:
+    """A job's fields as a version-2 job creation carries them."""
+    return [fields[name] for name in JOB_FIELD_NAMES]
 
 
 def record(execution_id: str, job_id: int, scheduled: str, state: str,
@@ -99,6 +106,9 @@ def history() -> list[Step]:
                                                  "timezone": "Europe/London"}}, True),
         Step(C.JOB_UPDATE, {"id": 2, "changes": {"project_id": 9}}, False),
         Step(C.JOB_UPDATE, {"id": 99, "changes": {"paused": 1}}, False),
+        # version 2: each job an array of its fields
+        Step(C.JOB_CREATE, {"jobs": [row(job(5)), row(job(6))]}, True, JOB_ROWS_VERSION),
+        Step(C.JOB_CREATE, {"jobs": [row(job(7))[:-1]]}, False, JOB_ROWS_VERSION),  # short
         # credentials, both payload versions
         Step(C.CREDENTIAL_CREATE, {"credential": {"api_key": "k1",
                                                   "secret_hash": "h1", "scopes": "read"}}, True),
@@ -290,3 +300,14 @@ class DeterminismTests(SynchronousTestCase):
     def applied_in_one_batch(self) -> tuple[sqlite3.Connection, list[Result]]:
         conn = fresh_db(self)
         return conn, apply_batch(conn, commands(history()))
+
+
+class JobRowTests(SynchronousTestCase):
+    def test_a_job_row_holds_every_field_in_order_and_reads_back_the_same(self) -> None:
+        fields = JobFields(7, "*/5 * * * *", f"{TARGET}/7", "opaque", "http", "Europe/Paris",
+                           "2026-01-01T00:00:00.000Z", "2027-01-01T00:00:00.000Z", True,
+                           "skip", 30)
+        self.assertEqual(fields.to_row(), [getattr(fields, n) for n in JOB_FIELD_NAMES])
+        self.assertEqual(JobFields.from_row(fields.to_row()), fields)
+        with self.assertRaises(TypeError):
+            JobFields.from_row(fields.to_row()[:-1])

@@ -43,6 +43,23 @@ class JobFields:
         fields.paused = bool(fields.paused)
         return fields
 
+    def to_row(self) -> list[Any]:
+        """The values in L{JOB_FIELD_NAMES} order: how a job creation carries a job."""
+        return [self.project_id, self.spec, self.callback_url, self.data, self.execution_type,
+                self.timezone, self.start_date, self.end_date, self.paused,
+                self.misfire_policy, self.misfire_grace_seconds]
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> "JobFields":
+        """From L{to_row}'s array.
+
+        @raise TypeError: an array of the wrong length."""
+        if len(row) != len(JOB_FIELD_NAMES):
+            raise TypeError(f"a job row has {len(JOB_FIELD_NAMES)} values, not {len(row)}")
+        fields = cls(*row)
+        fields.paused = bool(fields.paused)
+        return fields
+
 
 #: the names of L{JobFields}, in declaration order
 JOB_FIELD_NAMES: tuple[str, ...] = tuple(a.name for a in attrs.fields(JobFields))

@@ -20,7 +20,8 @@ from ..store.database import storage_failure
 from .commands import Command
 from .executions import EXECUTION_COLUMNS, TERMINAL_STATES
 from .jobs import DELETED_BEFORE_FINISHING, JOB_COLUMNS
-from .payloads import CREDENTIAL_PROJECTS_VERSION, RECORD_OUTCOMES_VERSION, payload_from_json
+from .payloads import (CREDENTIAL_PROJECTS_VERSION, JOB_ROWS_VERSION, RECORD_OUTCOMES_VERSION,
+                       payload_from_json)
 from .rows import Rejected, Result
 
 # what importers have always found here; the appliers themselves live in one module per
@@ -148,6 +149,8 @@ _APPLIERS: dict[tuple[str, int], Callable[[sqlite3.Connection, Any, str], Result
     (C.EXECUTION_DELETE, 1): executions.delete_executions,
     (C.EXECUTION_PRUNE, 1): executions.prune_executions,
     (C.JOB_CREATE, 1): jobs.create_jobs,
+    # version 2 carries each job as an array (see JOB_ROWS_VERSION)
+    (C.JOB_CREATE, JOB_ROWS_VERSION): jobs.create_jobs,
     (C.JOB_UPDATE, 1): jobs.update_job,
     (C.JOB_DELETE, 1): jobs.delete_job,
     (C.CREDENTIAL_CREATE, 1): credentials.create_credential,
