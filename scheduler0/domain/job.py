@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Mapping
 
 import attrs
@@ -56,9 +57,18 @@ class JobFields:
         @raise TypeError: an array of the wrong length."""
         if len(row) != len(JOB_FIELD_NAMES):
             raise TypeError(f"a job row has {len(JOB_FIELD_NAMES)} values, not {len(row)}")
-        fields = cls(*row)
-        fields.paused = bool(fields.paused)
-        return fields
+        (project_id, spec, callback_url, data, execution_type, timezone, start_date, end_date,
+         paused, misfire_policy, misfire_grace_seconds) = row
+        # the texts most jobs share are shared again (JSON reads each anew): a node plans a
+        # million jobs from what it reads back, 75 bytes each less
+        return cls(project_id, _shared(spec), _shared(callback_url), data,
+                   _shared(execution_type), _shared(timezone), start_date, end_date,
+                   bool(paused), _shared(misfire_policy), misfire_grace_seconds)
+
+
+def _shared(text: Any) -> Any:
+    """C{text} interned (one copy for every job with the same), other values as they are."""
+    return sys.intern(text) if type(text) is str else text
 
 
 #: the names of L{JobFields}, in declaration order
