@@ -90,6 +90,7 @@ class FakeRaft:
         self.leader_id: str | None = "1"
         self.state = "Follower"
         self.applied = self.commit = 0
+        self.leader_commit: int | None = 0
         self.contact = "0ms"
         self.connected: dict[str, bool] = {}
         self.ages: dict[str, float] = {}
@@ -102,6 +103,9 @@ class FakeRaft:
     def status(self) -> dict[str, str]:
         return {"state": self.state, "applied_index": str(self.applied),
                 "commit_index": str(self.commit), "last_contact": self.contact}
+
+    def leader_commit_index(self) -> int | None:
+        return self.leader_commit
 
     def peers(self) -> dict[str, dict[str, Any]]:
         return {address: {"connected": up, "lastResponse": self.ages.get(address)}
@@ -148,10 +152,15 @@ class OwnerCheckTests(SynchronousTestCase):
         self.raft.leader_id = None
         self.assertFalse(self.check())  # its stale store says it owns jobs
         # a leader is named, but not heard from yet: its commit index is not known
-        self.raft.leader_id, self.raft.contact, self.raft.commit = "1", "never", 0
+        self.raft.leader_id, self.raft.contact, self.raft.leader_commit = "1", "never", None
         self.assertFalse(self.check())
         self.raft.contact = "0ms"
-        self.raft.leader_id, self.raft.commit, self.raft.applied = "1", 40, 10
+        self.assertFalse(self.check())
+        # heard from: the leader has committed up to 40; this node's own commit index is
+        # capped by its log, which holds only up to 10 so far
+        self.raft.leader_commit, self.raft.commit, self.raft.applied = 40, 10, 10
+        self.assertFalse(self.check())
+        self.raft.commit, self.raft.applied = 40, 39
         self.assertFalse(self.check())
         self.raft.applied = 40
         self.assertTrue(self.check())

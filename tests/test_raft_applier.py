@@ -67,6 +67,24 @@ class EncodedEntryTests(SynchronousTestCase):
         self.assertEqual(events, ["saw p1", "settled p1 1", "saw p2", "settled p2 2"])
         self.assertEqual(stored_index(r.path), 3)
 
+    def test_an_index_counts_as_observed_only_once_the_observers_saw_its_entry(self) -> None:
+        # a restarted node executes its share only once it has seen the assignments up to
+        # the leader's commit index: stored is not enough
+        r = Replica(self)
+        for i in (1, 2, 3):
+            r.applier.apply_encoded(project(i).to_json(), i + 1)
+        r.writer.release()  # p1 alone
+        self.assertEqual((r.applier.applied_index, r.applier.observed_index), (2, 2))
+        r.writer.release()  # p2 and p3 stored in one batch, handed back one per turn
+        self.assertEqual((r.applier.applied_index, r.applier.observed_index, r.seen),
+                         (4, 3, ["p1", "p2"]))
+        r.clock.advance(0)
+        self.assertEqual((r.applier.observed_index, r.seen), (4, ["p1", "p2", "p3"]))
+        r.applier.apply_encoded("not json", 5)
+        r.drain()
+        self.flushLoggedErrors(ValueError)
+        self.assertEqual(r.applier.observed_index, 5)
+
     def test_an_entry_that_is_not_a_command_is_skipped_and_its_index_stored(self) -> None:
         r = Replica(self)
         r.applier.apply_encoded('{"not": "a command"}', 2)

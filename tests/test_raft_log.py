@@ -132,10 +132,16 @@ class ReplicationTests(TestCase):
             self.assertEqual(s["num_peers"], "2")
         await until(lambda: len({log.status()["applied_index"] for log in cluster.running()})
                     == 1, what="every node applied the same index")
+        # what a restarted node catches up to before it executes: the leader's commit index
+        leader = next(log for log in cluster.running() if log.status()["state"] == "Leader")
+        await until(lambda: {log.leader_commit_index() for log in cluster.running()}
+                    == {int(leader.status()["commit_index"])},
+                    what="every node knows the leader's commit index")
 
     async def test_without_a_leader_a_write_fails_at_once_and_says_why(self) -> None:
         cluster = Cluster(self, 3)
         alone = cluster.start(0)  # its two partners never start: no quorum, no leader
+        self.assertIsNone(alone.leader_commit_index())
         d = alone.submit(project(1))
         failure = self.failureResultOf(d, NotAccepting)
         self.assertIn("no Raft leader", str(failure.value))

@@ -82,6 +82,11 @@ class NotACommand:
     error: Exception
 
 
+#: an applied command to hand back: the command (None: only an index to mark), who waits
+#: for it, its result and its Raft index
+_Delivery = tuple[Union[Command, None], Union[Deferred, None], dict, Union[int, None]]
+
+
 def _read_back(entry: Command | str, trip: bool) -> Command | NotACommand:
     """The command as a log delivers it: read from its JSON text, or (C{trip}) written to
     JSON and read back, so a single node applies what a replica would."""
@@ -129,6 +134,7 @@ class CommandApplier:
         self._retry_delay = retry_delay
         self._retry_call: Any = None
         self._applied_index: int | None = None
+        self._observed_index: int | None = None
         self._replaced_observers: list[Callable[[], None]] = []
         self._pending: deque[_Entry] = deque()
         self._urgent: deque[_Entry] = deque()
@@ -140,9 +146,10 @@ class CommandApplier:
         self._conn: Any = None
         self._applied = 0
         # applied commands waiting to be handed back, with who waits (None: an encoded
-        # entry, reported to the settled callback)
-        self._delivering: deque[tuple[Command, Deferred | None, dict]] = deque()
-        self._delivering_urgent: deque[tuple[Command, Deferred | None, dict]] = deque()
+        # entry, reported to the settled callback) and their Raft index; a None command
+        # only marks an index (an entry that was not a command)
+        self._delivering: deque[_Delivery] = deque()
+        self._delivering_urgent: deque[_Delivery] = deque()
         self._delivery_call: Any = None
         # what keeps the database from being written ("full", "io", "damaged"), while it lasts
         self._storage_trouble: str | None = None
@@ -249,6 +256,12 @@ class CommandApplier:
         """The Raft index of the last batch or replacement stored (None: none yet)."""
         return self._applied_index
 
+    @property
+    def observed_index(self) -> int | None:
+        """The Raft index of the last entry the observers were told of (or skipped, or
+        replaced): what a node that acts on the state (its share of the jobs) has seen."""
+        return self._observed_index
+
     def add_observer(self, observer: Observer) -> None:
         """Call C{observer(command, result)} in the reactor after each apply, in order."""
         self._observers.append(observer)
@@ -316,7 +329,7 @@ class CommandApplier:
             self._pending.appendleft(replacement)
             self._retry_later()
             return
-        self._applied_index = replacement.index
+        self._applied_index = self._observed_index = replacement.index
         log.info("the database was replaced by a Raft snapshot up to index {index}",
                  index=replacement.index)
         for observer in self._replaced_observers:
@@ -389,15 +402,17 @@ class CommandApplier:
             indexes = [index for _, index in entries if index is not None]
             if indexes:
                 self._applied_index = max(indexes)
-            for (command, result), (given, _) in zip(results, entries):
+            for (command, result), (given, index) in zip(results, entries):
                 if not isinstance(command, Command):
                     if not isinstance(given, Command):
-                        continue  # an entry that is not a command: logged, skipped
+                        # an entry that is not a command: logged, skipped, its index marked
+                        self._delivering.append((None, None, {}, index))
+                        continue
                     # a command that JSON cannot carry (a bug): refused, stored nowhere
                     command, result = given, _not_carried(given)
                 urgent = not self._ordered and command.kind in URGENT_KINDS
                 lane = self._delivering_urgent if urgent else self._delivering
-                lane.append((command, self._waiter(given), result))
+                lane.append((command, self._waiter(given), result, index))
             self._deliver()
         self._kick()
 
@@ -414,22 +429,30 @@ class CommandApplier:
         while self._delivering_urgent:
             self._hand_back(*self._delivering_urgent.popleft())
         while self._delivering:
-            self._hand_back(*self._delivering.popleft())
+            delivery = self._delivering.popleft()
+            self._hand_back(*delivery)
+            if delivery[0] is None:
+                continue  # only an index: no turn of its own
             if not self._writer.synchronous and self._delivering:
                 self._delivery_call = self._reactor.callLater(0, self._deliver)
                 return
         self._kick()
 
-    def _hand_back(self, command: Command, d: Deferred | None, result: dict) -> None:
-        for observer in self._observers:
-            try:
-                observer(command, result)
-            except Exception:
-                log.failure("observer failed on command {command_id}", command_id=command.id)
-        if d is not None:
-            d.callback(result)
-        elif self._settled is not None:
-            self._settled(command, result)
+    def _hand_back(self, command: Command | None, d: Deferred | None, result: dict,
+                   index: int | None) -> None:
+        if command is not None:
+            for observer in self._observers:
+                try:
+                    observer(command, result)
+                except Exception:
+                    log.failure("observer failed on command {command_id}",
+                                command_id=command.id)
+            if d is not None:
+                d.callback(result)
+            elif self._settled is not None:
+                self._settled(command, result)
+        if index is not None:
+            self._observed_index = index
 
 
 def _storage_error(trouble: str) -> NotAccepting:

@@ -167,7 +167,7 @@ class OwnerCheck:
     they went), I{and} it has heard from a leader within C{timeout} (the leader moves the
     jobs of a node it has not heard from for that long: a partitioned node stops too).
 
-    @param commands: the Raft log (C{leader()}, C{status()}).
+    @param commands: the Raft log (C{leader()}, C{status()}, C{leader_commit_index()}).
     """
 
     def __init__(self, commands: Any, ownership: Ownership, timeout: float) -> None:
@@ -188,7 +188,13 @@ class OwnerCheck:
                     _silence_ms(status.get("last_contact")) == math.inf:
                 return False
             if self._catch_up_to is None:
-                self._catch_up_to = _number(status, "commit_index")
+                # the leader's, not this node's own: that one is capped by what its log
+                # holds, and a restarted node's log may not have the leader's last entries
+                # yet (CI saw it plan from an assignment two versions old)
+                known = self._commands.leader_commit_index()
+                if known is None:
+                    return False
+                self._catch_up_to = known
             if _number(status, "applied_index") < self._catch_up_to:
                 return False
             self._synced = True

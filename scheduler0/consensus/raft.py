@@ -430,9 +430,10 @@ class RaftCommandLog(Service):
                     "last_log_index": "0", "commit_index": "0", "applied_index": "0",
                     "fsm_pending": "0", "last_contact": "never"}
         status = node.getStatus()
-        # what sqlite holds: everything PySyncObj applied once the applier is idle (the
-        # last entries may be no-ops, which store nothing), else the last stored batch
-        stored = max(self._applier.applied_index or 0, self._skip_through)
+        # what sqlite holds and the observers (ownership, the scheduler) have seen:
+        # everything PySyncObj applied once the applier is idle (the last entries may be
+        # no-ops, which store nothing), else the last entry handed back
+        stored = max(self._applier.observed_index or 0, self._skip_through)
         if self._applier.idle:
             stored = max(stored, int(status["last_applied"]))
         return {
@@ -448,6 +449,18 @@ class RaftCommandLog(Service):
                 if key.startswith("partner_node_status_server_") and value == 2)),
             "last_contact": self._last_contact_text(status),
         }
+
+    def leader_commit_index(self) -> int | None:
+        """
+        The commit index the leader last sent this node (the leader's own on the leader),
+        None until a leader has been heard from since start. Unlike C{status()}'s
+        C{commit_index}, it is not capped by what this node's log holds.
+        """
+        node = self._node
+        if node is None:
+            return None
+        known = node.getStatus().get("leader_commit_idx")
+        return None if known is None else int(known)
 
     def _last_contact_text(self, status: dict) -> str:
         if status["state"] == 2:
