@@ -221,6 +221,27 @@ class RebalancerTests(SynchronousTestCase):
         self.clock.advance(0.5)
         self.assertEqual(self.applied().shares(), {2: 128, 3: 128})
 
+    def test_a_new_cluster_waits_for_its_members_before_the_first_assignment(self) -> None:
+        # a share given to the first follower heard from and moved a moment later would be
+        # executed by both for the slots due in between
+        self.raft.connected = {"127.0.0.1:7002": True}
+        self.rebalancer.startService()
+        self.addCleanup(self.rebalancer.stopService)
+        self.clock.pump([0.5] * 2)
+        self.assertEqual(self.raft.submitted, [])
+        self.raft.connected["127.0.0.1:7003"] = True
+        self.clock.advance(0.5)
+        self.assertEqual(self.applied().shares(), {2: 128, 3: 128})
+
+    def test_a_member_that_never_comes_is_waited_for_only_a_while(self) -> None:
+        self.raft.connected = {"127.0.0.1:7002": True}
+        self.rebalancer.startService()
+        self.addCleanup(self.rebalancer.stopService)
+        self.clock.pump([0.5] * 3)
+        self.assertEqual(self.raft.submitted, [])
+        self.clock.advance(0.5)  # FIRST_ASSIGNMENT_WAIT has passed
+        self.assertEqual(self.applied().shares(), {2: 256})
+
     def test_a_stopped_process_keeps_its_connection_but_stops_answering(self) -> None:
         """SIGSTOP leaves the TCP connection up: the last answer's age tells."""
         self.raft.connected = {"127.0.0.1:7002": True, "127.0.0.1:7003": True}
