@@ -57,7 +57,8 @@ URGENT_KINDS = frozenset({C.EXECUTION_RECORD})
 #: What a single node applies as it made it, without the trip through JSON: the scheduler's
 #: own execution records (typed by the node, never from a client; their trip is checked by
 #: tests/test_determinism.py). Measured with 1,000,000 jobs a minute, their trip cost 6 %
-#: of a core and p99 lateness 0.57 -> 0.68 s; every other kind costs nothing measurable.
+#: of a core and p99 lateness 0.57 -> 0.68 s (the read-back of job creations costs up to a
+#: tenth of their rate: BENCHMARKS.md).
 NOT_READ_BACK = URGENT_KINDS
 
 
