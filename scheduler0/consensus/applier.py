@@ -19,12 +19,8 @@ no urgent lane; each command carries its Raft index, and the batch's last index 
 the batch's own transaction; a batch that fails on storage is retried until it is stored
 (the entries are committed: dropping one would make this replica diverge).
 
-Commands are applied as read back from their JSON, as a log carries them (issue 12 item 4),
-and that reading is done by the writer thread, not the reactor: a Raft entry arrives as
-its JSON text (L{CommandApplier.apply_encoded}); a single node's command (C{trip=True}) is
-written to JSON and read back there, except the scheduler's own records
-(L{NOT_READ_BACK}). What the observers see is the command read back, on a single node as
-on every replica.
+Commands are applied, and seen by the observers, as read back from their JSON by the writer
+thread (L{scheduler0.consensus.read_back}): a Raft entry's text, or a single node's command.
 """
 
 from __future__ import annotations
@@ -40,9 +36,10 @@ from twisted.python.failure import Failure
 
 from ..state import commands as C
 from ..state.commands import Command
-from ..state.machine import EXCEPTION_KEY, Result, apply_batch
+from ..state.machine import EXCEPTION_KEY, Result
 from ..store.database import connect, storage_failure
 from .interface import NotAccepting, Observer, StorageFailed, StorageFull
+from .read_back import NotACommand, apply_entries, log_not_commands, not_carried
 # where the sqlite work runs; importable from here too, as before the split
 from .writers import InlineWriter, ThreadWriter, Writer
 
@@ -54,12 +51,6 @@ log = Logger()
 #: observer acts on them, so handing their results back early reorders nothing observers see.
 URGENT_KINDS = frozenset({C.EXECUTION_RECORD})
 
-#: What a single node applies as it made it, without the trip through JSON: the scheduler's
-#: own execution records (typed by the node, never from a client; their trip is checked by
-#: tests/test_determinism.py). Measured with 1,000,000 jobs a minute, their trip cost 6 %
-#: of a core and p99 lateness 0.57 -> 0.68 s (the read-back of job creations costs up to a
-#: tenth of their rate: BENCHMARKS.md).
-NOT_READ_BACK = URGENT_KINDS
 
 
 @attrs.frozen
@@ -76,39 +67,9 @@ class _Replacement:
 _Entry = Union[tuple[Union[Command, str], Union[int, None]], _Replacement]
 
 
-@attrs.frozen
-class NotACommand:
-    """A Raft entry whose text is not a command (read back in the writer): skipped."""
-
-    error: Exception
-
-
 #: an applied command to hand back: the command (None: only an index to mark), who waits
 #: for it, its result and its Raft index
 _Delivery = tuple[Union[Command, None], Union[Deferred, None], dict, Union[int, None]]
-
-
-def _read_back(entry: Command | str, trip: bool) -> Command | NotACommand:
-    """The command as a log delivers it: read from its JSON text, or (C{trip}) written to
-    JSON and read back, so a single node applies what a replica would."""
-    try:
-        if isinstance(entry, str):
-            return Command.from_json(entry)
-        if trip and entry.kind not in NOT_READ_BACK:
-            return Command.from_json(entry.to_json())
-        return entry
-    except Exception as error:
-        return NotACommand(error)
-
-
-def _apply_entries(conn: Any, entries: list[Command | str], trip: bool,
-                   applied_index: int | None = None
-                   ) -> list[tuple[Command | NotACommand, Result | None]]:
-    """In the writer thread: read each entry back and apply the commands in one batch."""
-    read = [_read_back(entry, trip) for entry in entries]
-    commands = [c for c in read if isinstance(c, Command)]
-    results = iter(apply_batch(conn, commands, applied_index))
-    return [(c, next(results) if isinstance(c, Command) else None) for c in read]
 
 
 class CommandApplier:
@@ -318,7 +279,7 @@ class CommandApplier:
         batch = [command for command, _ in entries]
         indexes = [index for _, index in entries if index is not None]
         self._busy = True
-        d = self._writer.run(_apply_entries, self._conn, batch, self._trip,
+        d = self._writer.run(apply_entries, self._conn, batch, self._trip,
                              max(indexes) if indexes else None)
         d.addBoth(self._written, entries)
 
@@ -398,7 +359,7 @@ class CommandApplier:
                 self._storage_trouble = None
             applied = [(c, r) for c, r in results if isinstance(c, Command)]
             _log_malformed(applied)
-            _log_not_commands(results, entries)
+            log_not_commands(results, entries)
             self._applied += len(applied)
             indexes = [index for _, index in entries if index is not None]
             if indexes:
@@ -410,7 +371,7 @@ class CommandApplier:
                         self._delivering.append((None, None, {}, index))
                         continue
                     # a command that JSON cannot carry (a bug): refused, stored nowhere
-                    command, result = given, _not_carried(given)
+                    command, result = given, not_carried(given)
                 urgent = not self._ordered and command.kind in URGENT_KINDS
                 lane = self._delivering_urgent if urgent else self._delivering
                 lane.append((command, self._waiter(given), result, index))
@@ -475,27 +436,6 @@ def _log_batch_failure(failure: Failure, trouble: str | None, before: str | None
                   "until it can ({count} in this batch)", path=path, trouble=trouble,
                   error=str(failure.value), count=count)
     return trouble
-
-
-def _not_carried(command: Command) -> dict:
-    return {"ok": False, "status": 500,
-            "error": f"malformed {command.kind} command: it cannot be carried as JSON (an "
-                     "internal error; the node's log has details)"}
-
-
-def _log_not_commands(results: list[tuple[Command | NotACommand, Result | None]],
-                      entries: list[tuple[Command | str, int | None]]) -> None:
-    """Log each Raft entry that was not a command (skipped; the others applied)."""
-    for (command, _), (given, index) in zip(results, entries):
-        if isinstance(command, NotACommand):
-            error = command.error
-            failure = Failure(error, type(error), error.__traceback__)
-            if isinstance(given, Command):
-                log.failure("command {command_id} ({kind}) cannot be carried as JSON; "
-                            "refused", failure, command_id=given.id, kind=given.kind)
-            else:
-                log.failure("Raft entry {index} is not a command; skipped", failure,
-                            index=index)
 
 
 def _log_malformed(applied: list[tuple[Command, dict]]) -> None:
