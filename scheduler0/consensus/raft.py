@@ -433,15 +433,15 @@ class RaftCommandLog(Service):
         # what sqlite holds and the observers (ownership, the scheduler) have seen:
         # everything PySyncObj applied once the applier is idle (the last entries may be
         # no-ops, which store nothing), else the last entry handed back
-        stored = max(self._applier.observed_index or 0, self._skip_through)
+        seen = max(self._applier.observed_index or 0, self._skip_through)
         if self._applier.idle:
-            stored = max(stored, int(status["last_applied"]))
+            seen = max(seen, int(status["last_applied"]))
         return {
             "state": STATE_NAMES.get(status["state"], str(status["state"])),
             "term": str(status["raft_term"]),
             "last_log_index": str(_last_log_index(node, status)),
             "commit_index": str(status["commit_idx"]),
-            "applied_index": str(stored),
+            "applied_index": str(seen),
             "fsm_pending": str(self._applier.waiting),
             "num_peers": str(status["partner_nodes_count"]),
             "connected_peers": str(sum(
