@@ -238,7 +238,7 @@ class RedeliverTests(SynchronousTestCase):
                                                ["y", job["id"], stamp(T0), 1]])]))
         h.executor.redeliver([], replaces="d", dropped=["x"])
         (row,) = h.store.schedule_reader.deliveries()
-        self.assertEqual([o.execution_id for o in row.occurrences], ["y"])
+        self.assertEqual([o[0] for o in row.occurrences], ["y"])
 
 
 class RefusedWritesTests(SynchronousTestCase):

@@ -174,7 +174,7 @@ class UnrecordedDispatchTests(ExecutorCase):
         self.clock.advance(30)
         # the outcomes are stored, in order, before the retry's dispatch
         self.assertEqual(self.record(a)["state"], "succeeded")
-        self.assertEqual(outbox()[0].occurrences[0].execution_id, b.execution_id)
+        self.assertEqual(outbox()[0].occurrences[0][0], b.execution_id)
         (retry,) = self.http.pending()
         self.assertEqual(retry.attempts(), [2])
         self.assertEqual((retry.seen[b.execution_id]["state"],

@@ -19,7 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from scheduler0.consensus.leadership import LeadershipGate
 from scheduler0.consensus.ownership import (
     BUCKETS, Assignment, Liveness, OwnerCheck, Ownership, Rebalancer, rebalance)
-from scheduler0.domain import DeliveryRecord, OutboxOccurrence
+from scheduler0.domain import DeliveryRecord
 from scheduler0.execution.recovery import RecoveryService
 from scheduler0.state.commands import issue
 from scheduler0.state.machine import apply_command
@@ -335,7 +335,7 @@ class RecoveryTakeOverTests(SynchronousTestCase):
 
         def entry(delivery_id: str, node_id: int, *jobs: int) -> DeliveryRecord:
             return DeliveryRecord(delivery_id, node_id, 1, "http://h", at,
-                                  [OutboxOccurrence(f"e{j}", j, at, 1) for j in jobs])
+                                  [[f"e{j}", j, at, 1] for j in jobs])
 
         outbox = [entry("dead-node", 4, 2, 3, 258), entry("live-owner", 3, 2, 5),
                   entry("mine", 2, 260, 7)]

@@ -11,7 +11,7 @@ callbacks show them (camelCase, at the edge) is decided elsewhere.
 
 from .credential import Credential
 from .dead_letters import DeadLetterSummary
-from .delivery import DeliveryFinished, DeliveryOutcome, DeliveryRecord, OutboxOccurrence
+from .delivery import DeliveryFinished, DeliveryOutcome, DeliveryRecord
 from .execution import TERMINAL_STATES, Execution
 from .job import JOB_FIELD_NAMES, Job, JobFields
 from .project import PreviousSecret, Project, SigningSecrets
@@ -19,6 +19,6 @@ from .supervisor import SupervisorHalt
 
 __all__ = [
     "Credential", "DeadLetterSummary", "DeliveryFinished", "DeliveryOutcome", "DeliveryRecord",
-    "Execution", "JOB_FIELD_NAMES", "Job", "JobFields", "OutboxOccurrence", "PreviousSecret",
+    "Execution", "JOB_FIELD_NAMES", "Job", "JobFields", "PreviousSecret",
     "Project", "SigningSecrets", "SupervisorHalt", "TERMINAL_STATES",
 ]

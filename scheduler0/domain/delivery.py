@@ -5,22 +5,16 @@ carries, kept until its outcome is recorded so a crash re-sends it with the same
 
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping
 
 import attrs
 
 
-class OutboxOccurrence(NamedTuple):
-    """An occurrence a delivery carries (a JSON array of four, as stored)."""
-
-    execution_id: str
-    job_id: int
-    scheduled_time: str
-    attempt: int
-
-
-def _occurrences(value: Any) -> tuple[OutboxOccurrence, ...]:
-    return tuple(OutboxOccurrence(*o) for o in value)
+def _occurrences(value: Any) -> tuple[list, ...]:
+    """Each occurrence a delivery carries as C{[execution id, job id, scheduled time,
+    attempt]}: a list, as JSON reads it back and as it is stored (no object each: a POST
+    carries thousands, written to JSON and read back once per POST)."""
+    return tuple(o if type(o) is list else list(o) for o in value)
 
 
 @attrs.frozen
@@ -32,12 +26,12 @@ class DeliveryRecord:
     project_id: int
     target: str
     started_at: str
-    occurrences: tuple[OutboxOccurrence, ...] = attrs.field(converter=_occurrences)
+    occurrences: tuple[list, ...] = attrs.field(converter=_occurrences)
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "node_id": self.node_id, "project_id": self.project_id,
                 "target": self.target, "started_at": self.started_at,
-                "occurrences": [list(o) for o in self.occurrences]}
+                "occurrences": self.occurrences}
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> "DeliveryRecord":

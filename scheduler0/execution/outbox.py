@@ -15,7 +15,7 @@ from typing import Any, Callable
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..domain import DeliveryRecord, OutboxOccurrence
+from ..domain import DeliveryRecord
 from ..schedule.occurrence import scheduled_text
 from ..timestamps import format_time, from_seconds
 from .delivery import Delivery
@@ -30,8 +30,7 @@ def outbox_entry(delivery: Delivery, node_id: int, started: float) -> DeliveryRe
     return DeliveryRecord(
         id=delivery.id, node_id=node_id, project_id=delivery.project_id,
         target=delivery.target, started_at=format_time(from_seconds(started)),
-        occurrences=[OutboxOccurrence(o.execution_id, o.job_id, scheduled_text(o.scheduled),
-                                      o.attempt)
+        occurrences=[[o.execution_id, o.job_id, scheduled_text(o.scheduled), o.attempt]
                      for o in delivery.occurrences])
 
 

@@ -112,21 +112,21 @@ class RecoveryService(Service):
         plans = self._plans()
         outbox = self._outbox()
         # an occurrence the outbox lists was sent after whatever its stored record says
-        listed = {o.execution_id for delivery in outbox for o in delivery.occurrences}
+        listed = {o[0] for delivery in outbox for o in delivery.occurrences}
         resent = 0
         for delivery in outbox:
             if self._finishes_its_own(delivery.node_id):
                 continue
             resend, dropped = [], []
-            for o in delivery.occurrences:
-                if not self._owns(o.job_id):
+            for execution_id, job_id, scheduled_time, attempt in delivery.occurrences:
+                if not self._owns(job_id):
                     continue  # its owner re-sends it
-                plan = plans.get(o.job_id)
+                plan = plans.get(job_id)
                 if plan is None:
-                    dropped.append(o.execution_id)
+                    dropped.append(execution_id)
                     continue
-                resend.append(occurrence_again(o.execution_id, o.scheduled_time, plan,
-                                               o.attempt + 1))
+                resend.append(occurrence_again(execution_id, scheduled_time, plan,
+                                               attempt + 1))
             if not resend and not dropped:
                 continue
             resent += len(resend)
