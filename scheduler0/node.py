@@ -204,12 +204,12 @@ def build_node(config: Config, node_secrets: NodeSecrets, reactor: Any = None, *
         assert store.schedule_reader is not None, "the store is not open"
         return store.schedule_reader
 
-    # a Replicas list: Raft (PySyncObj) with the other nodes; else the single-node log
+    # a Replicas list: Raft (PySyncObj) with the other nodes; else a one-node Raft cluster
     commands = add(raft_command_log(config, node_secrets.secret_key, store.path, reactor)
                    or LocalCommandLog(store.path, clock, node_id=config.node_id,
-                                   address=config.advertised_raft_address(),
-                                   applier=CommandApplier(store.path, clock, writer,
-                                                          trip=True)),
+                                      address=config.advertised_raft_address(),
+                                      applier=CommandApplier(store.path, clock, writer,
+                                                             store_index=False)),
                    "commands")
 
     policy = NetworkPolicy(config.callback_allow_networks, config.callback_deny_networks,

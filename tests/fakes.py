@@ -160,6 +160,13 @@ class FlakyCommandLog:
         return getattr(self.real, name)
 
 
+def _kind(entry: Any) -> Any:
+    """A batch entry's kind: a command's, or a log entry's (its JSON text)."""
+    if isinstance(entry, str):
+        return json.loads(entry).get("kind")
+    return getattr(entry, "kind", None)
+
+
 class SlowRecordsWriter:
     """
     The applier's writer for a slow commit path of the scheduler's writes: every batch is
@@ -184,7 +191,7 @@ class SlowRecordsWriter:
         applied = defer.maybeDeferred(f, *args)
         batch = next((a for a in args if isinstance(a, list)), None)  # the commands
         if not isinstance(batch, list) or not any(
-                getattr(c, "kind", None) == C.EXECUTION_RECORD for c in batch):
+                _kind(c) == C.EXECUTION_RECORD for c in batch):
             return applied
         d: Deferred = Deferred()
         results: list[Any] = []

@@ -48,7 +48,7 @@ class ApiDiskFullTests(SynchronousTestCase):
         project_id = h.project()["id"]
         body = [{"projectId": project_id, "spec": "*/5 * * * *", "data": "x" * 2000,
                  "callbackUrl": "http://127.0.0.1:3000/callback"} for _ in range(40)]
-        writer = h.commands._conn
+        writer = h.commands.applier.connection
         fill_disk(writer)
 
         code, envelope = h.request("POST", "/jobs", body)
@@ -78,23 +78,23 @@ class CommandLogDiskFullTests(SynchronousTestCase):
             dict(job(i), data="x" * 2000) for i in range(first, first + 40)]})
 
     def test_the_command_fails_with_storage_full_and_is_not_recorded(self) -> None:
-        fill_disk(self.log._conn)
+        fill_disk(self.log.applier.connection)
         failure = self.failureResultOf(self.log.submit(self.big("j", 1)), StorageFull)
         self.assertIsInstance(failure.value, NotAccepting)  # callers that retry see "not taken"
         self.assertEqual(str(failure.value), FULL_MESSAGE)
-        free_space(self.log._conn)
+        free_space(self.log.applier.connection)
         # the same command id is applied now: the failure was not stored as its result
         self.assertEqual(self.successResultOf(self.log.submit(self.big("j", 1))),
                          {"ok": True, "count": 40, "first_id": 1})
 
     def test_logged_once_while_it_lasts_and_when_it_ends(self) -> None:
-        fill_disk(self.log._conn)
+        fill_disk(self.log.applier.connection)
         for n in range(3):
             self.failureResultOf(self.log.submit(self.big(f"j{n}", 1 + 40 * n)), StorageFull)
         errors = [e for e in self.events if e["log_level"] == LogLevel.error]
         self.assertEqual(len(errors), 1, errors)
         self.assertEqual(errors[0]["trouble"], "full")
-        free_space(self.log._conn)
+        free_space(self.log.applier.connection)
         self.successResultOf(self.log.submit(self.big("j9", 1)))
         self.assertIn("the database takes writes again",
                       [e["log_format"] for e in self.events])

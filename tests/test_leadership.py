@@ -21,6 +21,7 @@ from scheduler0.domain import SupervisorHalt
 from scheduler0.operability.supervisor import HALTED, RUNNING, STANDBY, Supervisor
 from scheduler0.schedule.occurrence import execution_id
 from scheduler0.schedule.service import SchedulerService
+from scheduler0.store.service import StoreService
 from scheduler0.state.commands import issue
 from scheduler0.state.payloads import SetSupervisor
 
@@ -173,17 +174,18 @@ class GateTests(SynchronousTestCase):
     def test_a_single_node_is_always_the_leader(self) -> None:
         """LocalCommandLog names itself leader with nothing to catch up: a gate over it
         starts its parts at once, in startService."""
-        log = LocalCommandLog(self.mktemp(), None, node_id=1, applier=_IdleApplier())
+        store = StoreService(self.mktemp())
+        store.startService()
+        self.addCleanup(store.stopService)
+        clock = Clock()
+        log = LocalCommandLog(store.path, clock, node_id=1, threaded=False)
+        self.successResultOf(log.startService())
+        self.addCleanup(log.stopService)
         events: list[tuple[str, str]] = []
-        gate = LeadershipGate(Clock(), LeaderCheck(log, "1"))
+        gate = LeadershipGate(clock, LeaderCheck(log, "1"))
         Part("executor", events).setServiceParent(gate)
         gate.startService()
         self.assertEqual(events, [("start", "executor")])
-
-
-class _IdleApplier:
-    applied = 0
-    waiting = 0
 
 
 class SchedulerBehindTheGateTests(SynchronousTestCase):

@@ -20,7 +20,8 @@ the batch's own transaction; a batch that fails on storage is retried until it i
 (the entries are committed: dropping one would make this replica diverge).
 
 Commands are applied, and seen by the observers, as read back from their JSON by the writer
-thread (L{scheduler0.consensus.read_back}): a Raft entry's text, or a single node's command.
+thread (L{scheduler0.consensus.read_back}): a Raft entry's text (L{apply_encoded}), on a
+single node as on every replica; L{apply} takes a command as it is.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ from twisted.python.failure import Failure
 
 from ..state import commands as C
 from ..state.commands import Command
-from ..state.machine import EXCEPTION_KEY, Result
+from ..state.machine import Result
 from ..store.database import connect, storage_failure
-from .interface import NotAccepting, Observer, StorageFailed, StorageFull
-from .read_back import NotACommand, apply_entries, log_not_commands, not_carried
+from .batch_outcome import log_batch_failure, log_malformed, storage_error
+from .interface import NotAccepting, Observer
+from .read_back import NotACommand, apply_entries, log_not_commands
 # where the sqlite work runs; importable from here too, as before the split
 from .writers import InlineWriter, ThreadWriter, Writer
 
@@ -80,15 +82,17 @@ class CommandApplier:
     @param writer: where sqlite runs (L{ThreadWriter} or L{InlineWriter}).
     @param ordered: apply strictly in the order given (a Raft replica): no urgent lane, and a
         batch that fails on storage is retried every C{retry_delay} seconds, never failed.
-    @param trip: write each command given to L{apply} to JSON and read it back in the writer
-        thread before applying it (a single node: it applies what a log would carry).
+    @param store_index: store the batch's last Raft index with it (a replica, whose journal
+        replays what sqlite lacks); a single node's indices start again at each start.
     """
 
     def __init__(self, path: str, reactor: Any, writer: Writer, max_batch: int = 256,
-                 ordered: bool = False, retry_delay: float = 1.0, trip: bool = False) -> None:
+                 ordered: bool = False, retry_delay: float = 1.0,
+                 store_index: bool = True) -> None:
         self._path = path
-        self._trip = trip
+        self._store_index = store_index
         self._settled: Callable[[Command, dict], None] | None = None
+        self._refused: Callable[[str, Exception], None] | None = None
         self._reactor = reactor
         self._writer = writer
         self._max_batch = max_batch
@@ -175,20 +179,31 @@ class CommandApplier:
         self._kick()
         return d
 
-    def apply_encoded(self, text: str, index: int) -> None:
+    def apply_encoded(self, text: str, index: int, urgent: bool = False) -> None:
         """
         Apply a Raft entry, C{text} being its command's JSON, read back in the writer
         thread. Nobody waits for it here: once the observers saw it, the settled callback
         (L{on_settled}) gets the command and its result; an entry that is not a command is
-        logged and skipped (its index is stored all the same).
+        logged and skipped (its index is stored all the same). C{urgent}: one of
+        L{URGENT_KINDS}, said by the log that knows it (ignored when ordered).
         """
-        self._pending.append((text, index))
+        urgent = urgent and not self._ordered
+        (self._urgent if urgent else self._pending).append((text, index))
         self._kick()
 
     def on_settled(self, callback: Callable[[Command, dict], None]) -> None:
         """Call C{callback(command, result)} for each entry of L{apply_encoded} once the
         observers saw it (a Raft log answers its proposals there)."""
         self._settled = callback
+
+    def on_refused(self, callback: Callable[[str, Any], None]) -> None:
+        """
+        Call C{callback(text, why)} for each entry of L{apply_encoded} that was not
+        applied: its batch could not be stored (C{why} the error; never when ordered: that
+        batch is retried), or it is not a command (a L{NotACommand}). A single node answers
+        its proposal with it, as nobody else will apply that entry.
+        """
+        self._refused = callback
 
     def replace_state(self, restore: Callable[[Any], None], index: int) -> Deferred:
         """
@@ -244,6 +259,11 @@ class CommandApplier:
         return len(self._pending)
 
     @property
+    def synchronous(self) -> bool:
+        """Whether its writer applies a batch before C{apply} returns (tests)."""
+        return bool(self._writer.synchronous)
+
+    @property
     def connection(self) -> Any:
         """The writer connection (None until started); touch it only from the writer."""
         return self._conn
@@ -279,8 +299,8 @@ class CommandApplier:
         batch = [command for command, _ in entries]
         indexes = [index for _, index in entries if index is not None]
         self._busy = True
-        d = self._writer.run(apply_entries, self._conn, batch, self._trip,
-                             max(indexes) if indexes else None)
+        d = self._writer.run(apply_entries, self._conn, batch,
+                             max(indexes) if indexes and self._store_index else None)
         d.addBoth(self._written, entries)
 
     def _replaced(self, outcome: object, replacement: _Replacement) -> None:
@@ -342,23 +362,25 @@ class CommandApplier:
         batch = [command for command, _ in entries]
         if isinstance(results, Failure):
             trouble = storage_failure(results.value)
-            self._storage_trouble = _log_batch_failure(
+            self._storage_trouble = log_batch_failure(
                 results, trouble, self._storage_trouble, len(batch), self._path)
             if self._ordered:
                 self._pending.extendleft(reversed(entries))
                 self._retry_later()
                 return
-            error: Any = _storage_error(trouble) if trouble else results
+            error: Any = storage_error(trouble) if trouble else results
             for command in batch:
                 waiter = self._waiter(command)
                 if waiter is not None:
                     waiter.errback(error)
+                elif isinstance(command, str) and self._refused is not None:
+                    self._refused(command, error)
         else:
             if self._storage_trouble is not None:
                 log.info("the database takes writes again")
                 self._storage_trouble = None
             applied = [(c, r) for c, r in results if isinstance(c, Command)]
-            _log_malformed(applied)
+            log_malformed(applied)
             log_not_commands(results, entries)
             self._applied += len(applied)
             indexes = [index for _, index in entries if index is not None]
@@ -366,12 +388,11 @@ class CommandApplier:
                 self._applied_index = max(indexes)
             for (command, result), (given, index) in zip(results, entries):
                 if not isinstance(command, Command):
-                    if not isinstance(given, Command):
-                        # an entry that is not a command: logged, skipped, its index marked
-                        self._delivering.append((None, None, {}, index))
-                        continue
-                    # a command that JSON cannot carry (a bug): refused, stored nowhere
-                    command, result = given, not_carried(given)
+                    # an entry that is not a command: logged, skipped, its index marked
+                    self._delivering.append((None, None, {}, index))
+                    if self._refused is not None:
+                        self._refused(given, command)  # type: ignore[arg-type]
+                    continue
                 urgent = not self._ordered and command.kind in URGENT_KINDS
                 lane = self._delivering_urgent if urgent else self._delivering
                 lane.append((command, self._waiter(given), result, index))
@@ -415,35 +436,3 @@ class CommandApplier:
                 self._settled(command, result)
         if index is not None:
             self._observed_index = index
-
-
-def _storage_error(trouble: str) -> NotAccepting:
-    if trouble == "full":
-        return StorageFull()
-    if trouble == "damaged":
-        return StorageFailed("the node's database file is damaged; the write was not "
-                             "stored (the operator must restore it from a backup)")
-    return StorageFailed()
-
-
-def _log_batch_failure(failure: Failure, trouble: str | None, before: str | None,
-                       count: int, path: str) -> str | None:
-    """Log a failed batch; a storage failure once when it starts, not for every batch."""
-    if trouble is None:
-        log.failure("writing {count} commands failed", failure, count=count)
-    elif trouble != before:
-        log.error("cannot write the database {path} ({trouble}: {error}); every write fails "
-                  "until it can ({count} in this batch)", path=path, trouble=trouble,
-                  error=str(failure.value), count=count)
-    return trouble
-
-
-def _log_malformed(applied: list[tuple[Command, dict]]) -> None:
-    """Log (with its traceback) each command its applier failed on; the rest committed."""
-    for command, result in applied:
-        error = result.pop(EXCEPTION_KEY, None)
-        if error is not None:
-            log.failure("command {command_id} ({kind}) failed in its applier; rejected it "
-                        "({message}) and committed the rest of its batch",
-                        Failure(error, type(error), error.__traceback__),
-                        command_id=command.id, kind=command.kind, message=result["error"])

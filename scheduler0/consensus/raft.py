@@ -15,7 +15,7 @@ proposed again until it is applied here or its time (C{RaftApplyTimeout}) runs o
 commands are idempotent by id, so applying one twice changes nothing.
 
 The PySyncObj object is L{scheduler0.consensus.raft_node}, the settings
-L{scheduler0.consensus.raft_settings}; this module (about 620 lines) keeps the log and its
+L{scheduler0.consensus.raft_settings}; this module (about 670 lines) keeps the log and its
 table of proposals together, since proposing, re-checking and answering all share it, with
 the membership operations the cluster-management API calls (L{scheduler0.consensus.membership})
 on the same PySyncObj object.
@@ -32,7 +32,7 @@ import attrs
 from pysyncobj import FAIL_REASON, SyncObjConf
 from pysyncobj.syncobj import SyncObjException
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -40,6 +40,7 @@ from zope.interface import implementer
 
 from ..state.commands import Command
 from .applier import CommandApplier, InlineWriter, ThreadWriter
+from .read_back import not_carried
 from .interface import ICommandLog, NotAccepting, Observer
 from .membership import MembershipRefused, read_members
 from .raft_node import ReplicatedLog, _bridge_pysyncobj_logs
@@ -79,6 +80,8 @@ class _Proposal:
     payload: str
     waiters: list[Deferred] = attrs.field(factory=list)
     timer: Any = None
+    #: one of URGENT_KINDS on a single node (its applier puts them first)
+    urgent: bool = False
 
     def cancel_timer(self) -> None:
         if self.timer is not None and self.timer.active():
@@ -92,21 +95,35 @@ class RaftCommandLog(Service):
     @param path: the sqlite file; its schema must already exist.
     @param settings: addresses, timeouts and bounds (L{RaftSettings}).
     @param threaded: write in a dedicated thread (the daemon); False writes inline.
+    @param applier: the applier to hand entries to (an ordered one built from the
+        arguments above when not given).
     """
 
+    #: whether the node has a Raft port (a single node, L{LocalCommandLog}, has none)
+    has_port = True
+
+    #: seconds before a proposal without a result is looked for in the database or
+    #: proposed again (L{RECHECK_AFTER}; 0: never, a single node loses no proposal)
+    recheck_after = RECHECK_AFTER
+
     def __init__(self, path: str, reactor: Any, settings: RaftSettings,
-                 threaded: bool = True, max_batch: int = 256) -> None:
-        if not settings.password:
+                 threaded: bool = True, max_batch: int = 256,
+                 applier: CommandApplier | None = None) -> None:
+        if self.has_port and not settings.password:
             # the Raft port unpickles what it receives: never without encryption
             raise ValueError("a Raft log needs a password (derived from SecretKey)")
         _bridge_pysyncobj_logs()
         self._path = path
         self._reactor = reactor
         self._settings = settings
-        writer = ThreadWriter(reactor) if threaded else InlineWriter()
-        self._applier = CommandApplier(path, reactor, writer, max_batch=max_batch,
-                                       ordered=True)
+        if applier is None:
+            writer = ThreadWriter(reactor) if threaded else InlineWriter()
+            applier = CommandApplier(path, reactor, writer, max_batch=max_batch, ordered=True)
+        self._applier = applier
         self._applier.on_settled(self._settled)
+        # ticks asked for while one runs (a proposal made by an observer in the tick)
+        self._ticking = False
+        self._ticks_owed = 0
         self._node: ReplicatedLog | None = None
         self._ticker: LoopingCall | None = None
         self._state_observers: list[Callable[[], None]] = []
@@ -272,10 +289,22 @@ class RaftCommandLog(Service):
             self._reads = None
         return self._applier.stop()
 
-    def _tick(self) -> None:
-        node = self._node
-        if node is None:
+    def _tick(self, times: int = 1) -> None:
+        """Run PySyncObj's tick C{times} times; asked for during a tick (an observer's
+        proposal, on a single node), they run right after it, never inside it."""
+        self._ticks_owed += times
+        if self._ticking:
             return
+        self._ticking = True
+        try:
+            while self._ticks_owed and self._node is not None:
+                self._ticks_owed -= 1
+                self._tick_once(self._node)
+        finally:
+            self._ticking = False
+            self._ticks_owed = 0
+
+    def _tick_once(self, node: ReplicatedLog) -> None:
         try:
             node.doTick(0.0)
         except Exception:
@@ -299,14 +328,14 @@ class RaftCommandLog(Service):
 
     # -- applying committed entries (in the tick, in log order) ------------------------
 
-    def _on_entry(self, command_json: str, index: int) -> None:
+    def _on_entry(self, command_json: str, index: int, urgent: bool = False) -> None:
         if index <= self._skip_through:
             return  # replayed from the journal: already in the database
         self._handed = max(self._handed, index)
         # read back from its JSON by the writer thread, not here in the tick; answered in
         # _settled once applied (a proposal still waiting when the applier stops is failed
         # by stopService)
-        self._applier.apply_encoded(command_json, index)
+        self._applier.apply_encoded(command_json, index, urgent)
 
     def _settled(self, command: Command, result: dict) -> None:
         self._applied(result, command.id)
@@ -337,15 +366,26 @@ class RaftCommandLog(Service):
         if self.in_flight >= self._settings.max_in_flight:
             return _failed(NotAccepting("too many writes are waiting to be committed through "
                                         "Raft; retry shortly"))
-        d: Deferred = Deferred(lambda cancelled: self._forget(command.id, cancelled))
+        return self._propose_new(command)
+
+    def _propose_new(self, command: Command, urgent: bool = False) -> Deferred:
+        """Propose C{command} (or wait for the same one already proposed)."""
         proposal = self._proposals.get(command.id)
         if proposal is None:
-            proposal = self._proposals[command.id] = _Proposal(command.to_json())
-            proposal.waiters.append(d)
-            self._propose(command.id)
-        else:
-            proposal.waiters.append(d)  # the same command is already on its way
-        d.addTimeout(self._settings.apply_timeout, self._reactor)
+            try:
+                payload = command.to_json()
+            except Exception:
+                # a bug: refused with a stable message, nothing proposed
+                log.failure("command {command_id} ({kind}) cannot be carried as JSON; "
+                            "refused", command_id=command.id, kind=command.kind)
+                return succeed(not_carried(command.kind))
+            proposal = self._proposals[command.id] = _Proposal(payload, urgent=urgent)
+        d: Deferred = Deferred(lambda cancelled: self._forget(command.id, cancelled))
+        if self._settings.apply_timeout:
+            d.addTimeout(self._settings.apply_timeout, self._reactor)
+        proposal.waiters.append(d)
+        if len(proposal.waiters) == 1:
+            self._propose(command.id)  # else the same command is already on its way
         return d
 
     @property
@@ -386,8 +426,16 @@ class RaftCommandLog(Service):
                           command_id=command_id, error=error)
                 self._later(command_id, REPROPOSE_DELAY, self._propose)
 
-        self._later(command_id, RECHECK_AFTER, self._recheck)
-        node.apply_command(proposal.payload, callback=proposed)
+        if self.recheck_after:
+            self._later(command_id, self.recheck_after, self._recheck)
+        if proposal.urgent:
+            node.apply_command(proposal.payload, True, callback=proposed)
+        else:
+            node.apply_command(proposal.payload, callback=proposed)
+        self._proposed()
+
+    def _proposed(self) -> None:
+        """A proposal was handed to PySyncObj: the next tick sends it on."""
 
     def _recheck(self, command_id: str) -> None:
         """
@@ -614,7 +662,7 @@ def raft_command_log(config: Any, secret_key: str, path: str,
                      reactor: Any) -> RaftCommandLog | None:
     """
     The node's Raft log when C{Replicas} lists a cluster (the other listed nodes are its
-    partners); None with an empty C{Replicas}, where the single-node log is used.
+    partners); None with an empty C{Replicas}: a one-node cluster (L{LocalCommandLog}).
     """
     if not config.replicas:
         return None

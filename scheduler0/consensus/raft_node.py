@@ -13,7 +13,7 @@ from typing import Any, Callable
 from cryptography.fernet import InvalidToken
 from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj.monotonic import monotonic as pysyncobj_monotonic
-from pysyncobj.transport import TCPTransport
+from pysyncobj.transport import TCPTransport, Transport
 from twisted.logger import Logger, LogLevel
 
 log = Logger()
@@ -152,6 +152,14 @@ class _GuardedTransport(TCPTransport):
         super()._onDisconnected(conn)
 
 
+class NoTransport(Transport):
+    """The transport of a one-node cluster (a single node): no port to bind, nobody to
+    send to. PySyncObj's base transport is ready at once and sends nothing."""
+
+    def send(self, node: Any, message: Any) -> bool:
+        return False
+
+
 class ReplicatedLog(SyncObj):
     """
     The PySyncObj object: ONE replicated method. Method ids are numbered by sorted name, so
@@ -160,8 +168,9 @@ class ReplicatedLog(SyncObj):
     """
 
     def __init__(self, self_address: str | None, partners: list[str], conf: SyncObjConf,
-                 on_entry: Callable[[str, int], None], clock: Callable[[], float],
-                 learner_address: str | None = None) -> None:
+                 on_entry: Callable[[str, int, bool], None], clock: Callable[[], float],
+                 learner_address: str | None = None,
+                 transport_class: type = _GuardedTransport) -> None:
         self._on_entry = on_entry
         self._clock = clock
         self._self_address = self_address
@@ -170,7 +179,7 @@ class ReplicatedLog(SyncObj):
         self.learner_address = learner_address if self_address is None else None
         # read-only node id (PySyncObj's counter) -> the Raft address it announced
         self._learners: dict[str, str] = {}
-        super().__init__(self_address, partners, conf=conf, transportClass=_GuardedTransport)
+        super().__init__(self_address, partners, conf=conf, transportClass=transport_class)
 
     @property
     def encryptor(self) -> Any:  # type: ignore[override]
@@ -257,7 +266,9 @@ class ReplicatedLog(SyncObj):
         return found
 
     @replicated
-    def apply_command(self, command_json: str) -> None:
+    def apply_command(self, command_json: str, urgent: bool = False) -> None:
         # PySyncObj applies entries in order and counts raftLastApplied up after each, so
-        # the entry being applied is the next one
-        self._on_entry(command_json, self.raftLastApplied + 1)
+        # the entry being applied is the next one. C{urgent} is passed by a single node
+        # only (its applier may put the scheduler's records first; a replica follows the
+        # log's order): a cluster's entries carry the JSON alone, as older releases wrote.
+        self._on_entry(command_json, self.raftLastApplied + 1, urgent)

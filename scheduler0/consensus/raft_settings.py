@@ -40,6 +40,7 @@ class RaftSettings:
     data_dir: str
     password: str
     bind_address: str | None = None
+    #: seconds a proposal waits for its result (0: as long as it takes, a single node)
     apply_timeout: float = 10.0
     transport_timeout: float = 3.5
     snapshot_interval: int = 300

@@ -1,0 +1,157 @@
+"""
+A single node is a one-node Raft cluster (issue 12 item 14): its commands go through
+PySyncObj and are read back from their JSON in the writer thread, as on every replica, with
+no Raft port, no journal on disk and no wait for a tick. Real sqlite files in temp dirs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+from twisted.internet import defer, reactor
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from scheduler0.consensus.local import COMPACT_ENTRIES, LocalCommandLog
+from scheduler0.consensus.raft_snapshot import stored_index
+from scheduler0.state import commands as C
+from scheduler0.state.commands import Command
+from scheduler0.store.service import StoreService
+
+AT = "2026-11-26T16:00:00.000Z"
+
+
+def project(i: int) -> Command:
+    return Command(f"p{i}", C.PROJECT_CREATE, AT, {"project": {
+        "id": i, "name": f"p{i}", "description": "", "signing_secret": "s"}})
+
+
+def record(command_id: str = "outbox") -> Command:
+    return Command(command_id, C.EXECUTION_RECORD, AT, {"records": []})
+
+
+def stored(path: str) -> int:
+    check = sqlite3.connect(path)
+    try:
+        return check.execute("SELECT count(*) FROM applied_commands").fetchone()[0]
+    finally:
+        check.close()
+
+
+class Node:
+    """A started single-node log, writing inline, on a Clock."""
+
+    def __init__(self, testcase: SynchronousTestCase, path: str | None = None,
+                 address: str = "127.0.0.1:7071") -> None:
+        if path is None:
+            store = StoreService(testcase.mktemp())
+            store.startService()
+            testcase.addCleanup(store.stopService)
+            path = store.path
+        self.path = path
+        self.clock = Clock()
+        self.log = LocalCommandLog(path, self.clock, node_id=1, address=address,
+                                   threaded=False)
+        testcase.successResultOf(self.log.startService())
+        testcase.addCleanup(lambda: self.log.running and self.log.stopService())
+        self.observed: list[Command] = []
+        self.log.add_observer(lambda command, result: self.observed.append(command))
+
+
+class OneNodeClusterTests(SynchronousTestCase):
+    def test_it_leads_at_once_and_answers_before_submit_returns(self) -> None:
+        node = Node(self)
+        self.assertEqual(node.log.leader(), ("127.0.0.1:7071", "1"))
+        self.assertEqual(self.successResultOf(node.log.submit(project(1))),
+                         {"ok": True, "id": 1})
+        status = node.log.status()
+        self.assertEqual((status["state"], status["num_peers"]), ("Leader", "0"))
+        self.assertEqual(status["applied_index"], status["last_log_index"])
+        # no tick left to wait for, and no timer behind (proposals tick PySyncObj)
+        self.assertEqual(node.clock.getDelayedCalls(), [])
+
+    def test_it_binds_no_raft_port(self) -> None:
+        # two single nodes with the same RaftAddress in one process: a bound port would
+        # refuse the second
+        first, second = Node(self), Node(self)
+        self.assertEqual(self.successResultOf(first.log.submit(project(1)))["id"], 1)
+        self.assertEqual(self.successResultOf(second.log.submit(project(1)))["id"], 1)
+
+    def test_what_is_applied_and_observed_is_the_command_read_back(self) -> None:
+        node = Node(self)
+        # a payload field JSON carries as an array: a replica would read a list back
+        given = Command("p1", C.PROJECT_CREATE, AT, {"project": {
+            "id": 1, "name": "p1", "description": "", "signing_secret": "s"}, "extra": (1, 2)})
+        self.successResultOf(node.log.submit(given))
+        self.successResultOf(node.log.submit(record()))  # the scheduler's records too
+        self.assertEqual(node.observed, [Command.from_json(given.to_json()),
+                                         Command.from_json(record().to_json())])
+        self.assertIsNot(node.observed[1], record())
+
+    def test_a_command_json_cannot_carry_is_refused_and_nothing_stored(self) -> None:
+        node = Node(self)
+        unwritable = Command("p1", C.PROJECT_CREATE, AT, {"project": {
+            "id": 1, "name": b"bytes", "description": "", "signing_secret": "s"}})
+        result = self.successResultOf(node.log.submit(unwritable))
+        self.assertEqual((result["ok"], result["status"]), (False, 500))
+        self.assertIn("cannot be carried as JSON", result["error"])
+        self.assertEqual(len(self.flushLoggedErrors(TypeError)), 1)
+        self.assertEqual(self.successResultOf(node.log.submit(project(2))), {"ok": True, "id": 1})
+        self.assertEqual(stored(node.path), 1)
+
+    def test_a_command_proposed_by_an_observer_is_applied_after_the_one_it_saw(self) -> None:
+        node = Node(self)
+        answers: list[dict] = []
+
+        def follow(command: Command, result: dict) -> None:
+            if command.id == "p1":  # proposed while PySyncObj's tick applies p1
+                node.log.submit(project(2)).addCallback(answers.append)
+
+        node.log.add_observer(follow)
+        self.assertEqual(self.successResultOf(node.log.submit(project(1)))["id"], 1)
+        self.assertEqual(answers, [{"ok": True, "id": 2}])
+        self.assertEqual([c.id for c in node.observed], ["p1", "p2"])
+
+    def test_its_journal_stays_in_memory_and_small(self) -> None:
+        node = Node(self)
+        for i in range(1, COMPACT_ENTRIES * 3):
+            self.assertTrue(self.successResultOf(node.log.submit(record(f"r{i}")))["ok"])
+        assert node.log.node is not None
+        self.assertLessEqual(node.log.node.getStatus()["log_len"], COMPACT_ENTRIES + 2)
+        self.assertEqual(stored(node.path), COMPACT_ENTRIES * 3 - 1)
+
+    def test_its_indices_are_not_stored_and_start_again(self) -> None:
+        # a database a single node wrote may later start a cluster's first node: no stored
+        # index may make that node skip the cluster's first entries as already applied
+        node = Node(self)
+        self.successResultOf(node.log.submit(project(1)))
+        self.successResultOf(node.log.stopService())
+        self.assertEqual(stored_index(node.path), 0)
+        again = Node(self, node.path)
+        self.assertEqual(self.successResultOf(again.log.submit(project(2)))["id"], 2)
+        self.assertEqual(stored(node.path), 2)
+
+
+class WriterThreadTests(TestCase):
+    @defer.inlineCallbacks
+    def test_the_json_is_read_in_the_writer_thread_not_the_reactor(self):  # type: ignore
+        store = StoreService(self.mktemp())
+        store.startService()
+        self.addCleanup(store.stopService)
+        log = LocalCommandLog(store.path, reactor)
+        readers: list[str] = []
+        real = Command.from_json.__func__  # type: ignore[attr-defined]
+
+        def from_json(cls, text):  # type: ignore[no-untyped-def]
+            readers.append(threading.current_thread().name)
+            return real(cls, text)
+
+        self.patch(Command, "from_json", classmethod(from_json))
+        yield log.startService()
+        results = yield defer.gatherResults([log.submit(c) for c in
+                                             (project(1), project(2), record())])
+        yield log.stopService()
+        self.assertEqual([r.get("id") for r in results[:2]], [1, 2])
+        self.assertEqual(len(readers), 3)
+        self.assertNotIn(threading.current_thread().name, readers)
