@@ -162,18 +162,7 @@ class LocalCommandLog(RaftCommandLog):
         d = self._applier.stop()
 
         def stopped(passthrough: object) -> object:
-            if self._node is not None:
-                self._node.destroy()
-                self._node = None
-            proposals, self._proposals = self._proposals, {}
-            for proposal in proposals.values():
-                proposal.cancel_timer()
-                for waiter in proposal.waiters:
-                    waiter.errback(NotAccepting("the node stopped before the write was "
-                                                "stored; it was not taken"))
-            if self._reads is not None:
-                self._reads.close()
-                self._reads = None
+            self._close("the node stopped before the write was stored; it was not taken")
             return passthrough
 
         return d.addBoth(stopped)

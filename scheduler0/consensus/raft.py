@@ -275,6 +275,12 @@ class RaftCommandLog(Service):
         Service.stopService(self)
         if self._ticker is not None and self._ticker.running:
             self._ticker.stop()
+        self._close("the node is stopping; the write may still be applied by the cluster")
+        return self._applier.stop()
+
+    def _close(self, unanswered: str) -> None:
+        """Destroy the PySyncObj object; fail the proposals still waiting with
+        L{NotAccepting}(C{unanswered})."""
         if self._node is not None:
             self._node.destroy()
             self._node = None
@@ -282,12 +288,10 @@ class RaftCommandLog(Service):
         for proposal in proposals.values():
             proposal.cancel_timer()
             for d in proposal.waiters:
-                d.errback(NotAccepting("the node is stopping; the write may still be applied "
-                                       "by the cluster"))
+                d.errback(NotAccepting(unanswered))
         if self._reads is not None:
             self._reads.close()
             self._reads = None
-        return self._applier.stop()
 
     def _tick(self, times: int = 1) -> None:
         """Run PySyncObj's tick C{times} times; asked for during a tick (an observer's
