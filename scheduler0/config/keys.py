@@ -182,7 +182,9 @@ KEYS: tuple[Key, ...] = (
         "AuthPassword.",
         choice_check(("none", "basic")), "security"),
     # ---- raft / cluster
-    Key("RaftAddress", str, "127.0.0.1:7071", "host:port this node's Raft (PySyncObj) listens on.",
+    Key("RaftAddress", str, "127.0.0.1:7071",
+        "host:port this node's Raft (PySyncObj) listens on; a single node (empty Replicas) "
+        "listens on none.",
         Check("host:port with a port from 1 to 65535", host_port_fn), "cluster"),
     Key("NodeAdvAddress", str, "",
         "Raft address other nodes use to reach this node; empty = RaftAddress.",
