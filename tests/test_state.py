@@ -202,8 +202,9 @@ class LocalCommandLogTests(TestCase):
         writes = [log.submit(Command(f"w{i}", C.PROJECT_CREATE, "2026-11-26T16:00:00.000Z",
                                      {"project": {"id": i, "name": f"w{i}", "description": "",
                                                   "signing_secret": "s"}}))
-                  for i in range(1, 8)]
-        # the first is in the writer's hands, five wait: the seventh is refused
+                  for i in range(1, 7)]
+        # five wait (they reach the applier together, in the next reactor turn): the
+        # sixth is refused
         yield self.assertFailure(writes.pop(), NotAccepting)
         result = yield log.submit(Command("r", C.EXECUTION_RECORD, "2026-11-26T16:00:00.000Z",
                                           {"records": []}))

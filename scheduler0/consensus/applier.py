@@ -259,6 +259,11 @@ class CommandApplier:
         return len(self._pending)
 
     @property
+    def synchronous(self) -> bool:
+        """Whether its writer applies a batch before C{apply} returns (tests)."""
+        return bool(self._writer.synchronous)
+
+    @property
     def connection(self) -> Any:
         """The writer connection (None until started); touch it only from the writer."""
         return self._conn
