@@ -13,6 +13,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from scheduler0.consensus.applier import CommandApplier
 from scheduler0.consensus.local import COMPACT_ENTRIES, LocalCommandLog
 from scheduler0.consensus.raft_snapshot import stored_index
 from scheduler0.state import commands as C
@@ -131,6 +132,47 @@ class OneNodeClusterTests(SynchronousTestCase):
         again = Node(self, node.path)
         self.assertEqual(self.successResultOf(again.log.submit(project(2)))["id"], 2)
         self.assertEqual(stored(node.path), 2)
+
+
+class _WritesAtOnce:
+    """A writer that runs the sqlite work at once but is not synchronous, as the
+    daemon's thread is not: the log ticks PySyncObj as it does in the daemon."""
+
+    synchronous = False
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def run(self, f, *args):  # type: ignore[no-untyped-def]
+        return defer.maybeDeferred(f, *args)
+
+
+class TicksTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        store = StoreService(self.mktemp())
+        store.startService()
+        self.addCleanup(store.stopService)
+        self.clock = Clock()
+        self.log = LocalCommandLog(store.path, self.clock, applier=CommandApplier(
+            store.path, self.clock, _WritesAtOnce(), store_index=False))
+        self.successResultOf(self.log.startService())
+        self.addCleanup(lambda: self.log.running and self.log.stopService())
+
+    def test_the_schedulers_records_reach_the_writer_in_the_same_reactor_turn(self) -> None:
+        # a callback waits for its outbox entry: the record may not wait for the turn's end
+        self.assertTrue(self.successResultOf(self.log.submit(record()))["ok"])
+
+    def test_the_api_writes_of_a_turn_share_the_ticks_of_the_next(self) -> None:
+        first, second = self.log.submit(project(1)), self.log.submit(project(2))
+        self.assertNoResult(first)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)  # one pair of ticks for both
+        self.clock.advance(0)
+        self.assertEqual(self.successResultOf(first)["id"], 1)
+        self.clock.advance(0)  # results are handed back one per reactor turn
+        self.assertEqual(self.successResultOf(second)["id"], 2)
 
 
 class WriterThreadTests(TestCase):

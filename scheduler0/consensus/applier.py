@@ -92,7 +92,7 @@ class CommandApplier:
         self._path = path
         self._store_index = store_index
         self._settled: Callable[[Command, dict], None] | None = None
-        self._refused: Callable[[str, Exception], None] | None = None
+        self._refused: Callable[[str, Any], None] | None = None
         self._reactor = reactor
         self._writer = writer
         self._max_batch = max_batch

@@ -40,12 +40,12 @@ from zope.interface import implementer
 
 from ..state.commands import Command
 from .applier import CommandApplier, InlineWriter, ThreadWriter
-from .read_back import not_carried
 from .interface import ICommandLog, NotAccepting, Observer
 from .membership import MembershipRefused, read_members
 from .raft_node import ReplicatedLog, _bridge_pysyncobj_logs
 from .raft_settings import RaftSettings, raft_password  # noqa: F401 (importable here)
 from .raft_snapshot import SqliteSnapshots, restore_from, stored_index
+from .read_back import not_carried
 
 # what importers have always found here
 __all__ = ["NO_LEADER", "RaftCommandLog", "RaftSettings", "ReplicatedLog", "STATE_NAMES",
