@@ -68,3 +68,17 @@ class PySyncObjPrivateNamesTests(SynchronousTestCase):
         status = inspect.getsource(SyncObj.getStatus)
         for key in ("'readonly_node_status_server_' + node.id", "'match_idx_server_' + node.id"):
             self.assertIn(key, status, REREAD.format(name=f"getStatus {key}"))
+
+    def test_what_a_one_node_cluster_reaches(self) -> None:
+        """raft_node.ReplicatedLog: a single node appends what it proposed before its tick
+        (C{_checkCommandsToApply}, which the tick runs last) and gives a node with no
+        transport a poller that makes no system call (C{_poller}, polled at the tick's end)."""
+        method = getattr(SyncObj, "_checkCommandsToApply", None)
+        self.assertTrue(callable(method), REREAD.format(name="_checkCommandsToApply"))
+        self.assertEqual(list(inspect.signature(method).parameters), ["self"],
+                         REREAD.format(name="_checkCommandsToApply"))
+        tick = inspect.getsource(SyncObj._onTick)
+        for needle in ("self._checkCommandsToApply()", "self._poller.poll(timeToWait)"):
+            self.assertIn(needle, tick, REREAD.format(name=f"_onTick: {needle}"))
+        self.assertIn("self._poller = createPoller(", inspect.getsource(SyncObj.__init__),
+                      REREAD.format(name="_poller"))

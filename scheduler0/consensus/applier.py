@@ -191,6 +191,12 @@ class CommandApplier:
         (self._urgent if urgent else self._pending).append((text, index))
         self._kick()
 
+    def apply_encoded_all(self, texts: list[str], index: int) -> None:
+        """L{apply_encoded} for the commands one entry carries (a single node's API writes
+        of a reactor turn), none of them urgent: the writer takes them together."""
+        self._pending.extend((text, index) for text in texts)
+        self._kick()
+
     def on_settled(self, callback: Callable[[Command, dict], None]) -> None:
         """Call C{callback(command, result)} for each entry of L{apply_encoded} once the
         observers saw it (a Raft log answers its proposals there)."""

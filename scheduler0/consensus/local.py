@@ -16,11 +16,11 @@ node alone has no use for, each measured (BENCHMARKS.md):
 * the scheduler's own records go first (the applier's urgent lane: a replica must follow
   the log's order, a node alone may not wait behind the API's writes), and a batch that
   cannot be stored (a full disk) fails its commands at once rather than retrying them;
-* no waiting for a tick interval: PySyncObj is ticked twice (appended, then committed and
-  applied) at once for the scheduler's records, and for the API's writes once per reactor
-  turn in the next one, or at once with a writer that writes inline (tests then see the
-  result before C{submit} returns); no proposal is looked for again later (none can be
-  lost on the way) and none times out.
+* no waiting for a tick interval: a proposal is appended and PySyncObj ticked once, which
+  commits and applies it, at once for the scheduler's records; the API's writes of a
+  reactor turn ride in one entry, proposed and ticked in the next turn (or at once with a
+  writer that writes inline: tests then see the result before C{submit} returns); no
+  proposal is looked for again later (none can be lost on the way) and none times out.
 """
 
 from __future__ import annotations
@@ -29,19 +29,22 @@ import json
 import os
 from typing import Any
 
-from pysyncobj import SyncObjConf
+from pysyncobj import FAIL_REASON, SyncObjConf
 from pysyncobj.config import SERIALIZER_STATE
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 
 from ..state.commands import Command
 from .applier import URGENT_KINDS, CommandApplier, InlineWriter, ThreadWriter
 from .interface import NotAccepting
-from .raft import RaftCommandLog, RaftSettings
+from .raft import REPROPOSE_DELAY, RaftCommandLog, RaftSettings
 from .raft_node import NoTransport, ReplicatedLog
 from .read_back import NotACommand, not_carried
 
 __all__ = ["URGENT_KINDS", "LocalCommandLog"]
+
+log = Logger()
 
 
 #: The in-memory journal is compacted once it holds this many entries or its last
@@ -92,8 +95,8 @@ class LocalCommandLog(RaftCommandLog):
         super().__init__(path, reactor, settings, applier=applier)
         self._applier.on_refused(self._refused)
         self._ticks_due: Any = None
-        # API writes proposed this reactor turn, not in the applier's backlog yet
-        self._unticked = 0
+        # the API's writes proposed this reactor turn (command ids), not in PySyncObj yet
+        self._turn: list[str] = []
         self._node_id = node_id
         self._address = address
         self._max_pending = max_pending
@@ -128,25 +131,58 @@ class LocalCommandLog(RaftCommandLog):
             commandsQueueSize=self._max_pending * 2 + 1000,
             onStateChanged=self._state_changed)
 
-    def _proposed(self, urgent: bool) -> None:
+    def _propose(self, command_id: str) -> None:
         """
-        Appended in a first tick, committed and applied in a second. The scheduler's
-        records tick at once, so the writer starts on them in this reactor turn (waiting
-        for the next turn put them behind the turn's planning: p99 lateness 0.62 -> 0.90 s
-        at 1,000,000 jobs a minute); the API's writes of one turn share two ticks in the
-        next (two ticks cost about 60 µs, more than the rest of the log's work for a
-        small command), at once with a writer that writes inline (tests).
+        The scheduler's records are proposed and ticked at once, so the writer starts on
+        them in this reactor turn (waiting for the next turn put them behind the turn's
+        planning: p99 lateness 0.62 -> 0.90 s at 1,000,000 jobs a minute). The API's writes
+        of one turn share one entry and one tick in the next (per command, PySyncObj's
+        proposal and tick cost more than the rest of the log's work), or go at once with
+        a writer that writes inline (tests).
         """
-        if urgent or self._applier.synchronous:
-            self._tick(2)
-            self._unticked = 0
-        elif self._ticks_due is None:
-            self._ticks_due = self._reactor.callLater(0, self._due_ticks)
+        proposal = self._proposals.get(command_id)
+        if proposal is None or self._node is None:
+            return
+        if proposal.urgent or self._applier.synchronous:
+            super()._propose(command_id)
+            return
+        self._turn.append(command_id)
+        if self._ticks_due is None:
+            self._ticks_due = self._reactor.callLater(0, self._propose_turn)
 
-    def _due_ticks(self) -> None:
+    def _proposed(self, urgent: bool) -> None:
+        self._tick()
+
+    def _tick_once(self, node: ReplicatedLog) -> None:
+        node.append_proposed()  # so the tick commits and applies what was just proposed
+        super()._tick_once(node)
+
+    def _propose_turn(self) -> None:
+        """Propose the API's writes of the last reactor turn as one entry, and tick."""
         self._ticks_due = None
-        self._tick(2)
-        self._unticked = 0  # in the applier's backlog now
+        ids, self._turn = self._turn, []
+        proposals = [(i, self._proposals.get(i)) for i in ids]
+        taken = [(i, p.payload) for i, p in proposals if p is not None]
+        node = self._node
+        if not taken or node is None:
+            return
+
+        def proposed(result: Any, error: int) -> None:
+            if error != FAIL_REASON.SUCCESS:
+                log.warn("PySyncObj refused {count} writes ({error}); proposing them again",
+                         count=len(taken), error=error)
+                for command_id, _ in taken:
+                    self._later(command_id, REPROPOSE_DELAY, self._propose)
+
+        node.apply_command([text for _, text in taken], callback=proposed)
+        self._tick()
+
+    def _on_entry(self, command_json: Any, index: int, urgent: bool = False) -> None:
+        if type(command_json) is list:
+            self._handed = max(self._handed, index)
+            self._applier.apply_encoded_all(command_json, index)
+        else:
+            super()._on_entry(command_json, index, urgent)
 
     def startService(self) -> Deferred:
         if self._node is None:
@@ -164,8 +200,9 @@ class LocalCommandLog(RaftCommandLog):
         Service.stopService(self)
         if self._ticks_due is not None and self._ticks_due.active():
             self._ticks_due.cancel()
-        self._ticks_due = None
-        self._tick(2)  # what PySyncObj still holds reaches the applier
+        # what this turn proposed, and what PySyncObj still holds, reaches the applier
+        self._propose_turn()
+        self._tick()
         d = self._applier.stop()
 
         def stopped(passthrough: object) -> object:
@@ -183,10 +220,8 @@ class LocalCommandLog(RaftCommandLog):
         urgent = command.kind in URGENT_KINDS
         # urgent commands are never refused for the API's backlog: the recorder keeps one
         # command in flight
-        if not urgent:
-            if self._applier.backlog + self._unticked >= self._max_pending:
-                return _failed(NotAccepting("too many writes are waiting; retry shortly"))
-            self._unticked += 1
+        if not urgent and self._applier.backlog + len(self._turn) >= self._max_pending:
+            return _failed(NotAccepting("too many writes are waiting; retry shortly"))
         return self._propose_new(command, urgent)
 
     def _refused(self, text: str, why: Any) -> None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -21,6 +22,9 @@ from .kinds import *  # noqa: F401,F403  (the kind names have always been import
 from .payloads import Payload, payload_from_json
 
 COMMAND_FORMAT_VERSION = 1
+
+#: one encoder for every command (C{json.dumps} with options makes a new one per call)
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def _typed(command: "Command") -> None:
@@ -61,15 +65,14 @@ class Command:
         return payload if isinstance(payload, Mapping) else payload.to_json()
 
     def to_json(self) -> str:
-        return json.dumps(
+        return _ENCODER.encode(
             {
                 "id": self.id,
                 "kind": self.kind,
                 "issuedAt": self.issued_at,
                 "payload": self.payload_json(),
                 "version": self.version,
-            },
-            separators=(",", ":"),
+            }
         )
 
     @classmethod

@@ -59,7 +59,7 @@ class _Payload:
         return 1
 
     def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self)  # type: ignore[call-overload]
+        return _field_values(self)
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Any:
@@ -67,6 +67,24 @@ class _Payload:
 
         @raise KeyError: naming a required field that is missing."""
         return cls(**_known_fields(cls, raw))
+
+
+#: payload class -> its field names, for L{_field_values}
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_values(payload: Any) -> dict[str, Any]:
+    """
+    A payload's fields by name, as they are: each is a JSON value already (numbers, strings,
+    a dict of them), so the JSON encoder takes them without the copy C{attrs.asdict} makes
+    of each (half the cost of a small command's JSON, on the reactor of the node that
+    proposes it).
+    """
+    cls = type(payload)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(field.name for field in attrs.fields(cls))
+    return {name: getattr(payload, name) for name in names}
 
 
 def _known_fields(cls: type, raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,7 +110,7 @@ class CreateProject(_Payload):
     signing_secret: str  # sealed (see scheduler0.secrets_at_rest)
 
     def to_json(self) -> dict[str, Any]:
-        return {"project": attrs.asdict(self)}
+        return {"project": _field_values(self)}
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> "CreateProject":
