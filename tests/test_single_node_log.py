@@ -150,22 +150,6 @@ class _WritesAtOnce:
         return defer.maybeDeferred(f, *args)
 
 
-class _HeldWriter(_WritesAtOnce):
-    """Runs each batch when told to (L{release}), so the applier stays busy until then."""
-
-    def __init__(self) -> None:
-        self.held: list[tuple[defer.Deferred, object, tuple]] = []
-
-    def run(self, f, *args):  # type: ignore[no-untyped-def]
-        d: defer.Deferred = defer.Deferred()
-        self.held.append((d, f, args))
-        return d
-
-    def release(self) -> None:
-        d, f, args = self.held.pop(0)
-        d.callback(f(*args))
-
-
 class TicksTests(SynchronousTestCase):
     def setUp(self) -> None:
         store = StoreService(self.mktemp())
@@ -181,53 +165,15 @@ class TicksTests(SynchronousTestCase):
         # a callback waits for its outbox entry: the record may not wait for the turn's end
         self.assertTrue(self.successResultOf(self.log.submit(record()))["ok"])
 
-    def test_an_api_write_to_an_idle_applier_goes_at_once(self) -> None:
-        self.assertEqual(self.successResultOf(self.log.submit(project(1)))["id"], 1)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
-
-
-class BusyWriterTicksTests(SynchronousTestCase):
-    """While the writer is busy, the API's writes of a reactor turn share one entry."""
-
-    def setUp(self) -> None:
-        store = StoreService(self.mktemp())
-        store.startService()
-        self.addCleanup(store.stopService)
-        self.clock = Clock()
-        self.writer = _HeldWriter()
-        self.log = LocalCommandLog(store.path, self.clock, applier=CommandApplier(
-            store.path, self.clock, self.writer, store_index=False))
-        started = self.log.startService()
-        self.writer.release()  # the applier opens its connection in the writer
-        self.successResultOf(started)
-
-    def entries(self) -> int:
-        return int(self.log.status()["last_log_index"])
-
     def test_the_api_writes_of_a_turn_share_one_entry_in_the_next(self) -> None:
-        before = self.entries()
-        first = self.log.submit(project(1))  # the applier was idle: proposed at once
-        self.assertEqual((self.entries(), len(self.writer.held)), (before + 1, 1))
-        second, third = self.log.submit(project(2)), self.log.submit(project(3))
-        self.assertEqual(self.entries(), before + 1)
+        entries = int(self.log.status()["last_log_index"])
+        first, second = self.log.submit(project(1)), self.log.submit(project(2))
+        self.assertNoResult(first)
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)  # one proposal for both
         self.clock.advance(0)
-        self.assertEqual(self.entries(), before + 2)
-        self.writer.release()  # the first alone; the other two then go in one batch
+        self.assertEqual(int(self.log.status()["last_log_index"]), entries + 1)
         self.assertEqual(self.successResultOf(first)["id"], 1)
-        self.assertEqual(len(self.writer.held), 1)
-        self.writer.release()
         self.clock.advance(0)  # results are handed back one per reactor turn
-        self.assertEqual([self.successResultOf(d)["id"] for d in (second, third)], [2, 3])
-
-    def test_stopping_applies_the_writes_of_the_turn(self) -> None:
-        self.log.submit(project(1))
-        second = self.log.submit(project(2))
-        stopped = self.log.stopService()
-        while self.writer.held:
-            self.writer.release()
-            self.clock.advance(0)
-        self.successResultOf(stopped)
         self.assertEqual(self.successResultOf(second)["id"], 2)
 
 
