@@ -14,7 +14,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from scheduler0.consensus.applier import CommandApplier
-from scheduler0.consensus.local import COMPACT_ENTRIES, LocalCommandLog
+from scheduler0.consensus.local import AT_ONCE_BYTES, COMPACT_ENTRIES, LocalCommandLog
 from scheduler0.consensus.raft_snapshot import stored_index
 from scheduler0.state import commands as C
 from scheduler0.state.commands import Command
@@ -175,6 +175,14 @@ class TicksTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(first)["id"], 1)
         self.clock.advance(0)  # results are handed back one per reactor turn
         self.assertEqual(self.successResultOf(second)["id"], 2)
+
+
+    def test_a_large_api_write_goes_at_once(self) -> None:
+        big = Command("big", C.PROJECT_CREATE, AT, {"project": {
+            "id": 1, "name": "big", "description": "d" * AT_ONCE_BYTES,
+            "signing_secret": "s"}})
+        self.assertEqual(self.successResultOf(self.log.submit(big))["id"], 1)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
 class WriterThreadTests(TestCase):
