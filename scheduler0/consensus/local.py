@@ -17,10 +17,14 @@ node alone has no use for, each measured (BENCHMARKS.md):
   the log's order, a node alone may not wait behind the API's writes), and a batch that
   cannot be stored (a full disk) fails its commands at once rather than retrying them;
 * no waiting for a tick interval: a proposal is appended and PySyncObj ticked once, which
-  commits and applies it, at once for the scheduler's records; the API's writes of a
-  reactor turn ride in one entry, proposed and ticked in the next turn (or at once with a
-  writer that writes inline: tests then see the result before C{submit} returns); no
-  proposal is looked for again later (none can be lost on the way) and none times out.
+  commits and applies it, at once for the scheduler's records and for a large write; the
+  API's small writes of a reactor turn ride in one entry, proposed and ticked in the next
+  turn (everything at once with a writer that writes inline: tests then see the result
+  before C{submit} returns); no proposal is looked for again later (none can be lost on
+  the way) and none times out;
+* no poll: PySyncObj's tick ends with one, which would hand the interpreter lock to the
+  writer thread at every tick (L{scheduler0.consensus.raft_node.NoTransport}'s node has a
+  poller that does nothing).
 """
 
 from __future__ import annotations
@@ -158,7 +162,7 @@ class LocalCommandLog(RaftCommandLog):
         if self._ticks_due is None:
             self._ticks_due = self._reactor.callLater(0, self._propose_turn)
 
-    def _proposed(self, urgent: bool) -> None:
+    def _proposed(self) -> None:
         self._tick()
 
     def _tick_once(self, node: ReplicatedLog) -> None:

@@ -436,9 +436,9 @@ class RaftCommandLog(Service):
             node.apply_command(proposal.payload, True, callback=proposed)
         else:
             node.apply_command(proposal.payload, callback=proposed)
-        self._proposed(proposal.urgent)
+        self._proposed()
 
-    def _proposed(self, urgent: bool) -> None:
+    def _proposed(self) -> None:
         """A proposal was handed to PySyncObj: the next tick sends it on."""
 
     def _recheck(self, command_id: str) -> None:
