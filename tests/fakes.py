@@ -161,10 +161,11 @@ class FlakyCommandLog:
 
 
 def _kind(entry: Any) -> Any:
-    """A batch entry's kind: a command's, or a log entry's (its JSON text)."""
+    """A batch entry's kind: a command's, or a log entry's (its JSON text, or on a single
+    node the command it carries)."""
     if isinstance(entry, str):
         return json.loads(entry).get("kind")
-    return getattr(entry, "kind", None)
+    return getattr(getattr(entry, "command", entry), "kind", None)
 
 
 class SlowRecordsWriter:

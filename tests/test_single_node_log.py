@@ -15,7 +15,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from scheduler0.consensus.applier import CommandApplier
-from scheduler0.consensus.local import AT_ONCE_BYTES, COMPACT_ENTRIES, LocalCommandLog
+from scheduler0.consensus.local import AT_ONCE_ROWS, COMPACT_ENTRIES, LocalCommandLog
 from scheduler0.consensus.raft_snapshot import stored_index
 from scheduler0.state import commands as C
 from scheduler0.state.commands import Command
@@ -27,6 +27,13 @@ AT = "2026-11-26T16:00:00.000Z"
 def project(i: int) -> Command:
     return Command(f"p{i}", C.PROJECT_CREATE, AT, {"project": {
         "id": i, "name": f"p{i}", "description": "", "signing_secret": "s"}})
+
+
+def job() -> dict:
+    return {"project_id": 1, "spec": "@every 1m", "callback_url": "http://127.0.0.1:3000/cb",
+            "data": None, "execution_type": "http", "timezone": "UTC", "start_date": None,
+            "end_date": None, "paused": 0, "misfire_policy": "fire_once",
+            "misfire_grace_seconds": 60}
 
 
 def record(command_id: str = "outbox") -> Command:
@@ -189,32 +196,44 @@ class TicksTests(SynchronousTestCase):
 
 
     def test_a_large_api_write_goes_at_once(self) -> None:
-        big = Command("big", C.PROJECT_CREATE, AT, {"project": {
-            "id": 1, "name": "big", "description": "d" * AT_ONCE_BYTES,
-            "signing_secret": "s"}})
-        self.assertEqual(self.successResultOf(self.log.submit(big))["id"], 1)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.log.submit(project(1))
+        self.clock.advance(0)
+        self.clock.advance(0)
+        small = Command("small", C.JOB_CREATE, AT, {"jobs": [job()] * (AT_ONCE_ROWS - 1)})
+        big = Command("big", C.JOB_CREATE, AT, {"jobs": [job()] * AT_ONCE_ROWS})
+        waits, goes = self.log.submit(small), self.log.submit(big)
+        self.assertEqual(self.successResultOf(goes)["ok"], True)
+        self.assertNoResult(waits)  # a small write waits for the turn's end
+        self.clock.advance(0)
+        self.assertEqual(self.successResultOf(waits)["ok"], True)
 
 
 class WriterThreadTests(TestCase):
     @defer.inlineCallbacks
-    def test_the_json_is_read_in_the_writer_thread_not_the_reactor(self):  # type: ignore
+    def test_the_json_is_written_and_read_in_the_writer_thread_not_the_reactor(
+            self):  # type: ignore
         store = StoreService(self.mktemp())
         store.startService()
         self.addCleanup(store.stopService)
         log = LocalCommandLog(store.path, reactor)
         readers: list[str] = []
-        real = Command.from_json.__func__  # type: ignore[attr-defined]
+        writers: list[str] = []
+        read, write = Command.from_json.__func__, Command.to_json  # type: ignore[attr-defined]
 
         def from_json(cls, text):  # type: ignore[no-untyped-def]
             readers.append(threading.current_thread().name)
-            return real(cls, text)
+            return read(cls, text)
+
+        def to_json(command):  # type: ignore[no-untyped-def]
+            writers.append(threading.current_thread().name)
+            return write(command)
 
         self.patch(Command, "from_json", classmethod(from_json))
+        self.patch(Command, "to_json", to_json)
         yield log.startService()
         results = yield defer.gatherResults([log.submit(c) for c in
                                              (project(1), project(2), record())])
         yield log.stopService()
         self.assertEqual([r.get("id") for r in results[:2]], [1, 2])
-        self.assertEqual(len(readers), 3)
-        self.assertNotIn(threading.current_thread().name, readers)
+        self.assertEqual((len(readers), len(writers)), (3, 3))
+        self.assertNotIn(threading.current_thread().name, readers + writers)

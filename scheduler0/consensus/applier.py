@@ -41,7 +41,7 @@ from ..state.machine import Result
 from ..store.database import connect, storage_failure
 from .batch_outcome import log_batch_failure, log_malformed, storage_error
 from .interface import NotAccepting, Observer
-from .read_back import NotACommand, apply_entries, log_not_commands
+from .read_back import Entry, NotACommand, Unencoded, apply_entries, log_not_commands
 # where the sqlite work runs; importable from here too, as before the split
 from .writers import InlineWriter, ThreadWriter, Writer
 
@@ -66,7 +66,7 @@ class _Replacement:
 
 #: what waits for the writer: a command, or a Raft entry's JSON text (with its Raft index,
 #: None on a single node), or a replacement of the whole state
-_Entry = Union[tuple[Union[Command, str], Union[int, None]], _Replacement]
+_Entry = Union[tuple[Entry, Union[int, None]], _Replacement]
 
 
 #: an applied command to hand back: the command (None: only an index to mark), who waits
@@ -191,10 +191,13 @@ class CommandApplier:
         (self._urgent if urgent else self._pending).append((text, index))
         self._kick()
 
-    def apply_encoded_all(self, texts: list[str], index: int) -> None:
-        """L{apply_encoded} for the commands one entry carries (a single node's API writes
-        of a reactor turn), none of them urgent: the writer takes them together."""
-        self._pending.extend((text, index) for text in texts)
+    def apply_encoded_all(self, entries: list[Unencoded], index: int,
+                          urgent: bool = False) -> None:
+        """L{apply_encoded} for the commands a single node's entry carries (its API writes
+        of a reactor turn, or one urgent or large command), each written to JSON and read
+        back by the writer, which takes them together."""
+        urgent = urgent and not self._ordered
+        (self._urgent if urgent else self._pending).extend((e, index) for e in entries)
         self._kick()
 
     def on_settled(self, callback: Callable[[Command, dict], None]) -> None:
@@ -202,9 +205,9 @@ class CommandApplier:
         observers saw it (a Raft log answers its proposals there)."""
         self._settled = callback
 
-    def on_refused(self, callback: Callable[[str, Any], None]) -> None:
+    def on_refused(self, callback: Callable[[str | Unencoded, Any], None]) -> None:
         """
-        Call C{callback(text, why)} for each entry of L{apply_encoded} that was not
+        Call C{callback(entry, why)} for each entry of L{apply_encoded} that was not
         applied: its batch could not be stored (C{why} the error; never when ordered: that
         batch is retried), or it is not a command (a L{NotACommand}). A single node answers
         its proposal with it, as nobody else will apply that entry.
@@ -297,7 +300,7 @@ class CommandApplier:
                 d.addBoth(self._replaced, replacement)
             return
         # urgent commands first, then the others up to the batch size (up to a replacement)
-        entries: list[tuple[Command | str, int | None]] = list(self._urgent)  # type: ignore
+        entries: list[tuple[Entry, int | None]] = list(self._urgent)  # type: ignore
         self._urgent.clear()
         while (self._pending and len(entries) < self._max_batch
                and not isinstance(self._pending[0], _Replacement)):
@@ -345,7 +348,7 @@ class CommandApplier:
             elif isinstance(entry[0], Command):  # an encoded entry stays in the journal
                 self._waiter(entry[0]).errback(error)
 
-    def _waiter(self, command: Command | str) -> Deferred | None:
+    def _waiter(self, command: Entry) -> Deferred | None:
         """The oldest Deferred handed out for this command id (results arrive in order);
         None for an encoded entry, which nobody waits for here."""
         if not isinstance(command, Command):
@@ -357,7 +360,7 @@ class CommandApplier:
         return d
 
     def _written(self, results: list[tuple[Command | NotACommand, Result | None]] | Failure,
-                 entries: list[tuple[Command | str, int | None]]) -> None:
+                 entries: list[tuple[Entry, int | None]]) -> None:
         """
         A failed batch fails each of its commands' Deferreds (nothing of it is stored); a
         storage failure with a L{StorageFull}/L{StorageFailed} that says so, so callers
@@ -379,7 +382,7 @@ class CommandApplier:
                 waiter = self._waiter(command)
                 if waiter is not None:
                     waiter.errback(error)
-                elif isinstance(command, str) and self._refused is not None:
+                elif self._refused is not None:
                     self._refused(command, error)
         else:
             if self._storage_trouble is not None:

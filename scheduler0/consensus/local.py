@@ -2,10 +2,10 @@
 The single node's command log: a one-node Raft cluster (issue 12 item 14).
 
 A node with an empty C{Replicas} runs the cluster's code: L{RaftCommandLog} over a
-PySyncObj node that is its own cluster. Commands are proposed as JSON, committed by
-PySyncObj, handed to the applier with their Raft index and read back in its writer thread,
-and the proposals answered by command id, as on every replica. What differs is what a
-node alone has no use for, each measured (BENCHMARKS.md):
+PySyncObj node that is its own cluster. Commands are proposed, committed by PySyncObj,
+handed to the applier with their Raft index, written to JSON and read back in its writer
+thread, and the proposals answered by command id, as on every replica. What differs is
+what a node alone has no use for, each measured (BENCHMARKS.md):
 
 * no Raft port and no cluster secret: its transport (L{NoTransport}) talks to nobody;
 * no journal on disk: sqlite holds what was applied, and a command is answered only once
@@ -13,15 +13,19 @@ node alone has no use for, each measured (BENCHMARKS.md):
   seconds (its snapshot is PySyncObj's few bytes of its own state: the database is not
   copied, nobody will ask for it). Its Raft indices start again at every start and are
   not stored, so an index never claims entries of a cluster this database may join later;
+* an entry carries a number, the key of the commands it proposes, which the node holds
+  until the entry is applied: their JSON is written and read back in the writer thread
+  (L{scheduler0.consensus.read_back.Unencoded}), not by the reactor, and PySyncObj copies
+  no text;
 * the scheduler's own records go first (the applier's urgent lane: a replica must follow
   the log's order, a node alone may not wait behind the API's writes), and a batch that
   cannot be stored (a full disk) fails its commands at once rather than retrying them;
 * no waiting for a tick interval: a proposal is appended and PySyncObj ticked once, which
-  commits and applies it, at once for the scheduler's records and for a large write; the
-  API's small writes of a reactor turn ride in one entry, proposed and ticked in the next
-  turn (everything at once with a writer that writes inline: tests then see the result
-  before C{submit} returns); no proposal is looked for again later (none can be lost on
-  the way) and none times out;
+  commits and applies it, at once for the scheduler's records and for a large write
+  (L{AT_ONCE_ROWS}); the API's small writes of a reactor turn ride in one entry, proposed
+  and ticked in the next turn (everything at once with a writer that writes inline: tests
+  then see the result before C{submit} returns); no proposal is looked for again later
+  (none can be lost on the way) and none times out;
 * no poll: PySyncObj's tick ends with one, which would hand the interpreter lock to the
   writer thread at every tick (L{scheduler0.consensus.raft_node.NoTransport}'s node has a
   poller that does nothing).
@@ -29,7 +33,6 @@ node alone has no use for, each measured (BENCHMARKS.md):
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -44,7 +47,7 @@ from .applier import URGENT_KINDS, CommandApplier, InlineWriter, ThreadWriter
 from .interface import NotAccepting
 from .raft import REPROPOSE_DELAY, RaftCommandLog, RaftSettings
 from .raft_node import NoTransport, ReplicatedLog
-from .read_back import NotACommand, not_carried
+from .read_back import NotACommand, Unencoded, not_carried
 
 __all__ = ["URGENT_KINDS", "LocalCommandLog"]
 
@@ -58,9 +61,9 @@ log = Logger()
 COMPACT_ENTRIES = 200
 COMPACT_SECONDS = 2.0
 
-#: An API write whose JSON is at least this long is proposed at once, not with its turn's
-#: other writes in the next turn (a job creation of about 20 jobs and more)
-AT_ONCE_BYTES = 4096
+#: An API write of this many rows or more (a job creation of 20 jobs) is proposed at once,
+#: not with its turn's other writes in the next turn
+AT_ONCE_ROWS = 20
 
 #: The name PySyncObj knows the lone node by when it was given no Raft address
 NO_ADDRESS = "127.0.0.1:0"
@@ -105,6 +108,9 @@ class LocalCommandLog(RaftCommandLog):
         self._ticks_due: Any = None
         # the API's writes proposed this reactor turn (command ids), not in PySyncObj yet
         self._turn: list[str] = []
+        # the commands of each entry proposed and not applied yet, by the key it carries
+        self._entries: dict[int, list[Unencoded]] = {}
+        self._last_key = 0
         self._node_id = node_id
         self._address = address
         self._max_pending = max_pending
@@ -139,12 +145,15 @@ class LocalCommandLog(RaftCommandLog):
             commandsQueueSize=self._max_pending * 2 + 1000,
             onStateChanged=self._state_changed)
 
+    def _carried(self, command: Command) -> Unencoded:
+        return Unencoded(command)  # written to JSON in the writer thread
+
     def _propose(self, command_id: str) -> None:
         """
         The scheduler's records are proposed and ticked at once, so the writer starts on
         them in this reactor turn (waiting for the next turn put them behind the turn's
         planning: p99 lateness 0.62 -> 0.90 s at 1,000,000 jobs a minute). So does a large
-        write (L{AT_ONCE_BYTES}), whose own cost dwarfs a proposal's, and which would
+        write (L{AT_ONCE_ROWS}), whose own cost dwarfs a proposal's, and which would
         otherwise wait for the next turn's timed calls (the scheduler's, while jobs fire:
         creation of 1,000,000 jobs in POSTs of 1,000 ran 0.6-0.75 as fast). The API's small
         writes of one turn share one entry and one tick in the next (per command,
@@ -155,46 +164,53 @@ class LocalCommandLog(RaftCommandLog):
         if proposal is None or self._node is None:
             return
         if (proposal.urgent or self._applier.synchronous
-                or len(proposal.payload) >= AT_ONCE_BYTES):
-            super()._propose(command_id)
+                or getattr(proposal.payload.command.payload, "rows", 1) >= AT_ONCE_ROWS):
+            self._propose_entry([command_id], urgent=proposal.urgent)
             return
         self._turn.append(command_id)
         if self._ticks_due is None:
             self._ticks_due = self._reactor.callLater(0, self._propose_turn)
 
-    def _proposed(self) -> None:
+    def _propose_turn(self) -> None:
+        """Propose the API's writes of the last reactor turn as one entry, and tick."""
+        self._ticks_due = None
+        ids, self._turn = self._turn, []
+        self._propose_entry(ids)
+
+    def _propose_entry(self, ids: list[str], urgent: bool = False) -> None:
+        """Propose the commands C{ids} (those still waiting) as one entry, and tick: the
+        tick commits and applies it."""
+        node = self._node
+        proposals = [(i, self._proposals.get(i)) for i in ids]
+        taken = [(i, p.payload) for i, p in proposals if p is not None]
+        if not taken or node is None:
+            return
+        self._last_key = key = self._last_key + 1
+        self._entries[key] = [entry for _, entry in taken]
+
+        def proposed(result: Any, error: int) -> None:
+            if error != FAIL_REASON.SUCCESS:
+                self._entries.pop(key, None)
+                log.warn("PySyncObj refused {count} writes ({error}); proposing them again",
+                         count=len(taken), error=error)
+                for command_id, _ in taken:
+                    self._later(command_id, REPROPOSE_DELAY, self._propose)
+
+        node.apply_command(key, urgent, callback=proposed)
         self._tick()
 
     def _tick_once(self, node: ReplicatedLog) -> None:
         node.append_proposed()  # so the tick commits and applies what was just proposed
         super()._tick_once(node)
 
-    def _propose_turn(self) -> None:
-        """Propose the API's writes of the last reactor turn as one entry, and tick."""
-        self._ticks_due = None
-        ids, self._turn = self._turn, []
-        proposals = [(i, self._proposals.get(i)) for i in ids]
-        taken = [(i, p.payload) for i, p in proposals if p is not None]
-        node = self._node
-        if not taken or node is None:
+    def _on_entry(self, key: Any, index: int, urgent: bool = False) -> None:
+        entries = self._entries.pop(key, None)
+        if entries is None:
+            log.error("the single node's Raft entry {index} names no commands ({key!r}); "
+                      "skipped", index=index, key=key)
             return
-
-        def proposed(result: Any, error: int) -> None:
-            if error != FAIL_REASON.SUCCESS:
-                log.warn("PySyncObj refused {count} writes ({error}); proposing them again",
-                         count=len(taken), error=error)
-                for command_id, _ in taken:
-                    self._later(command_id, REPROPOSE_DELAY, self._propose)
-
-        node.apply_command([text for _, text in taken], callback=proposed)
-        self._tick()
-
-    def _on_entry(self, command_json: Any, index: int, urgent: bool = False) -> None:
-        if type(command_json) is list:
-            self._handed = max(self._handed, index)
-            self._applier.apply_encoded_all(command_json, index)
-        else:
-            super()._on_entry(command_json, index, urgent)
+        self._handed = max(self._handed, index)
+        self._applier.apply_encoded_all(entries, index, urgent)
 
     def startService(self) -> Deferred:
         if self._node is None:
@@ -219,6 +235,7 @@ class LocalCommandLog(RaftCommandLog):
 
         def stopped(passthrough: object) -> object:
             self._close("the node stopped before the write was stored; it was not taken")
+            self._entries.clear()
             return passthrough
 
         return d.addBoth(stopped)
@@ -236,24 +253,22 @@ class LocalCommandLog(RaftCommandLog):
             return _failed(NotAccepting("too many writes are waiting; retry shortly"))
         return self._propose_new(command, urgent)
 
-    def _refused(self, text: str, why: Any) -> None:
+    def _refused(self, entry: Any, why: Any) -> None:
         """
         An entry was not applied, and the in-memory log will not apply it again: its
-        proposal fails with why (a full disk), or, for a command that did not read back
-        from its JSON (a bug, logged), is answered with a stable error.
+        proposal fails with why (a full disk), or, for a command that cannot be written to
+        JSON (a bug, logged), is answered with a stable error.
         """
-        try:
-            raw = json.loads(text)
-            command_id, kind = str(raw["id"]), str(raw.get("kind"))
-        except Exception:
+        if not isinstance(entry, Unencoded):
             return
-        proposal = self._proposals.pop(command_id, None)
+        command = entry.command
+        proposal = self._proposals.pop(command.id, None)
         if proposal is None:
             return
         proposal.cancel_timer()
         for waiter in proposal.waiters:
             if isinstance(why, NotACommand):
-                waiter.callback(not_carried(kind))
+                waiter.callback(not_carried(command.kind))
             else:
                 waiter.errback(why)
 

@@ -74,10 +74,11 @@ NO_LEADER = ("the cluster has no Raft leader right now (an election is running, 
 
 @attrs.define
 class _Proposal:
-    """A command this node proposed and waits for: its JSON, who waits, and the one timer
-    (a re-proposal or a re-check) pending for it."""
+    """A command this node proposed and waits for: what its entry carries (its JSON; a
+    single node's, the command), who waits, and the one timer (a re-proposal or a re-check)
+    pending for it."""
 
-    payload: str
+    payload: Any
     waiters: list[Deferred] = attrs.field(factory=list)
     timer: Any = None
     #: one of URGENT_KINDS on a single node (its applier puts them first)
@@ -377,7 +378,7 @@ class RaftCommandLog(Service):
         proposal = self._proposals.get(command.id)
         if proposal is None:
             try:
-                payload = command.to_json()
+                payload = self._carried(command)
             except Exception:
                 # a bug: refused with a stable message, nothing proposed
                 log.failure("command {command_id} ({kind}) cannot be carried as JSON; "
@@ -391,6 +392,11 @@ class RaftCommandLog(Service):
         if len(proposal.waiters) == 1:
             self._propose(command.id)  # else the same command is already on its way
         return d
+
+    def _carried(self, command: Command) -> Any:
+        """What an entry proposing C{command} carries: its JSON, which every replica reads
+        back (an error if it cannot be written)."""
+        return command.to_json()
 
     @property
     def in_flight(self) -> int:

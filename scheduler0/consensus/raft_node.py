@@ -294,10 +294,11 @@ class ReplicatedLog(SyncObj):
         return found
 
     @replicated
-    def apply_command(self, command_json: str | list[str], urgent: bool = False) -> None:
+    def apply_command(self, command_json: str | int, urgent: bool = False) -> None:
         # PySyncObj applies entries in order and counts raftLastApplied up after each, so
-        # the entry being applied is the next one. C{urgent}, and a list of commands (the
-        # API's writes of a reactor turn), are proposed by a single node only, whose
+        # the entry being applied is the next one. C{urgent}, and a number (the key of the
+        # commands the entry carries, held by the node: its API writes of a reactor turn,
+        # or one urgent or large command), are proposed by a single node only, whose
         # journal never leaves its memory: a cluster's entries carry one command's JSON
         # alone, as older releases wrote.
         self._on_entry(command_json, self.raftLastApplied + 1, urgent)

@@ -1,13 +1,14 @@
 """
 Commands as a log delivers them (issue 12 item 4): read back from their JSON in the
-applier's writer thread, never in the reactor. A Raft entry is its command's JSON text, on
-a single node (a one-node cluster, L{scheduler0.consensus.local}) as on every replica, so
-one node applies what a replica would.
+applier's writer thread, never in the reactor. A replica's Raft entry is its command's JSON
+text; a single node's (a one-node cluster, L{scheduler0.consensus.local}) is the command
+itself, L{Unencoded}, written to JSON and read back there: one node applies what a replica
+would, and its reactor encodes nothing.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Union
 
 import attrs
 from twisted.logger import Logger
@@ -26,18 +27,35 @@ class NotACommand:
     error: Exception
 
 
-def read_back(entry: Command | str) -> Command | NotACommand:
+@attrs.frozen
+class Unencoded:
+    """
+    A single node's entry: the command itself, as its journal never leaves the process. It
+    is written to JSON and read back in the writer thread, as a replica reads its entries'
+    text, so the reactor that proposed it pays for neither.
+    """
+
+    command: Command
+
+
+#: what a log hands the applier: a replica's JSON text, a single node's L{Unencoded}, or a
+#: command applied as it is (L{scheduler0.consensus.applier.CommandApplier.apply})
+Entry = Union[Command, str, Unencoded]
+
+
+def read_back(entry: Entry) -> Command | NotACommand:
     """The command as a log delivers it, read from its JSON text (a command given as one,
     to L{scheduler0.consensus.applier.CommandApplier.apply}, as it is)."""
-    if not isinstance(entry, str):
+    if isinstance(entry, Command):
         return entry
     try:
-        return Command.from_json(entry)
+        text = entry.command.to_json() if isinstance(entry, Unencoded) else entry
+        return Command.from_json(text)
     except Exception as error:
         return NotACommand(error)
 
 
-def apply_entries(conn: Any, entries: list[Command | str], applied_index: int | None = None
+def apply_entries(conn: Any, entries: list[Entry], applied_index: int | None = None
                   ) -> list[tuple[Command | NotACommand, Result | None]]:
     """In the writer thread: read each entry back and apply the commands in one batch."""
     read = [read_back(entry) for entry in entries]
@@ -54,10 +72,16 @@ def not_carried(kind: str) -> dict:
 
 
 def log_not_commands(results: list[tuple[Command | NotACommand, Result | None]],
-                      entries: list[tuple[Command | str, int | None]]) -> None:
+                      entries: list[tuple[Entry, int | None]]) -> None:
     """Log each Raft entry that was not a command (skipped; the others applied)."""
     for (command, _), (given, index) in zip(results, entries):
         if isinstance(command, NotACommand):
             error = command.error
-            log.failure("Raft entry {index} is not a command; skipped",
-                        Failure(error, type(error), error.__traceback__), index=index)
+            failure = Failure(error, type(error), error.__traceback__)
+            if isinstance(given, Unencoded):
+                log.failure("command {command_id} ({kind}) cannot be carried as JSON; "
+                            "refused", failure, command_id=given.command.id,
+                            kind=given.command.kind)
+            else:
+                log.failure("Raft entry {index} is not a command; skipped", failure,
+                            index=index)

@@ -58,6 +58,11 @@ class _Payload:
     def version(self) -> int:
         return 1
 
+    @property
+    def rows(self) -> int:
+        """How many rows it writes, about: what makes one command cost more than another."""
+        return 1
+
     def to_json(self) -> dict[str, Any]:
         return _field_values(self)
 
@@ -150,6 +155,10 @@ class CreateJobs(_Payload):
     @property
     def version(self) -> int:
         return JOB_ROWS_VERSION
+
+    @property
+    def rows(self) -> int:
+        return len(self.jobs)
 
     def to_json(self) -> dict[str, Any]:
         return {"jobs": [job.to_row() for job in self.jobs]}
@@ -266,6 +275,10 @@ class RecordExecutions(_Payload):
 class DeleteExecutions(_Payload):
     KIND = K.EXECUTION_DELETE
     ids: tuple[str, ...] = attrs.field(converter=tuple)
+
+    @property
+    def rows(self) -> int:
+        return len(self.ids)
 
     def to_json(self) -> dict[str, Any]:
         return {"ids": list(self.ids)}
