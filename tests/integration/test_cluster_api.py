@@ -129,10 +129,14 @@ class MembershipTests(ClusterApiHelpers, TestCase):
         self.assertEqual(code, 409, envelope)  # the cluster has its quorum
 
         # the dumps answer on any node
-        # the jobs' buckets are spread over the two followers, none on the leader
-        queues = await self.ok(follower, "GET", "dump/job-queues")
+        # the jobs' buckets are spread over the two followers, none on the leader (which
+        # assigns them once it has seen both alive: on a loaded machine, after the calls
+        # above have answered)
+        async def spread() -> Any:
+            queues = await self.ok(follower, "GET", "dump/job-queues")
+            return sorted(q["buckets"] for q in queues) == [128, 128] and queues
+        queues = await wait_for(self, spread, 20, "the buckets spread over both followers")
         self.assertNotIn(leader_id, [q["nodeId"] for q in queues])
-        self.assertEqual(sorted(q["buckets"] for q in queues), [128, 128])
         versions = await self.ok(follower, "GET", "dump/job-queue-versions")
         self.assertEqual(versions[0]["numberOfActiveNodes"], 2)
         self.assertEqual((await self.ok(follower, "GET", "dump/schedule-queue"))["total"], 0)
