@@ -194,7 +194,6 @@ class TicksTests(SynchronousTestCase):
         self.clock.advance(0)  # results are handed back one per reactor turn
         self.assertEqual(self.successResultOf(second)["id"], 2)
 
-
     def test_a_large_api_write_goes_at_once(self) -> None:
         self.log.submit(project(1))
         self.clock.advance(0)

@@ -64,8 +64,9 @@ class _Replacement:
     done: Deferred = attrs.field(eq=False)
 
 
-#: what waits for the writer: a command, or a Raft entry's JSON text (with its Raft index,
-#: None on a single node), or a replacement of the whole state
+#: what waits for the writer: a command (with no index), or a Raft entry (its JSON text, or
+#: a single node's L{Unencoded} command) with its Raft index, or a replacement of the whole
+#: state
 _Entry = Union[tuple[Entry, Union[int, None]], _Replacement]
 
 
@@ -179,16 +180,14 @@ class CommandApplier:
         self._kick()
         return d
 
-    def apply_encoded(self, text: str, index: int, urgent: bool = False) -> None:
+    def apply_encoded(self, text: str, index: int) -> None:
         """
         Apply a Raft entry, C{text} being its command's JSON, read back in the writer
         thread. Nobody waits for it here: once the observers saw it, the settled callback
         (L{on_settled}) gets the command and its result; an entry that is not a command is
-        logged and skipped (its index is stored all the same). C{urgent}: one of
-        L{URGENT_KINDS}, said by the log that knows it (ignored when ordered).
+        logged and skipped (its index is stored all the same).
         """
-        urgent = urgent and not self._ordered
-        (self._urgent if urgent else self._pending).append((text, index))
+        self._pending.append((text, index))
         self._kick()
 
     def apply_encoded_all(self, entries: list[Unencoded], index: int,

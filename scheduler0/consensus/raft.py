@@ -334,13 +334,14 @@ class RaftCommandLog(Service):
     # -- applying committed entries (in the tick, in log order) ------------------------
 
     def _on_entry(self, command_json: str, index: int, urgent: bool = False) -> None:
+        # (urgent: only a single node proposes such entries, and reads them itself)
         if index <= self._skip_through:
             return  # replayed from the journal: already in the database
         self._handed = max(self._handed, index)
         # read back from its JSON by the writer thread, not here in the tick; answered in
         # _settled once applied (a proposal still waiting when the applier stops is failed
         # by stopService)
-        self._applier.apply_encoded(command_json, index, urgent)
+        self._applier.apply_encoded(command_json, index)
 
     def _settled(self, command: Command, result: dict) -> None:
         self._applied(result, command.id)
@@ -438,14 +439,7 @@ class RaftCommandLog(Service):
 
         if self.recheck_after:
             self._later(command_id, self.recheck_after, self._recheck)
-        if proposal.urgent:
-            node.apply_command(proposal.payload, True, callback=proposed)
-        else:
-            node.apply_command(proposal.payload, callback=proposed)
-        self._proposed()
-
-    def _proposed(self) -> None:
-        """A proposal was handed to PySyncObj: the next tick sends it on."""
+        node.apply_command(proposal.payload, callback=proposed)  # the next tick sends it
 
     def _recheck(self, command_id: str) -> None:
         """
