@@ -79,9 +79,10 @@ class HeldWriter:
             d.callback(result)
 
     def batch(self) -> list[str]:
-        """The ids of the commands of the batch waiting to be written."""
+        """The ids of the commands of the batch waiting to be written (a single node's
+        entries carry theirs unencoded)."""
         (_, args, _), = self.held
-        return [command.id for command in args[1]]
+        return [getattr(entry, "command", entry).id for entry in args[1]]
 
 
 class Harness:

@@ -21,6 +21,8 @@ from scheduler0.state import commands as C
 from scheduler0.state.commands import Command
 from scheduler0.store.service import StoreService
 
+from .test_applier import HeldWriter
+
 AT = "2026-11-26T16:00:00.000Z"
 
 
@@ -205,6 +207,42 @@ class TicksTests(SynchronousTestCase):
         self.assertNoResult(waits)  # a small write waits for the turn's end
         self.clock.advance(0)
         self.assertEqual(self.successResultOf(waits)["ok"], True)
+
+
+class BusyWriterTests(SynchronousTestCase):
+    def test_while_the_writer_is_busy_the_writes_of_later_turns_wait_for_it_in_one_entry(
+            self) -> None:
+        # it takes nothing before its batch is stored, and a proposal and a tick per turn
+        # were most of what the log added to a write under load
+        store = StoreService(self.mktemp())
+        store.startService()
+        self.addCleanup(store.stopService)
+        clock, writer = Clock(), HeldWriter()
+        log = LocalCommandLog(store.path, clock, applier=CommandApplier(
+            store.path, clock, writer, store_index=False))
+        started = log.startService()
+        writer.release()  # the connection opens
+        self.successResultOf(started)
+        first = log.submit(project(1))
+        clock.advance(0)
+        self.assertEqual(writer.batch(), ["p1"])
+        entries = int(log.status()["last_log_index"])
+        second = log.submit(project(2))
+        clock.advance(0)
+        third = log.submit(project(3))
+        clock.advance(0)
+        self.assertEqual(int(log.status()["last_log_index"]), entries)  # both held
+        writer.release()  # p1 stored: p2 and p3 go in one entry, into the next batch
+        self.assertEqual(int(log.status()["last_log_index"]), entries + 1)
+        self.assertEqual(writer.batch(), ["p2", "p3"])
+        writer.release()
+        while clock.getDelayedCalls():
+            clock.advance(0)
+        self.assertEqual([self.successResultOf(d)["id"] for d in (first, second, third)],
+                         [1, 2, 3])
+        stopped = log.stopService()
+        writer.release()  # the connection closes
+        self.successResultOf(stopped)
 
 
 class WriterThreadTests(TestCase):

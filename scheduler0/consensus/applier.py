@@ -94,6 +94,7 @@ class CommandApplier:
         self._store_index = store_index
         self._settled: Callable[[Command, dict], None] | None = None
         self._refused: Callable[[str, Any], None] | None = None
+        self._on_written: Callable[[], None] | None = None
         self._reactor = reactor
         self._writer = writer
         self._max_batch = max_batch
@@ -213,6 +214,16 @@ class CommandApplier:
         """
         self._refused = callback
 
+    def on_written(self, callback: Callable[[], None]) -> None:
+        """Call C{callback()} each time the writer is done with a batch (stored or failed),
+        before it takes the next: what is handed over in the callback rides in that one."""
+        self._on_written = callback
+
+    @property
+    def writing(self) -> bool:
+        """Whether the writer is busy (what is handed over now waits until it is done)."""
+        return self._busy
+
     def replace_state(self, restore: Callable[[Any], None], index: int) -> Deferred:
         """
         Replace the whole state, in order after what was taken before: C{restore(conn)} runs
@@ -328,6 +339,8 @@ class CommandApplier:
             except Exception:
                 log.failure("a state-replaced observer failed")
         replacement.done.callback(None)
+        if self._on_written is not None:
+            self._on_written()
         self._kick()
 
     def _retry_later(self) -> None:
@@ -405,6 +418,8 @@ class CommandApplier:
                 lane = self._delivering_urgent if urgent else self._delivering
                 lane.append((command, self._waiter(given), result, index))
             self._deliver()
+        if self._on_written is not None:
+            self._on_written()
         self._kick()
 
     def _deliver(self) -> None:
