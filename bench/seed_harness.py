@@ -143,12 +143,12 @@ def rfc3339(seconds: float) -> str:
     return text.replace("+00:00", "Z")
 
 
-def code_version() -> str:
+def code_version(repo: str = REPO) -> str:
     """HEAD of the repository and whether scheduler0/ differs from it (read-only git)."""
     try:
-        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+        head = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "scheduler0",
+        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--", "scheduler0",
                                 "twisted"], capture_output=True, text=True,
                                timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -537,11 +537,12 @@ class Node:
 
     def __init__(self, keep: bool = False, extra: str = "", port: int | None = None,
                  raft_port: int | None = None, wait: bool = True,
-                 twistd_args: Iterable[str] = ()) -> None:
+                 twistd_args: Iterable[str] = (), repo: str = REPO) -> None:
         """@param extra: more YAML lines for the node's config (e.g. C{RateLimitPerMinute: 0}).
         @param port, raft_port: given when other nodes must know them (a cluster's Replicas).
         @param wait: False to start several nodes at once, then L{wait_ready} each.
-        @param twistd_args: options of twistd itself (e.g. C{--profile=FILE})."""
+        @param twistd_args: options of twistd itself (e.g. C{--profile=FILE}).
+        @param repo: the source tree the node runs (another checkout, to compare two)."""
         self.dir = tempfile.mkdtemp(prefix="s0-seed-")
         self.keep = keep
         self.port = port or free_port()
@@ -551,7 +552,7 @@ class Node:
             f.write(f"Port: {self.port}\nRaftAddress: 127.0.0.1:{raft}\n"
                     f"DataDir: {self.dir}/data\n{extra}")
         twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
-        env = dict(os.environ, PYTHONPATH=REPO)
+        env = dict(os.environ, PYTHONPATH=repo)
         self.log_path = os.path.join(self.dir, "node.log")
         self.log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
@@ -604,10 +605,10 @@ class Node:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def create_credential(config: str) -> tuple[str, str]:
+def create_credential(config: str, repo: str = REPO) -> tuple[str, str]:
     done = subprocess.run(
         [sys.executable, "-m", "scheduler0.cli", "create", "credential", "--config", config],
-        capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONPATH=REPO),
+        capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONPATH=repo),
         cwd=os.path.dirname(os.path.abspath(config)))
     if done.returncode != 0:
         raise SystemExit(f"create credential failed ({done.returncode}): "
