@@ -43,60 +43,30 @@ import time
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mixed_load import MIXES, ApiClient, analyze  # noqa: E402
-from seed_harness import (REPO, Client, Node, Receiver, code_version,  # noqa: E402
-                          create_credential, log, machine)
+from mixed_load import MIXES, ApiClient, analyze, request_for, set_up  # noqa: E402
+from seed_harness import REPO, Node, Receiver, code_version, log, machine  # noqa: E402
 
 
 class Side:
     """One node with its receiver, its fired jobs and the load's own project and jobs."""
 
-    def __init__(self, name: str, repo: str, jobs: int) -> None:
+    def __init__(self, name: str, repo: str) -> None:
         self.name, self.repo = name, repo
         self.code = code_version(repo)
         self.node = Node(extra="RateLimitPerMinute: 0\n", repo=repo)
         self.receiver: Receiver | None = None
-        self.key, self.secret = create_credential(self.node.config, repo=repo)
-        self.receiver = Receiver(0)
-        client = Client(self.node.url, self.key, self.secret)
-        status, answer = client.post("/projects", b'{"name": "fired"}')
-        if status != 201:
-            raise SystemExit(f"{name}: create project: {status} {answer}")
-        self.project_id = answer["data"]["id"]
-        status, answer = client.post("/projects", b'{"name": "load"}')
-        self.load_project = answer["data"]["id"]
-        status, answer = client.post("/jobs", json.dumps([
-            {"projectId": self.project_id, "spec": "@every 1s", "data": json.dumps({"n": n}),
-             "callbackUrl": self.receiver.callback_url} for n in range(jobs)]).encode())
-        if status != 201:
-            raise SystemExit(f"{name}: create jobs: {status} {answer}")
-        self.jobs = [job["id"] for job in answer["data"]]
-        status, answer = client.post("/jobs", json.dumps([
-            {"projectId": self.load_project, "spec": "0 0 1 1 *", "data": "seed",
-             "callbackUrl": "http://127.0.0.1:9/never"} for _ in range(100)]).encode())
-        self.load_jobs = [job["id"] for job in answer["data"]]
+        self.jobs: list[int] = []
         self.windows: list[dict[str, float]] = []
         self.answered = 0  # requests answered over the whole run (2xx)
         self.idle_cpu: list[float] = []  # CPU seconds a second in the other side's windows
 
+    def set_up(self, jobs: int) -> None:
+        self.receiver = Receiver(0)
+        (self.key, self.secret, self.project_id, self.load_project, self.jobs,
+         self.load_jobs) = set_up(self.node, self.receiver, jobs, repo=self.repo)
+
     def request_for(self, kind: str, serial: int) -> tuple[str, str, bytes]:
-        if kind == "list_jobs":
-            return "GET", f"/api/v1/jobs?projectId={self.project_id}&limit=50", b""
-        if kind == "list_executions":
-            return "GET", "/api/v1/executions?limit=50", b""
-        if kind == "health":
-            return "GET", "/api/monitoring/scheduler/health", b""
-        if kind == "get_project":
-            return "GET", f"/api/v1/projects/{self.project_id}", b""
-        if kind == "create_job":
-            return "POST", "/api/v1/jobs", json.dumps({
-                "projectId": self.load_project, "spec": "0 0 1 1 *",
-                "callbackUrl": "http://127.0.0.1:9/never", "data": "x" * 64}).encode()
-        if kind == "update_job":
-            return "PUT", f"/api/v1/jobs/{random.choice(self.load_jobs)}", json.dumps(
-                {"data": f"update {serial}"}).encode()
-        return "POST", "/api/v1/projects", json.dumps(
-            {"name": f"load {os.getpid()} {serial}"}).encode()
+        return request_for(kind, self.project_id, self.load_project, self.load_jobs, serial)
 
     def stop(self) -> None:
         if self.receiver is not None:
@@ -208,7 +178,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sides: list[Side] = []
     try:
         for name, repo in (("A", REPO), ("B", os.path.abspath(args.other))):
-            sides.append(Side(name, repo, args.jobs))
+            sides.append(Side(name, repo))
+            sides[-1].set_up(args.jobs)
         log(f"A {sides[0].code} on port {sides[0].node.port}, B {sides[1].code} on port "
             f"{sides[1].node.port}; {args.jobs} jobs @every 1s each; warming up 5 s")
         time.sleep(5)
@@ -264,7 +235,9 @@ def text_report(r: dict[str, Any]) -> str:
         sched = s["scheduler"]
         lines.append(
             f"{name} {s['code']} ({s['repo']}): median {s['requests_per_s_median']} "
-            f"requests/s, {s['cpu_ms_per_request_median']} ms CPU per request; slots "
+            f"requests/s, {s['cpu_ms_per_request_median']} ms CPU per request (reactor "
+            f"{s['reactor_ms_per_request_median']}, other threads "
+            f"{s['other_threads_ms_per_request_median']}); slots "
             f"{sched['slots']}, delivered {sched['delivered']}, missed {sched['missed']}, "
             f"lateness p99 {sched['lateness_ms']['p99']} ms")
     lines.append(f"B/A per pair {r['ratio_b_over_a']['pairs']}; median "

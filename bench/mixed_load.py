@@ -43,8 +43,9 @@ import time
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from seed_harness import (Client, Node, Receiver, code_version, cpu_seconds,  # noqa: E402
-                          create_credential, loadavg, log, machine, parse_rfc3339, percentile)
+from seed_harness import (REPO, Client, Node, Receiver, code_version,  # noqa: E402
+                          cpu_seconds, create_credential, loadavg, log, machine,
+                          parse_rfc3339, percentile)
 
 #: what a client sends, with its weight, per --mix: "mixed" is half reads, half writes;
 #: "reads" only the two heaviest reads (the issue saw them alone halve deliveries)
@@ -114,6 +115,54 @@ class ApiClient:
         self.reader = self.writer = None
 
 
+def request_for(kind: str, project_id: int, load_project: int, load_jobs: list[int],
+                serial: int) -> tuple[str, str, bytes]:
+    """A request of C{kind}: reads of the fired project, writes in the load project (jobs
+    that fire once a year; an update changes a random one of C{load_jobs})."""
+    if kind == "list_jobs":
+        return "GET", f"/api/v1/jobs?projectId={project_id}&limit=50", b""
+    if kind == "list_executions":
+        return "GET", "/api/v1/executions?limit=50", b""
+    if kind == "health":
+        return "GET", "/api/monitoring/scheduler/health", b""
+    if kind == "get_project":
+        return "GET", f"/api/v1/projects/{project_id}", b""
+    if kind == "create_job":
+        return "POST", "/api/v1/jobs", json.dumps({
+            "projectId": load_project, "spec": "0 0 1 1 *",
+            "callbackUrl": "http://127.0.0.1:9/never", "data": "x" * 64}).encode()
+    if kind == "update_job":
+        return "PUT", f"/api/v1/jobs/{random.choice(load_jobs)}", json.dumps(
+            {"data": f"update {serial}"}).encode()
+    return "POST", "/api/v1/projects", json.dumps(
+        {"name": f"load {os.getpid()} {serial}"}).encode()
+
+
+def set_up(node: Node, receiver: Receiver, jobs: int,
+           repo: str = REPO) -> tuple[str, str, int, int, list[int], list[int]]:
+    """A credential, the fired project with C{jobs} jobs C{@every 1s} calling
+    C{receiver}, and the load project with 100 jobs that fire once a year: (key, secret,
+    fired project, load project, fired jobs, load jobs)."""
+    key, secret = create_credential(node.config, repo=repo)
+    client = Client(node.url, key, secret)
+    status, answer = client.post("/projects", b'{"name": "fired"}')
+    if status != 201:
+        raise SystemExit(f"create project: {status} {answer}")
+    project_id = answer["data"]["id"]
+    status, answer = client.post("/projects", b'{"name": "load"}')
+    load_project = answer["data"]["id"]
+    status, answer = client.post("/jobs", json.dumps([
+        {"projectId": project_id, "spec": "@every 1s", "data": json.dumps({"n": n}),
+         "callbackUrl": receiver.callback_url} for n in range(jobs)]).encode())
+    if status != 201:
+        raise SystemExit(f"create jobs: {status} {answer}")
+    fired = [job["id"] for job in answer["data"]]
+    status, answer = client.post("/jobs", json.dumps([
+        {"projectId": load_project, "spec": "0 0 1 1 *", "data": "seed",
+         "callbackUrl": "http://127.0.0.1:9/never"} for _ in range(100)]).encode())
+    return key, secret, project_id, load_project, fired, [job["id"] for job in answer["data"]]
+
+
 async def api_load(url_port: int, key: str, secret: str, clients: int, seconds: float,
                    project_id: int, load_project: int, seed_jobs: list[int],
                    mix: str = "mixed") -> dict[str, Any]:
@@ -127,31 +176,13 @@ async def api_load(url_port: int, key: str, secret: str, clients: int, seconds: 
     counter = iter(range(10**9))
     deadline = time.monotonic() + seconds
 
-    def request_for(kind: str) -> tuple[str, str, bytes]:
-        if kind == "list_jobs":
-            return "GET", f"/api/v1/jobs?projectId={project_id}&limit=50", b""
-        if kind == "list_executions":
-            return "GET", "/api/v1/executions?limit=50", b""
-        if kind == "health":
-            return "GET", "/api/monitoring/scheduler/health", b""
-        if kind == "get_project":
-            return "GET", f"/api/v1/projects/{project_id}", b""
-        if kind == "create_job":
-            return "POST", "/api/v1/jobs", json.dumps({
-                "projectId": load_project, "spec": "0 0 1 1 *",
-                "callbackUrl": "http://127.0.0.1:9/never", "data": "x" * 64}).encode()
-        if kind == "update_job":
-            return "PUT", f"/api/v1/jobs/{random.choice(load_jobs)}", json.dumps(
-                {"data": f"update {next(counter)}"}).encode()
-        return "POST", "/api/v1/projects", json.dumps(
-            {"name": f"load {os.getpid()} {next(counter)}"}).encode()
-
     async def one_client(index: int) -> None:
         source = f"127.0.{(index + 2) // 250}.{(index + 2) % 250 + 1}"
         client = ApiClient("127.0.0.1", url_port, source, headers)
         while time.monotonic() < deadline:
             kind = random.choices(kinds, weights)[0]
-            method, path, body = request_for(kind)
+            method, path, body = request_for(kind, project_id, load_project, load_jobs,
+                                             next(counter))
             t = time.monotonic()
             try:
                 status, content = await asyncio.wait_for(client.request(method, path, body),
@@ -226,25 +257,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     node = Node(keep=args.keep, extra="RateLimitPerMinute: 0\n")
     receiver = None
     try:
-        key, secret = create_credential(node.config)
         receiver = Receiver(0)
-        client = Client(node.url, key, secret)
-        status, answer = client.post("/projects", b'{"name": "fired"}')
-        if status != 201:
-            raise SystemExit(f"create project: {status} {answer}")
-        project_id = answer["data"]["id"]
-        status, answer = client.post("/projects", b'{"name": "load"}')
-        load_project = answer["data"]["id"]
-        status, answer = client.post("/jobs", json.dumps([
-            {"projectId": project_id, "spec": "@every 1s", "data": json.dumps({"n": n}),
-             "callbackUrl": receiver.callback_url} for n in range(args.jobs)]).encode())
-        if status != 201:
-            raise SystemExit(f"create jobs: {status} {answer}")
-        jobs = [job["id"] for job in answer["data"]]
-        status, answer = client.post("/jobs", json.dumps([
-            {"projectId": load_project, "spec": "0 0 1 1 *", "data": "seed",
-             "callbackUrl": "http://127.0.0.1:9/never"} for _ in range(100)]).encode())
-        seed_jobs = [job["id"] for job in answer["data"]]
+        key, secret, project_id, load_project, jobs, seed_jobs = set_up(node, receiver,
+                                                                        args.jobs)
         log(f"{len(jobs)} jobs @every 1s on port {node.port}; warming up 5 s")
         time.sleep(5)
         skipped_before = skipped_total(node)
