@@ -22,6 +22,11 @@ the batch's own transaction; a batch that fails on storage is retried until it i
 Commands are applied, and seen by the observers, as read back from their JSON by the writer
 thread (L{scheduler0.consensus.read_back}): a Raft entry's text (L{apply_encoded}), on a
 single node as on every replica; L{apply} takes a command as it is.
+
+It stays one module (over 450 lines): the lanes, the batch in the writer and the ordered
+hand-back share the same queues and the busy flag; what could leave has left (reading
+back: C{read_back.py}; logging a failed batch: C{batch_outcome.py}; the writers:
+C{writers.py}).
 """
 
 from __future__ import annotations
