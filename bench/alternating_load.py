@@ -207,8 +207,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "requests_per_s_median": _r(statistics.median(rates)),
                 "idle_cpu_percent_median": _r(100 * statistics.median(side.idle_cpu)),
                 **{f"{key}_median": _median(side.windows, key) for key in (
-                    "cpu_percent", "cpu_ms_per_request", "user_ms_per_request", "system_ms_per_request",
-                    "switches_per_request", "reactor_ms_per_request",
+                    "cpu_percent", "cpu_ms_per_request", "user_ms_per_request",
+                    "system_ms_per_request", "switches_per_request", "reactor_ms_per_request",
                     "other_threads_ms_per_request")},
                 "scheduler": analyze(side.receiver.dump(), side.jobs, start, end),
             }

@@ -206,6 +206,14 @@ class SpreadTests(TestCase):
         owned = sum(len(b) for b in queues.values())
         return queues if set(queues) == executors and owned == BUCKETS else None
 
+    async def spread_with(self, cluster: Cluster, node: Daemon,
+                          member: int) -> dict[int, frozenset[int]] | None:
+        """C{node}'s dump, once two nodes own buckets, C{member} one of them, and all 256
+        are owned."""
+        queues = await self.queues(cluster, node)
+        owned = sum(len(b) for b in queues.values())
+        return queues if len(queues) == 2 and member in queues and owned == BUCKETS else None
+
     async def settle(self, tally: Tally, job_ids: list[int], until: float,
                      timeout: float) -> None:
         """Until every job has been called back for a slot at or after C{until}, and the
@@ -345,17 +353,21 @@ class SpreadTests(TestCase):
                                                for j in ids))
 
         # restarted, it gets its share back, and still no slot is missed or sent under
-        # another id
+        # another id. Its return may set off an election (PySyncObj has no PreVote: a node
+        # that comes back may stand before it hears the leader), and then the new leader
+        # spreads the buckets over its two followers, the restarted node one of them
         await victim.start()
         restarted = time.monotonic()
-        back = await self.until(
-            lambda: self.owners_are(cluster, survivor, {victim_id, survivor_id}), 20,
-            "the restarted node given its share back")
+        back = await self.until(lambda: self.spread_with(cluster, survivor, victim_id), 20,
+                                "the restarted node given its share back")
         back_wall = time.time()
         took = time.monotonic() - restarted
         self.assertEqual(sorted(len(b) for b in back.values()), [128, 128])
-        self.assertEqual(await self.version(cluster, survivor), version + 2,
-                         "the buckets moved more than once to the restarted node")
+        moves = await self.version(cluster, survivor) - version
+        if set(back) == {victim_id, survivor_id}:  # the same leader
+            self.assertEqual(moves, 2, "the buckets moved more than once to the restarted node")
+        else:  # a new leader; the old one may have given the share back first
+            self.assertIn(moves, (2, 3), "the buckets moved more than once after the restart")
         self.assertLess(took, MOVE_WITHIN, f"the restarted node got its share back only "
                         f"{took:.1f} s after it answered")
         until = back_wall + 2 * PERIOD
