@@ -344,9 +344,7 @@ class CommandApplier:
             except Exception:
                 log.failure("a state-replaced observer failed")
         replacement.done.callback(None)
-        if self._on_written is not None:
-            self._on_written()
-        self._kick()
+        self._writer_free()
 
     def _retry_later(self) -> None:
         def retry() -> None:
@@ -423,6 +421,11 @@ class CommandApplier:
                 lane = self._delivering_urgent if urgent else self._delivering
                 lane.append((command, self._waiter(given), result, index))
             self._deliver()
+        self._writer_free()
+
+    def _writer_free(self) -> None:
+        """The writer is done with its work: tell L{on_written}'s callback, then give it
+        the next batch."""
         if self._on_written is not None:
             self._on_written()
         self._kick()

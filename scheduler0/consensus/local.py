@@ -25,8 +25,8 @@ what a node alone has no use for, each measured (BENCHMARKS.md):
   (L{AT_ONCE_ROWS}); the API's small writes of a reactor turn ride in one entry, proposed
   and ticked in the next turn, or, while the writer is busy, once it is done with its batch
   (everything at once with a writer that writes inline: tests then see the result before
-  C{submit} returns); no proposal is looked for again later
-  (none can be lost on the way) and none times out;
+  C{submit} returns); no proposal is looked for again later (none can be lost on the way)
+  and none times out;
 * no poll: PySyncObj's tick ends with one, which would hand the interpreter lock to the
   writer thread at every tick (L{scheduler0.consensus.raft_node.NoTransport}'s node has a
   poller that does nothing).
